@@ -1,0 +1,51 @@
+/* The memory map of the unikernel: where everything lives, virtually and physically.
+ * Included by C, by the assembly boot code and by the linker script (kernel.ld.S); the
+ * workbench also reads the three *_BASE constants from this file, so keep them plain numbers. */
+#ifndef MEMORY_LAYOUT_H
+#define MEMORY_LAYOUT_H
+
+/*
+ * Virtual address space: one, shared by the kernel and the application (4-level paging,
+ * 48-bit addresses, so the upper half starts at 0xffff800000000000).
+ *
+ *  0xffffffffffffffff +---------------------------------+
+ *                     | kernel image, section by section|
+ *                     |   .kernel_symbols  R--  (NX)    |  <- __kernel_end above it
+ *                     |   .data .bss       RW-  (NX)    |  stacks, each over an unmapped guard page
+ *                     |   .rodata          R--  (NX)    |  includes the PVH note
+ *  0xffffffff80100000 |   .text            R-X          |  __text_start = KERNEL_VIRTUAL_BASE + 1 MiB
+ *  0xffffffff80000000 +---------------------------------+  KERNEL_VIRTUAL_BASE (top 2 GiB: -mcmodel=kernel)
+ *                     |            unmapped             |
+ *                     +---------------------------------+
+ *                     | heap, grows up on demand        |  4 KiB pages, RW- NX, fresh and zeroed
+ *  0xffffc00000000000 +---------------------------------+  HEAP_BASE
+ *                     | direct map of all RAM           |  2 MiB pages, RW- NX: virtual = physical + base
+ *  0xffff800000000000 +---------------------------------+  DIRECT_MAP_BASE
+ *                     |   non-canonical: #GP on access  |
+ *  0x00007fffffffffff +---------------------------------+
+ *                     | lower half: unmapped            |  (room for a ring-3 region later)
+ *  0x0000000000000000 +---------------------------------+  null page: unmapped, so NULL faults
+ *
+ * Physical memory (from the PVH memory map; -m 64M on QEMU gives 0 .. 0x4000000):
+ *
+ *  0x00000000  firmware data, PVH start info and memory map (read once, at boot)
+ *  0x000a0000  VGA and BIOS hole: not RAM
+ *  0x00100000  kernel image: KERNEL_PHYSICAL_BASE, loaded by QEMU from the ELF's PT_LOADs
+ *  __kernel_end - KERNEL_VIRTUAL_BASE
+ *              free frames, handed out upwards: page tables, heap pages
+ *  end of RAM
+ */
+
+#define KERNEL_VIRTUAL_BASE   0xffffffff80000000  /* virtual = physical + this, for the image */
+#define KERNEL_PHYSICAL_BASE  0x100000            /* 1 MiB: above the BIOS hole */
+#define DIRECT_MAP_BASE       0xffff800000000000  /* virtual = physical + this, for all RAM */
+#define HEAP_BASE             0xffffc00000000000  /* first heap page */
+
+#define PAGE_SIZE             0x1000              /* 4 KiB */
+#define LARGE_PAGE_SIZE       0x200000            /* 2 MiB, one page-directory entry */
+#define BOOT_MAP_SIZE         0x40000000          /* 1 GiB mapped by the boot page tables */
+
+#define BOOT_STACK_SIZE       0x4000              /* 16 KiB; kernel_main and app_main run here */
+#define INTERRUPT_STACK_SIZE  0x2000              /* 8 KiB each, for the IST (see kernel/cpu.c) */
+
+#endif

@@ -1,0 +1,131 @@
+/* Names for the x86-64 hardware the kernel programs: control registers, MSRs, page-table
+ * entries, segment descriptors, and port I/O. Included by C and by the assembly boot code.
+ * "SDM" is the Intel 64 and IA-32 Architectures Software Developer's Manual; section numbers
+ * follow its 2023 editions (they shift between revisions, so titles are given where it helps). */
+#ifndef X86_H
+#define X86_H
+
+/* Constants must work in assembly (no "ull" suffix there) and in C (need 64-bit type). */
+#ifdef __ASSEMBLER__
+#define ULL(value)  value
+#else
+#define ULL(value)  value##ull
+#endif
+
+/* Control registers, SDM Vol. 3A 2.5. */
+#define CR0_PROTECTED_MODE  (ULL(1) << 0)   /* PE: already set by the PVH loader */
+#define CR0_WRITE_PROTECT   (ULL(1) << 16)  /* WP: read-only pages bind the kernel too */
+#define CR0_PAGING          (ULL(1) << 31)  /* PG: with EFER.LME set, activates long mode */
+#define CR4_PAE             (ULL(1) << 5)   /* physical address extension: 64-bit entries */
+
+/* Model-specific registers, SDM Vol. 4 table 2-2; EFER is SDM Vol. 3A 2.2.1. */
+#define MSR_EFER            0xc0000080
+#define EFER_SYSCALL        (ULL(1) << 0)   /* SCE: enables syscall/sysret (not used yet) */
+#define EFER_LME            (ULL(1) << 8)   /* long mode enable: takes effect with CR0.PG */
+#define EFER_NXE            (ULL(1) << 11)  /* no-execute enable: makes PTE_NO_EXEC legal */
+
+/* x86-64 paging, SDM Vol. 3A 4.5, tables 4-15 to 4-20. Four levels: 4 = PML4, 3 = PDPT,
+ * 2 = PD, 1 = PT. A virtual address splits into four 9-bit indices and a 12-bit offset:
+ *
+ *   63    48 47     39 38     30 29     21 20     12 11          0
+ *  +--------+---------+---------+---------+---------+-------------+
+ *  |sign ext| PML4 (4)| PDPT (3)|  PD (2) |  PT (1) |   offset    |
+ *  +--------+---------+---------+---------+---------+-------------+
+ */
+#define PTE_PRESENT         (ULL(1) << 0)   /* all other bits are ignored when clear */
+#define PTE_WRITABLE        (ULL(1) << 1)   /* writes allowed (for the kernel only if !CR0.WP) */
+#define PTE_USER            (ULL(1) << 2)   /* ring 3 may access */
+#define PTE_ACCESSED        (ULL(1) << 5)   /* set by the CPU on any access */
+#define PTE_DIRTY           (ULL(1) << 6)   /* set by the CPU on a write, leaf entries only */
+#define PTE_HUGE            (ULL(1) << 7)   /* in a PDPT or PD entry: 1 GiB or 2 MiB page */
+#define PTE_NO_EXEC         (ULL(1) << 63)  /* instruction fetch faults; needs EFER.NXE */
+#define PTE_ADDRESS_MASK    ULL(0x000ffffffffff000)  /* bits 51:12, the next table or frame */
+
+#define PT_ENTRIES              512
+#define PT_SHIFT(level)         (12 + 9 * ((level) - 1))
+#define PT_INDEX(level, vaddr)  (((vaddr) >> PT_SHIFT(level)) & 0x1ff)
+
+/* Segment descriptor bits, SDM Vol. 3A 3.4.5 and 5.2. In 64-bit mode base and limit of code
+ * and data segments are ignored; only the type, privilege and L bit matter. */
+#define SEGMENT_ACCESSED    (ULL(1) << 40)  /* preset, so the CPU never writes the GDT */
+#define SEGMENT_WRITABLE    (ULL(1) << 41)  /* data: writable; code: readable */
+#define SEGMENT_EXECUTABLE  (ULL(1) << 43)  /* a code segment */
+#define SEGMENT_CODE_DATA   (ULL(1) << 44)  /* S: code or data, not a system descriptor */
+#define SEGMENT_USER        (ULL(3) << 45)  /* DPL 3 */
+#define SEGMENT_PRESENT     (ULL(1) << 47)
+#define SEGMENT_LONG_MODE   (ULL(1) << 53)  /* L: 64-bit code segment */
+#define SEGMENT_TSS_64      (ULL(9) << 40)  /* type 9: available 64-bit TSS */
+
+#define SEGMENT_KERNEL_CODE (SEGMENT_PRESENT | SEGMENT_CODE_DATA | SEGMENT_EXECUTABLE | \
+                             SEGMENT_WRITABLE | SEGMENT_ACCESSED | SEGMENT_LONG_MODE)
+#define SEGMENT_KERNEL_DATA (SEGMENT_PRESENT | SEGMENT_CODE_DATA | SEGMENT_WRITABLE | \
+                             SEGMENT_ACCESSED)
+
+/* GDT slots. The order is the one syscall/sysret require (SDM Vol. 2B, SYSRET): kernel SS
+ * right after kernel CS; user CS32, user SS, user CS64 in a row. The TSS takes two slots. */
+#define GDT_KERNEL_CODE     1
+#define GDT_KERNEL_DATA     2
+#define GDT_USER_CODE_32    3               /* placeholder: sysret's base, never loaded */
+#define GDT_USER_DATA       4
+#define GDT_USER_CODE       5
+#define GDT_TSS             6
+#define GDT_ENTRIES         8
+#define SELECTOR(slot)      ((slot) * 8)    /* table indicator GDT, requested privilege 0 */
+
+/* Exception vectors that get special treatment, SDM Vol. 3A 6.3.1, table 6-1. */
+#define VECTOR_NMI               2
+#define VECTOR_DOUBLE_FAULT      8
+#define VECTOR_PAGE_FAULT        14
+#define VECTOR_MACHINE_CHECK     18
+/* One bit per exception for which the CPU pushes an error code. */
+#define VECTORS_WITH_ERROR_CODE  ((1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | \
+                                  (1 << 14) | (1 << 17) | (1 << 21) | (1 << 29) | (1 << 30))
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+static inline void port_write_8(uint16_t port, uint8_t value)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline void port_write_32(uint16_t port, uint32_t value)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline uint8_t port_read_8(uint16_t port)
+{
+    uint8_t value;
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+
+static inline uint64_t read_cr2(void)
+{
+    uint64_t value;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(value));
+    return value;
+}
+
+static inline uint64_t read_cr3(void)
+{
+    uint64_t value;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(value));
+    return value;
+}
+
+/* The caller guarantees the new tables map the running code, stack and data. */
+static inline void write_cr3(uint64_t pml4_paddr)
+{
+    __asm__ volatile("mov %0, %%cr3" : : "r"(pml4_paddr) : "memory");
+}
+
+static inline void halt_forever(void)
+{
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+#endif
+
+#endif

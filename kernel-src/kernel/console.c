@@ -1,0 +1,179 @@
+/* The serial console on COM1 (a 16550 UART): output by polling, input by interrupt into a
+ * small ring buffer. kernel_main calls console_init() first; everything else prints through
+ * console_write/console_printf; the interrupt dispatcher calls console_interrupt() on IRQ 4. */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include "internal.h"
+#include "x86.h"
+
+/* 16550 registers, as offsets from the base port (PC16550D data sheet, table 2). */
+#define COM1                     0x3f8
+#define UART_DATA                0       /* receive / transmit; divisor low byte with DLAB */
+#define UART_INTERRUPT_ENABLE    1       /* divisor high byte with DLAB */
+#define UART_FIFO_CONTROL        2
+#define UART_LINE_CONTROL        3
+#define UART_MODEM_CONTROL       4
+#define UART_LINE_STATUS         5
+
+#define INTERRUPT_ON_RECEIVE     (1 << 0)
+#define FIFO_ENABLE_AND_CLEAR    0x07    /* enable, clear receive and transmit FIFOs */
+#define LINE_8N1                 0x03    /* 8 data bits, no parity, 1 stop bit */
+#define LINE_DIVISOR_LATCH       0x80    /* DLAB: ports 0 and 1 become the baud divisor */
+#define MODEM_DTR_RTS_OUT2       0x0b    /* on a PC, OUT2 gates the UART's interrupt line */
+#define STATUS_DATA_READY        (1 << 0)
+#define STATUS_TRANSMIT_EMPTY    (1 << 5)
+#define BAUD_DIVISOR             1       /* 115200 / 1 = 115200 baud */
+
+/* Written only by console_interrupt, read only by console_read_line: one producer, one
+ * consumer, so the two indices need no lock. */
+#define INPUT_SIZE 256
+static char input_buffer[INPUT_SIZE];
+static volatile uint32_t input_head, input_tail;
+
+void console_init(void)
+{
+    port_write_8(COM1 + UART_INTERRUPT_ENABLE, 0);
+    port_write_8(COM1 + UART_LINE_CONTROL, LINE_DIVISOR_LATCH);
+    port_write_8(COM1 + UART_DATA, BAUD_DIVISOR & 0xff);
+    port_write_8(COM1 + UART_INTERRUPT_ENABLE, BAUD_DIVISOR >> 8);
+    port_write_8(COM1 + UART_LINE_CONTROL, LINE_8N1);
+    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_ENABLE_AND_CLEAR);
+    port_write_8(COM1 + UART_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
+    port_write_8(COM1 + UART_INTERRUPT_ENABLE, INTERRUPT_ON_RECEIVE);
+}
+
+void console_interrupt(void)
+{
+    while (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY) {
+        char byte = (char)port_read_8(COM1 + UART_DATA);
+        if (input_head - input_tail < INPUT_SIZE)       /* when full, drop the byte */
+            input_buffer[input_head++ % INPUT_SIZE] = byte;
+    }
+}
+
+static char console_read_byte(void)
+{
+    for (;;) {
+        __asm__ volatile("cli");
+        if (input_head != input_tail) {
+            char byte = input_buffer[input_tail++ % INPUT_SIZE];
+            __asm__ volatile("sti");
+            return byte;
+        }
+        /* sti takes effect after the next instruction, so no interrupt can arrive between
+         * the check above and hlt: the byte that wakes us is never missed. */
+        __asm__ volatile("sti; hlt");
+    }
+}
+
+size_t console_read_line(char *line, size_t size)
+{
+    static bool previous_was_return;    /* "\r\n" is one line ending, not two */
+    size_t length = 0;
+
+    for (;;) {
+        char byte = console_read_byte();
+        if (byte == '\n' && previous_was_return) {
+            previous_was_return = false;
+            continue;
+        }
+        previous_was_return = (byte == '\r');
+        if (byte == '\r' || byte == '\n')
+            break;
+        if (length + 1 < size)
+            line[length++] = byte;
+    }
+    line[length] = '\0';
+    return length;
+}
+
+static void console_put(char byte)
+{
+    while (!(port_read_8(COM1 + UART_LINE_STATUS) & STATUS_TRANSMIT_EMPTY))
+        ;
+    port_write_8(COM1 + UART_DATA, (uint8_t)byte);
+}
+
+void console_write(const char *text, size_t length)
+{
+    for (size_t i = 0; i < length; i++)
+        console_put(text[i]);
+}
+
+static void put_number(uint64_t value, unsigned base, bool negative, int width, char pad)
+{
+    char digits[24];
+    int count = 0;
+
+    do {
+        digits[count++] = "0123456789abcdef"[value % base];
+        value /= base;
+    } while (value != 0);
+    if (negative)
+        width--;
+    if (negative && pad == '0')
+        console_put('-');
+    for (; width > count; width--)
+        console_put(pad);
+    if (negative && pad != '0')
+        console_put('-');
+    while (count > 0)
+        console_put(digits[--count]);
+}
+
+/* A small printf: %d %u %x %p %s %c %%, the flag 0, a width, and the sizes l, ll and z. */
+void console_printf(const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    for (const char *p = format; *p != '\0'; p++) {
+        if (*p != '%') {
+            console_put(*p);
+            continue;
+        }
+        char pad = ' ';
+        int width = 0;
+        bool is_long = false;
+        if (*++p == '0')
+            pad = *p++;
+        while (*p >= '0' && *p <= '9')
+            width = width * 10 + (*p++ - '0');
+        while (*p == 'l' || *p == 'z') {
+            is_long = true;
+            p++;
+        }
+        switch (*p) {
+        case 'd': {
+            int64_t value = is_long ? va_arg(arguments, int64_t) : va_arg(arguments, int);
+            put_number(value < 0 ? -(uint64_t)value : (uint64_t)value, 10, value < 0, width, pad);
+            break;
+        }
+        case 'u':
+        case 'x': {
+            uint64_t value = is_long ? va_arg(arguments, uint64_t) : va_arg(arguments, unsigned);
+            put_number(value, *p == 'u' ? 10 : 16, false, width, pad);
+            break;
+        }
+        case 'p':
+            console_write("0x", 2);
+            put_number((uint64_t)va_arg(arguments, void *), 16, false, width, pad);
+            break;
+        case 's': {
+            const char *text = va_arg(arguments, const char *);
+            console_write(text, strlen(text));
+            break;
+        }
+        case 'c':
+            console_put((char)va_arg(arguments, int));
+            break;
+        case '%':
+            console_put('%');
+            break;
+        default:                        /* unknown or truncated: stop rather than guess */
+            va_end(arguments);
+            return;
+        }
+    }
+    va_end(arguments);
+}

@@ -1,0 +1,72 @@
+/* Interfaces between the kernel's own files (kernel/*.c and *.S); the application uses only
+ * include/kernel.h. Listed in the order kernel_main (kernel/main.c) calls them. */
+#ifndef INTERNAL_H
+#define INTERNAL_H
+
+#include "memory_layout.h"
+
+/* Interrupt vectors, shared with interrupts.S. */
+#define EXCEPTION_COUNT      32     /* vectors 0-31 are the CPU's exceptions */
+#define IRQ_BASE             32     /* the PIC's 16 lines are remapped to vectors 32-47 */
+#define IRQ_COUNT            16
+#define IRQ_TIMER            0
+#define IRQ_COM1             4
+#define VECTOR_COUNT         (IRQ_BASE + IRQ_COUNT)
+#define INTERRUPT_STUB_SIZE  16     /* bytes per entry stub: stub v is at interrupt_stubs + 16 v */
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+#include "kernel.h"
+
+/* Linker-script symbols (kernel.ld.S): only their addresses mean something. */
+extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[];
+extern char __data_start[], __data_end[], __bss_start[], __bss_end[];
+extern char __symbols_start[], __kernel_end[];
+extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
+
+/* The direct map makes every physical address reachable at a fixed offset. */
+#define PHYSICAL_TO_VIRTUAL(paddr)  ((void *)((uint64_t)(paddr) + DIRECT_MAP_BASE))
+#define KERNEL_PHYSICAL(vaddr)      ((uint64_t)(vaddr) - KERNEL_VIRTUAL_BASE)
+
+/* kernel/console.c: COM1 at 115200 8N1; input arrives by interrupt (IRQ 4). */
+void console_init(void);
+void console_interrupt(void);
+
+/* kernel/paging.c: physical frames above the image, the final page tables, the heap. */
+void frames_init(uint64_t first_paddr, uint64_t end_paddr);
+void paging_init(const uint64_t *ram_ranges, unsigned range_count);
+
+/* kernel/cpu.c: GDT with TSS (interrupt stacks), and the IDT. Each stack sits over an unmapped
+ * guard page; paging.c leaves the guard pages out of the page tables. */
+struct guarded_stack {
+    uint8_t guard[PAGE_SIZE];
+    uint8_t stack[INTERRUPT_STACK_SIZE];
+} __attribute__((aligned(PAGE_SIZE)));
+
+#define INTERRUPT_STACK_COUNT 4     /* #DF, #NMI, #MC, #PF: see cpu.c */
+extern struct guarded_stack interrupt_stacks[INTERRUPT_STACK_COUNT];
+void gdt_init(void);
+void idt_init(void);
+
+/* What kernel/interrupts.S pushes: general registers, then vector and error code (0 when the
+ * CPU pushes none), then what the CPU pushed itself (SDM Vol. 3A 6.14.2, 64-bit stack frame). */
+struct interrupt_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector, error_code;
+    uint64_t rip, cs, rflags, rsp, ss;
+};
+
+/* kernel/fault.c: called from interrupts.S for every vector. */
+void interrupt_dispatch(struct interrupt_frame *frame);
+
+/* kernel/timer.c: the 8259 PIC and the 8254 PIT. */
+void pic_init(void);
+void pic_end_of_interrupt(unsigned irq);
+void timer_init(void);
+
+/* kernel/scenario.c: the fault selected at build time (make SCENARIO=...). */
+void scenario_at_boot(void);
+
+#endif /* __ASSEMBLER__ */
+#endif

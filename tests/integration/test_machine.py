@@ -1,0 +1,228 @@
+"""The real unikernel in real QEMU: boot, console protocol, faults, timeouts, lifetime."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.image import Image
+from workbench.machine import GuestStopped, GuestTimeout, Machine, MachineClosed, MachineState, QemuStartError
+from workbench.workspace import Workspace
+
+pytestmark = pytest.mark.qemu
+
+HEAP_BASE = 0xFFFFC00000000000
+BANNER = "app: Hello from the unikernel!"
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def qemu_children() -> list[int]:
+    """PIDs of QEMU processes whose parent is this test process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if command.startswith("qemu-system") and int(rest[1]) == os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("machine_type", ["microvm", "pc", "q35"])
+def test_boots_to_the_banner_on_every_machine_type(image: Image, machine_type: str) -> None:
+    with Machine(image, machine_type=machine_type) as machine:
+        machine.wait_for(BANNER)
+        assert "kernel: " in machine.console.text
+        assert machine.state is MachineState.RUNNING
+
+
+def test_the_line_protocol(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        assert machine.request("help")["commands"].split(",")[:2] == ["help", "ticks"]
+        first = machine.request("ticks").number("ticks")
+        time.sleep(0.3)
+        later = machine.request("ticks")
+        assert later.number("ticks") > first, "the timer does not tick"
+        assert later["hz"] == "100"
+        alloc = machine.request("alloc 3")
+        vaddr = alloc.number("vaddr")
+        assert vaddr >= HEAP_BASE and alloc.number("pages") == 3
+        assert machine.request(f"read {vaddr:#x}").number("value") == 0  # fresh pages are zeroed
+        machine.request(f"write {vaddr + 8:#x} 0x1234abcd")
+        assert machine.request(f"read {vaddr + 8:#x}").number("value") == 0x1234ABCD
+        wrong = machine.request("teleport now")
+        assert not wrong.ok and wrong["message"]
+        machine.send_line("exit 5")
+        outcome = machine.wait(timeout=10)
+        assert outcome.state is MachineState.EXITED and outcome.exit_status == 5
+
+
+EXPECTED_FAULTS = {
+    "null-write": (14, "PF"),
+    "text-write": (14, "PF"),
+    "general-protection": (13, "GP"),
+    "invalid-opcode": (6, "UD"),
+    "divide-error": (0, "DE"),
+    "stack-overflow": (14, "PF"),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED_FAULTS))
+def test_each_fault_scenario_is_reported_and_the_machine_paused(built_workspace: Workspace, scenario: str) -> None:
+    image = built_workspace.build(scenario=scenario)
+    with Machine(image) as machine:
+        outcome = machine.wait(timeout=15)
+        assert outcome.state is MachineState.FAULTED, outcome
+        assert outcome.fault is not None
+        assert (outcome.fault.vector, outcome.fault.mnemonic) == EXPECTED_FAULTS[scenario]
+        assert outcome.fault.symbol != "?", "the guest could not name the faulting function"
+        assert outcome.registers is not None
+        assert machine.qmp("query-status")["running"] is False
+        cr2 = outcome.fault.cr2
+        if scenario == "null-write":
+            assert cr2 == 0 and "null page" in outcome.explanation
+        if scenario == "text-write":
+            text = image.section(".text")
+            assert cr2 is not None and text.vaddr <= cr2 < text.end
+            assert "write" in outcome.fault.error_decoded and "present" in outcome.fault.error_decoded
+        if scenario == "stack-overflow":
+            guard = image.symbol("boot_stack_guard")
+            assert cr2 is not None and guard.vaddr <= cr2 < guard.vaddr + 4096
+            assert "guard page" in outcome.explanation
+
+
+def test_a_fault_requested_at_run_time_raises_while_waiting(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        machine.send_line("fault null-write")
+        with pytest.raises(GuestStopped, match="Page Fault") as caught:
+            machine.wait_for("never printed")
+        assert caught.value.outcome.fault is not None and caught.value.outcome.fault.cr2 == 0
+        assert machine.state is MachineState.FAULTED
+
+
+def test_a_triple_fault_leaves_the_machine_paused(image: Image) -> None:
+    """Break the double-fault and page-fault gates, then touch the null page."""
+    idt = image.symbol("idt").vaddr
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        for vector in (8, 14):
+            for word in range(2):
+                machine.request(f"write {idt + 16 * vector + 8 * word:#x} 0")
+        machine.send_line("read 0x0")
+        outcome = machine.wait(timeout=15)
+        assert outcome.state is MachineState.TRIPLE_FAULT
+        assert "triple-faulted" in outcome.explanation
+        assert outcome.registers is not None
+        assert any(e.name == "SHUTDOWN" and e.data.get("reason") == "guest-reset" for e in machine.events)
+
+
+def test_a_guest_that_prints_nothing_times_out_and_qemu_is_stopped(workspace: Workspace) -> None:
+    workspace.replace("app/main.c", "void app_main(void)\n{", "void app_main(void)\n{\n    for (;;) {}")
+    image = workspace.build()
+    machine = Machine(image).start()
+    with pytest.raises(GuestTimeout, match=r"did not print 'app:' within 1 s.*app_main") as caught:
+        machine.wait_for("app:", timeout=1)
+    assert caught.value.registers is not None
+    assert machine.state is MachineState.CLOSED
+    assert machine.pid not in qemu_children()
+    with pytest.raises(MachineClosed):
+        machine.send_line("ticks")
+
+
+def test_reset_boots_again_and_pause_stops_time(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for(BANNER)
+        machine.pause()
+        assert machine.state is MachineState.PAUSED
+        assert machine.qmp("query-status")["running"] is False
+        machine.resume()
+        assert machine.state is MachineState.RUNNING
+        machine.reset()
+        machine.wait_for(BANNER)  # a second banner, after the reset
+        assert machine.console.text.count(BANNER) == 2
+
+
+def test_qemu_that_will_not_start_reports_its_own_words(image: Image, tmp_path: Path) -> None:
+    with pytest.raises(QemuStartError, match="QEMU said"):
+        Machine(image, extra_args=("-no-such-option",)).start()
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("this is not a kernel\n")
+    with pytest.raises(Exception, match="ELF|magic|not"):
+        Machine(not_an_image).start()
+    assert qemu_children() == []
+
+
+def test_nothing_outlives_many_machines(built_workspace: Workspace, image: Image) -> None:
+    faulty = built_workspace.build(scenario="divide-error")
+
+    def snapshot() -> tuple[int, int, int]:
+        return (len(os.listdir("/proc/self/fd")), len(qemu_children()), len(os.listdir("/tmp")))
+
+    before = snapshot()
+    for _ in range(4):
+        with Machine(image) as machine:  # exits by itself
+            machine.wait_for("> ")
+            machine.send_line("exit 0")
+            machine.wait()
+        with Machine(faulty) as machine:  # faults and stays paused until closed
+            machine.wait()
+        machine = Machine(image).start()  # hangs from the host's point of view
+        with pytest.raises(GuestTimeout):
+            machine.wait_for("never", timeout=0.5)
+        with pytest.raises(QemuStartError):
+            Machine(image, extra_args=("-no-such-option",)).start()
+    assert snapshot() == before
+
+
+def test_qemu_dies_with_the_python_process_that_started_it(image: Image) -> None:
+    script = textwrap.dedent(f"""
+        import sys, time
+        from workbench.machine import Machine
+        machine = Machine({str(image.path)!r}).start()
+        machine.wait_for("> ")
+        print(machine.pid, flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    qemu_pid = int(parent.stdout.readline())
+    assert alive(qemu_pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while alive(qemu_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(qemu_pid), "QEMU outlived the process that started it"
+
+
+def test_a_named_machine_replaces_the_one_before(image: Image) -> None:
+    first = Machine(image, name="lesson").start()
+    second = Machine(image, name="lesson").start()
+    try:
+        assert first.state is MachineState.CLOSED
+        assert second.state is MachineState.RUNNING
+        assert re.search(r"lesson", repr(second))
+    finally:
+        second.close()

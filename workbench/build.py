@@ -1,0 +1,167 @@
+"""Build the unikernel with its own Makefile and turn the result into an Image or a BuildError.
+
+`make` does the incremental work; this module picks the toolchain and build directory, runs
+make with a timeout, and parses compiler and linker diagnostics so a notebook can show each
+one next to the source line it is about.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .display import SourceView, excerpt
+from .errors import WorkbenchError
+from .host import TOOLCHAIN_PACKAGES, TOOLCHAINS, toolchain_missing
+from .image import Image
+
+IMAGE_NAME = "unikernel.elf"
+DEFAULT_TOOLCHAIN = os.environ.get("WORKBENCH_TOOLCHAIN", "gcc")
+SCENARIOS = ("none", "null-write", "text-write", "general-protection", "invalid-opcode",
+             "divide-error", "stack-overflow")
+
+# GCC and clang: "app/main.c:14:5: error: expected ';' before 'return'"
+_DIAGNOSTIC = re.compile(
+    r"^(?P<path>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<column>\d+):)? "
+    r"(?P<severity>fatal error|error|warning|note): (?P<message>.*)$",
+    re.MULTILINE,
+)
+# GNU ld and lld: "ld: ...: undefined reference to `x'", "ld.lld: error: undefined symbol: x"
+_LINKER_ERROR = re.compile(r"^(?:\S*ld(?:\.lld)?|make): (?:\*\*\* )?(?:error: )?(?P<message>.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One compiler message about one place in the source."""
+
+    path: str  # relative to the source directory
+    line: int
+    column: int | None
+    severity: str  # "error", "fatal error", "warning" or "note"
+    message: str
+
+    def __str__(self) -> str:
+        column = f"{self.column}:" if self.column else ""
+        return f"{self.path}:{self.line}:{column} {self.severity}: {self.message}"
+
+
+class BuildError(WorkbenchError):
+    """The unikernel did not build. `diagnostics` holds each error with its place."""
+
+    def __init__(self, summary: str, *, diagnostics: tuple[Diagnostic, ...], output: str,
+                 source_dir: Path) -> None:
+        self.summary = summary
+        self.diagnostics = diagnostics
+        self.output = output
+        self.source_dir = source_dir
+        super().__init__(self.render_text())
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity in ("error", "fatal error"))
+
+    def excerpts(self, context: int = 2) -> list[tuple[Diagnostic, SourceView | None]]:
+        """Each error or warning with the source lines around it (None if unreadable)."""
+        shown = []
+        for diagnostic in self.diagnostics:
+            if diagnostic.severity == "note":
+                continue
+            try:
+                text = (self.source_dir / diagnostic.path).read_text(errors="replace")
+            except OSError:
+                shown.append((diagnostic, None))
+                continue
+            caret = " " * ((diagnostic.column or 1) - 1) + "^ " + diagnostic.message
+            shown.append((diagnostic, excerpt(
+                diagnostic.path, text, diagnostic.line - context, diagnostic.line + context,
+                marked={diagnostic.line}, notes={diagnostic.line: caret},
+            )))
+        return shown
+
+    def render_text(self) -> str:
+        parts = [self.summary]
+        for diagnostic, view in self.excerpts():
+            parts.append(str(diagnostic))
+            if view is not None:
+                parts.append(str(view))
+        if not self.diagnostics:
+            parts.append("\n".join(self.output.strip().splitlines()[-20:]))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p><b>{html.escape(self.summary)}</b></p>"]
+        for diagnostic, view in self.excerpts():
+            parts.append(f"<p style='font-family:monospace;color:#b00'>{html.escape(str(diagnostic))}</p>")
+            if view is not None:
+                parts.append(view._repr_html_())
+        if not self.diagnostics:
+            parts.append(f"<pre>{html.escape(self.output[-4000:])}</pre>")
+        return "".join(parts)
+
+
+def parse_diagnostics(output: str) -> tuple[Diagnostic, ...]:
+    """Every `path:line:column: severity: message` in compiler output, in order."""
+    return tuple(
+        Diagnostic(m["path"], int(m["line"]), int(m["column"]) if m["column"] else None,
+                   m["severity"], m["message"].strip())
+        for m in _DIAGNOSTIC.finditer(output)
+    )
+
+
+def build_image(
+    source_dir: Path,
+    *,
+    scenario: str = "none",
+    toolchain: str = DEFAULT_TOOLCHAIN,
+    timeout: float = 120.0,
+) -> Image:
+    """Run make in `source_dir` and return the Image, or raise BuildError.
+
+    Each (toolchain, scenario) pair builds in its own directory under `build/`, so switching
+    between them stays incremental.
+    """
+    if toolchain not in TOOLCHAINS:
+        raise WorkbenchError(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
+    if scenario not in SCENARIOS:
+        raise WorkbenchError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    missing = toolchain_missing(toolchain)
+    if missing:
+        raise WorkbenchError(
+            f"the {toolchain} toolchain is incomplete here: {', '.join(missing)} not found. "
+            f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
+        )
+    build_dir = f"build/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
+    variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario}
+    command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
+               *(f"{k}={v}" for k, v in variables.items())]
+    started = time.monotonic()
+    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+        command, cwd=source_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "LC_ALL": "C"},  # plain ASCII quotes in diagnostics
+        start_new_session=True,  # so a timeout can stop make and every compiler it started
+    )
+    try:
+        output_bytes, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise WorkbenchError(f"the build took longer than {timeout:g} s and was stopped") from None
+    seconds = time.monotonic() - started
+    output = output_bytes.decode(errors="replace")
+    if process.returncode != 0:
+        diagnostics = parse_diagnostics(output)
+        count = sum(d.severity in ("error", "fatal error") for d in diagnostics)
+        if count:
+            summary = f"The build failed with {count} error{'s' if count != 1 else ''}."
+        else:
+            linker = [m["message"] for m in _LINKER_ERROR.finditer(output)]
+            summary = "The build failed" + (f": {linker[0]}" if linker else ".")
+        raise BuildError(summary, diagnostics=diagnostics, output=output, source_dir=source_dir)
+    return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds,
+                      toolchain=toolchain, scenario=scenario)

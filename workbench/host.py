@@ -1,0 +1,86 @@
+"""What this host offers: the QEMU binary and its abilities, the C toolchains, acceleration.
+
+Used by Machine to build a command line that works on the installed QEMU (7.2 on Debian 12,
+8.2 on Ubuntu 24.04), and by `workbench doctor` to tell a student what is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WorkbenchError
+
+QEMU_BINARY = "qemu-system-x86_64"
+QBOOT_CANDIDATES = ("/usr/share/qemu/qboot.rom", "/usr/share/seabios/qboot.rom")
+INSTALL_HINT = "sudo apt-get install qemu-system-x86"
+
+# The toolchains the unikernel's Makefile supports, as make variables.
+TOOLCHAINS: dict[str, dict[str, str]] = {
+    "gcc": {"CC": "gcc", "LD": "ld", "NM": "nm"},
+    "clang": {"CC": "clang", "LD": "ld.lld", "NM": "nm"},
+}
+TOOLCHAIN_PACKAGES = {"gcc": "gcc binutils make", "clang": "clang lld binutils make"}
+
+
+class QemuNotFound(WorkbenchError):
+    """QEMU is not installed, or is too old to drive."""
+
+
+@dataclass(frozen=True)
+class QemuInfo:
+    """The installed QEMU: its path, version and what it can do."""
+
+    path: str
+    version: tuple[int, int, int]
+    machine_types: frozenset[str]
+    has_sandbox: bool
+    qboot_rom: str | None
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+@functools.lru_cache(maxsize=1)
+def qemu_info() -> QemuInfo:
+    """Probe the QEMU binary once per process (a few tens of milliseconds)."""
+    path = shutil.which(os.environ.get("WORKBENCH_QEMU", QEMU_BINARY))
+    if path is None:
+        raise QemuNotFound(
+            f"{QEMU_BINARY} is not installed, so the unikernel cannot boot. "
+            f"Install it with: {INSTALL_HINT}"
+        )
+
+    def ask(*args: str) -> str:
+        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=30, check=False)
+        return done.stdout + done.stderr
+
+    version_match = re.search(r"version (\d+)\.(\d+)\.(\d+)", ask("--version"))
+    if version_match is None:
+        raise QemuNotFound(f"could not read the version of {path}")
+    version = (int(version_match[1]), int(version_match[2]), int(version_match[3]))
+    if version < (6, 0, 0):
+        raise QemuNotFound(f"QEMU {'.'.join(map(str, version))} is too old; 6.0 or newer is needed (for -action)")
+    machine_types = frozenset(
+        line.split()[0] for line in ask("-machine", "help").splitlines()[1:] if line.strip()
+    )
+    has_sandbox = "-sandbox" in ask("-help")
+    qboot = next((p for p in QBOOT_CANDIDATES if Path(p).is_file()), None)
+    return QemuInfo(path, version, machine_types, has_sandbox, qboot)
+
+
+def kvm_usable() -> bool:
+    """True when /dev/kvm can be opened (it may still be slow nested virtualisation)."""
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def toolchain_missing(name: str) -> list[str]:
+    """The programs of toolchain `name` (plus make) that are not on PATH."""
+    programs = [*TOOLCHAINS[name].values(), "make"]
+    return [p for p in dict.fromkeys(programs) if shutil.which(p) is None]

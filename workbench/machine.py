@@ -1,0 +1,627 @@
+"""One QEMU process running the unikernel, owned completely by this Python process.
+
+Machine starts QEMU with guest RAM in a memfd that Python created, QMP and the serial console
+on socket pairs (no socket files, no races), and `-action reboot=shutdown,shutdown=pause` so a
+triple fault leaves the machine paused for inspection. Everything runs on the machine's own
+event-loop thread (see _loop.py); the methods here are synchronous and every one has a timeout.
+
+Lifetime: QEMU gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), which
+covers a killed Jupyter kernel; `close()` (also from `with`, atexit and the finaliser) quits
+it politely, then kills it, and releases every descriptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import ctypes
+import enum
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from ._loop import LoopThread
+from .console import DEFAULT_LIMIT, Console
+from .cpu import Registers, parse_info_registers
+from .errors import WorkbenchError
+from .faults import FAULT_LINE, GuestFault
+from .host import qemu_info
+from .image import Image
+from .memory import GuestRAM
+
+MACHINE_TYPES = ("microvm", "pc", "q35")
+ACCELERATORS = ("tcg", "kvm")
+DEBUG_EXIT_PORT = 0xF4
+MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
+QUIT_GRACE_SECONDS = 2.0
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# Results and errors.
+
+
+class MachineState(enum.Enum):
+    """Where a machine is in its life; `terminal` states have no running QEMU."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FAULTED = "faulted"  # the guest reported a CPU exception; QEMU is paused
+    TRIPLE_FAULT = "triple-fault"  # the CPU reset itself; QEMU is paused
+    EXITED = "exited"  # QEMU has exited (the guest asked, or QEMU failed)
+    CLOSED = "closed"  # closed by us
+
+    @property
+    def terminal(self) -> bool:
+        return self in (MachineState.EXITED, MachineState.CLOSED)
+
+    @property
+    def stopped_by_guest(self) -> bool:
+        return self in (MachineState.FAULTED, MachineState.TRIPLE_FAULT, MachineState.EXITED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a guest stopped: it exited, faulted, or triple-faulted; with what evidence."""
+
+    state: MachineState
+    exit_status: int | None = None  # the value the guest wrote to isa-debug-exit
+    qemu_returncode: int | None = None
+    fault: GuestFault | None = None
+    registers: Registers | None = None
+    explanation: str = ""
+
+    def __str__(self) -> str:
+        return self.explanation
+
+
+class MachineError(WorkbenchError):
+    """Something went wrong with a machine; carries what the console and QEMU last said."""
+
+    def __init__(self, message: str, *, console_tail: str = "", qemu_log: str = "") -> None:
+        parts = [message]
+        if console_tail:
+            parts.append("The guest's last output was:\n" + _indent(console_tail))
+        if qemu_log:
+            parts.append("QEMU said:\n" + _indent(qemu_log))
+        super().__init__("\n".join(parts))
+        self.console_tail = console_tail
+        self.qemu_log = qemu_log
+
+
+class QemuStartError(MachineError):
+    """QEMU did not start, or exited before the guest could run."""
+
+
+class GuestTimeout(MachineError):
+    """The guest did not do what was awaited in time; QEMU has been stopped."""
+
+    def __init__(self, message: str, *, registers: Registers | None = None, **context: str) -> None:
+        super().__init__(message, **context)
+        self.registers = registers
+
+
+class GuestStopped(MachineError):
+    """The guest stopped (exit, fault, triple fault) while something was still awaited."""
+
+    def __init__(self, outcome: Outcome, awaited: str, **context: str) -> None:
+        super().__init__(f"{outcome.explanation}\n(This happened while waiting for {awaited}.)", **context)
+        self.outcome = outcome
+
+
+class MachineClosed(MachineError):
+    """The machine was used after it was closed."""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip().splitlines())
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer of the application's line protocol: `ok CMD k=v ...` or `error CMD msg`."""
+
+    ok: bool
+    command: str
+    fields: dict[str, str] = field(default_factory=dict)
+    line: str = ""
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+    def number(self, key: str) -> int:
+        """A field as an int: `0x...` is hex, anything else decimal."""
+        value = self.fields[key]
+        return int(value, 16) if value.startswith("0x") else int(value)
+
+
+@dataclass(frozen=True)
+class QmpEvent:
+    name: str
+    data: dict[str, Any]
+    seconds: float  # since the machine started
+
+
+# The machine.
+
+_live_machines: weakref.WeakSet[Machine] = weakref.WeakSet()
+_named_machines: weakref.WeakValueDictionary[str, Machine] = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every machine of this process (also called at interpreter exit)."""
+    for machine in list(_live_machines):
+        machine.close()
+
+
+class Machine:
+    """A unikernel image booted in QEMU.
+
+    Use it as a context manager, or call `start()` and later `close()`. Passing `name`
+    closes an earlier machine of the same name first, so re-running a notebook cell does
+    not pile up QEMU processes.
+    """
+
+    def __init__(
+        self,
+        image: Image | str | Path,
+        *,
+        machine_type: str = "microvm",
+        accel: str = "tcg",
+        memory_mib: int = 64,
+        cpu: str = "qemu64",
+        console_limit: int = DEFAULT_LIMIT,
+        name: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        if machine_type not in MACHINE_TYPES:
+            raise ValueError(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
+        if accel not in ACCELERATORS:
+            raise ValueError(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
+        if not 16 <= memory_mib <= MAX_MEMORY_MIB:
+            raise ValueError(f"memory_mib must be between 16 and {MAX_MEMORY_MIB}, not {memory_mib}")
+        self.image = image if isinstance(image, Image) else Image.load(image)
+        self.machine_type = machine_type
+        self.accel = accel
+        self.memory_mib = memory_mib
+        self.cpu = cpu
+        self.name = name
+        self.extra_args = extra_args
+        self.console = Console(console_limit)
+        self.events: deque[QmpEvent] = deque(maxlen=1000)
+        self.outcome: Outcome | None = None
+        self.ram: GuestRAM | None = None
+        self._state = MachineState.CREATED
+        self._state_lock = threading.Lock()
+        self._loop: LoopThread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._qmp: QMPClient | None = None
+        self._qemu_log_fd = -1
+        self._sockets: list[socket.socket] = []
+        self._started_at = 0.0
+        self._partial_line = ""
+        self._pending_fault: GuestFault | None = None
+
+    # Life cycle.
+
+    def __enter__(self) -> Machine:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def state(self) -> MachineState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def command_line(self, ram_fd: int, qmp_fd: int, serial_fd: int) -> list[str]:
+        """The QEMU command line for this machine, given the descriptors QEMU inherits."""
+        info = qemu_info()
+        machine = f"{self.machine_type},memory-backend=ram"
+        if self.machine_type == "microvm":
+            machine += ",pit=on,pic=on,rtc=off,isa-serial=on"  # the legacy timer and serial the guest uses
+        args = [
+            info.path,
+            "-name", self.name or "workbench",
+            "-machine", machine,
+            "-accel", self.accel,
+            "-cpu", self.cpu,
+            "-m", f"{self.memory_mib}M",
+            "-object", f"memory-backend-file,id=ram,size={self.memory_mib}M,"
+                       f"mem-path=/proc/self/fd/{ram_fd},share=on",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
+            "-chardev", f"socket,id=com1,fd={serial_fd}", "-serial", "chardev:com1",
+            "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
+            "-action", "reboot=shutdown,shutdown=pause",  # a triple fault pauses, state intact
+            "-kernel", str(self.image.path),
+            "-S",  # start paused: QMP is connected before the first guest instruction
+        ]
+        if self.machine_type != "microvm" and info.qboot_rom:
+            args += ["-bios", info.qboot_rom]  # qboot boots PVH in half the time of SeaBIOS
+        if info.has_sandbox:
+            args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+        return [*args, *self.extra_args]
+
+    def start(self, timeout: float = 10.0) -> Machine:
+        """Start QEMU and let the guest run. Raises QemuStartError with QEMU's own words."""
+        if self._state is not MachineState.CREATED:
+            raise MachineError(f"this machine was already started (it is {self._state.value})")
+        if self.name is not None:
+            earlier = _named_machines.get(self.name)
+            if earlier is not None:
+                earlier.close()
+            _named_machines[self.name] = self
+        _live_machines.add(self)
+        try:
+            self._loop = LoopThread(f"machine-{self.name or id(self)}")
+            self._loop.run(self._start(), timeout)
+        except BaseException as error:
+            log = self.qemu_log()
+            self.close()
+            if isinstance(error, TimeoutError):
+                raise QemuStartError(f"QEMU did not become ready within {timeout:g} s.", qemu_log=log) from error
+            if isinstance(error, (OSError, QMPError, EOFError)):
+                status = self._process.returncode if self._process else None
+                raise QemuStartError(
+                    f"QEMU exited with status {status} before the guest ran." if status is not None
+                    else f"could not talk to QEMU: {error}",
+                    qemu_log=log,
+                ) from error
+            raise
+        return self
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ram = GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram")
+        qmp_ours, qmp_theirs = socket.socketpair()
+        serial_ours, serial_theirs = socket.socketpair()
+        self._sockets = [qmp_ours, serial_ours]
+        self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
+        inherited = (self.ram.fd, qmp_theirs.fileno(), serial_theirs.fileno())
+        parent = os.getpid()
+
+        def die_with_parent() -> None:
+            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
+                self.command_line(*inherited),
+                pass_fds=inherited,
+                stdin=subprocess.DEVNULL,
+                stdout=self._qemu_log_fd,
+                stderr=self._qemu_log_fd,
+                start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
+            )
+        finally:
+            qmp_theirs.close()
+            serial_theirs.close()
+        self._started_at = time.monotonic()
+        self._set_state(MachineState.PAUSED)
+
+        pidfd = os.pidfd_open(self._process.pid)
+        loop.add_reader(pidfd, self._on_qemu_exit, pidfd)
+        serial_ours.setblocking(False)
+        loop.create_task(self._read_serial(serial_ours), name="serial")
+
+        self._qmp = QMPClient(self.name or "workbench")
+        await self._qmp.connect(qmp_ours)
+        loop.create_task(self._read_events(self._qmp), name="events")
+        await self._qmp.execute("cont")
+        self._set_state(MachineState.RUNNING)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
+        if self._state is MachineState.CLOSED:
+            return
+        loop, process = self._loop, self._process
+        if loop is not None and process is not None and process.poll() is None:
+            try:
+                loop.run(self._quit(), QUIT_GRACE_SECONDS)
+            except (TimeoutError, QMPError, OSError, RuntimeError):
+                pass
+            try:
+                process.wait(QUIT_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if loop is not None:
+            if self._qmp is not None:
+                try:
+                    loop.run(self._qmp.disconnect(), 1.0)
+                except Exception:  # noqa: BLE001 - QEMU is gone; the connection's last error is moot
+                    pass
+            loop.close(timeout)
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+        if self._qemu_log_fd >= 0:
+            os.close(self._qemu_log_fd)
+            self._qemu_log_fd = -1
+        if self.ram is not None:
+            self.ram.close()
+        self._set_state(MachineState.CLOSED)
+        self.console.close()
+        _live_machines.discard(self)
+
+    def __del__(self) -> None:
+        if self._state not in (MachineState.CREATED, MachineState.CLOSED):
+            self.close()
+
+    async def _quit(self) -> None:
+        if self._qmp is not None and self._qmp.runstate.name == "RUNNING":
+            await self._qmp.execute("quit")
+
+    # Background tasks on the loop thread.
+
+    def _set_state(self, state: MachineState) -> None:
+        with self._state_lock:
+            if self._state is MachineState.CLOSED:
+                return
+            self._state = state
+        self.console.wake()
+
+    async def _read_serial(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                return
+            text = self.console.feed(data)
+            self._scan_for_fault(text)
+
+    def _scan_for_fault(self, text: str) -> None:
+        """Look at each completed line; a fault report pauses the machine at once."""
+        lines = (self._partial_line + text).split("\n")
+        self._partial_line = lines.pop()[-4096:]
+        for line in lines:
+            if self._pending_fault is None and FAULT_LINE.match(line):
+                self._pending_fault = GuestFault.parse(line)
+                asyncio.get_running_loop().create_task(self._on_guest_fault(), name="fault")
+
+    async def _on_guest_fault(self) -> None:
+        assert self._qmp is not None and self._pending_fault is not None
+        try:
+            await self._qmp.execute("stop")
+            registers = await self._read_registers()
+        except (QMPError, OSError):
+            registers = None
+        fault = self._pending_fault
+        self.outcome = Outcome(
+            MachineState.FAULTED, fault=fault, registers=registers,
+            explanation=fault.explain(self.image) + " The machine is paused so you can inspect it.",
+        )
+        self._set_state(MachineState.FAULTED)
+
+    async def _read_events(self, qmp: QMPClient) -> None:
+        async for event in qmp.events:
+            name, data = event["event"], event.get("data", {})
+            self.events.append(QmpEvent(name, data, time.monotonic() - self._started_at))
+            if name == "SHUTDOWN" and data.get("reason") == "guest-reset":
+                try:
+                    registers = await self._read_registers()
+                except (QMPError, OSError):
+                    registers = None
+                self.outcome = Outcome(
+                    MachineState.TRIPLE_FAULT, registers=registers,
+                    explanation=(
+                        "The guest triple-faulted: the CPU met a fault while handling a fault "
+                        "(often a broken IDT, stack or page table), gave up and reset. "
+                        + (f"It was at rip={self.image.format_vaddr(registers.rip)}. "
+                           if registers else "")
+                        + "The machine is paused in that state."
+                    ),
+                )
+                self._set_state(MachineState.TRIPLE_FAULT)
+            elif name == "STOP" and self._state is MachineState.RUNNING:
+                self._set_state(MachineState.PAUSED)
+            elif name == "RESUME" and self._state is MachineState.PAUSED:
+                self._set_state(MachineState.RUNNING)
+
+    def _on_qemu_exit(self, pidfd: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        assert self._process is not None
+        code = self._process.wait()
+        if self.outcome is None or self.outcome.state is not MachineState.EXITED:
+            self.outcome = self._exit_outcome(code)
+        self._set_state(MachineState.EXITED)
+        self.console.close()
+
+    def _exit_outcome(self, code: int) -> Outcome:
+        if code > 0 and code & 1 and self.console.text:
+            status = code >> 1  # isa-debug-exit: QEMU exits with (value << 1) | 1
+            return Outcome(MachineState.EXITED, exit_status=status, qemu_returncode=code,
+                           explanation=f"The guest exited with status {status}.")
+        if code < 0:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        before = "" if self.console.text else " before the guest printed anything"
+        return Outcome(MachineState.EXITED, qemu_returncode=code,
+                       explanation=f"QEMU {how}{before}.")
+
+    async def _read_registers(self) -> Registers:
+        assert self._qmp is not None
+        text = await self._qmp.execute("human-monitor-command", {"command-line": "info registers"})
+        return parse_info_registers(str(text))
+
+    # Talking to QEMU.
+
+    def _require_qemu(self) -> LoopThread:
+        if self._state is MachineState.CREATED:
+            raise MachineError("the machine has not been started; call start() first")
+        if self._state.terminal or self._loop is None:
+            raise MachineClosed(f"the machine is {self._state.value}; boot a new one", console_tail=self.console.tail())
+        return self._loop
+
+    def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
+        """Execute one QMP command and return its result."""
+        loop = self._require_qemu()
+        assert self._qmp is not None
+        try:
+            return loop.run(self._qmp.execute(command, arguments or None), timeout)
+        except TimeoutError as error:
+            raise MachineError(f"QEMU did not answer the QMP command {command!r} within {timeout:g} s") from error
+        except QMPError as error:
+            raise MachineError(f"QMP command {command!r} failed: {error}") from error
+
+    def hmp(self, command_line: str, timeout: float = 5.0) -> str:
+        """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
+        return str(self.qmp("human-monitor-command", timeout, **{"command-line": command_line}))
+
+    def registers(self, timeout: float = 5.0) -> Registers:
+        """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
+        return parse_info_registers(self.hmp("info registers", timeout))
+
+    def pause(self, timeout: float = 5.0) -> None:
+        self.qmp("stop", timeout)
+        self._set_state_if(MachineState.RUNNING, MachineState.PAUSED)
+
+    def resume(self, timeout: float = 5.0) -> None:
+        if self._state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
+            raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
+        self.qmp("cont", timeout)
+        self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
+
+    def reset(self, timeout: float = 5.0) -> None:
+        """Reboot the guest from its image, keeping QEMU and the console transcript."""
+        # With reboot=shutdown every reset request would pause; allow this one through.
+        self.qmp("set-action", timeout, reboot="reset")
+        try:
+            self.qmp("system_reset", timeout)
+        finally:
+            self.qmp("set-action", timeout, reboot="shutdown")
+        self._pending_fault = None
+        self.outcome = None
+        self.console.skip_to_end()
+        if self.qmp("query-status", timeout)["status"] != "running":
+            self.qmp("cont", timeout)
+        self._set_state(MachineState.RUNNING)
+
+    def _set_state_if(self, expected: MachineState, new: MachineState) -> None:
+        with self._state_lock:
+            if self._state is not expected:
+                return
+            self._state = new
+        self.console.wake()
+
+    # Talking to the guest.
+
+    def send(self, text: str) -> None:
+        """Type `text` into the guest's serial console (a line needs its own newline)."""
+        loop = self._require_qemu()
+        data = text.encode()
+        loop.run(self._send(data), 5.0)
+
+    async def _send(self, data: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self._sockets[1], data)
+
+    def send_line(self, line: str) -> None:
+        self.send(line + "\n")
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
+        """Wait until the guest prints `pattern` (text or regex) after the last match.
+
+        A guest that stops first raises GuestStopped with its outcome (a fault explained);
+        one that does not print it in time raises GuestTimeout, and QEMU is stopped.
+        """
+        awaited = f"{pattern!r}" if isinstance(pattern, str) else f"/{pattern.pattern}/"
+        if self._state is MachineState.CREATED:
+            raise MachineError("the machine has not been started; call start() first")
+        deadline = time.monotonic() + timeout
+        match = self.console.wait_for(pattern, deadline, lambda: self._state.stopped_by_guest or self._state is MachineState.CLOSED)
+        if match is not None:
+            return match
+        if self._state is MachineState.CLOSED:
+            raise MachineClosed("the machine was closed while waiting for " + awaited)
+        if self._state.stopped_by_guest:
+            self._wait_for_outcome()
+            assert self.outcome is not None
+            raise GuestStopped(self.outcome, f"the guest to print {awaited}",
+                               console_tail=self.console.tail(), qemu_log=self._qemu_log_if_failed())
+        raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s.")
+
+    def request(self, line: str, timeout: float = 10.0) -> Reply:
+        """Send one request of the application's protocol and return its parsed reply."""
+        command = line.split()[0] if line.split() else ""
+        self.console.skip_to_end()
+        self.send_line(line)
+        match = self.wait_for(re.compile(rf"^(ok|error) {re.escape(command)}\b(.*)$", re.MULTILINE), timeout)
+        ok, rest = match[1] == "ok", match[2].strip()
+        fields = dict(pair.split("=", 1) for pair in rest.split() if "=" in pair) if ok else {"message": rest}
+        return Reply(ok, command, fields, match[0])
+
+    def wait(self, timeout: float = 10.0) -> Outcome:
+        """Wait until the guest stops by itself (exit, fault, triple fault); return how."""
+        deadline = time.monotonic() + timeout
+        self.console.wait_for(re.compile(r"(?!)"), deadline, lambda: self._state.stopped_by_guest or self._state.terminal)
+        if self._state.stopped_by_guest:
+            self._wait_for_outcome()
+            assert self.outcome is not None
+            return self.outcome
+        if self._state is MachineState.CLOSED:
+            raise MachineClosed("the machine was closed while waiting for the guest to stop")
+        raise self._timeout(f"The guest was still running after {timeout:g} s.")
+
+    def _wait_for_outcome(self, timeout: float = 5.0) -> None:
+        """The state flips before the outcome's registers arrive; wait for both."""
+        deadline = time.monotonic() + timeout
+        while self.outcome is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _timeout(self, message: str) -> GuestTimeout:
+        """Say where the guest was, then stop QEMU: a hung guest must not outlive the wait."""
+        registers: Registers | None = None
+        try:
+            self.qmp("stop", 2.0)
+            registers = self.registers(2.0)
+            message += f" It was executing rip={self.image.format_vaddr(registers.rip)}."
+        except WorkbenchError:
+            pass
+        tail, log = self.console.tail(), self._qemu_log_if_failed()
+        self.close()
+        return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
+
+    # Evidence.
+
+    def qemu_log(self) -> str:
+        """What QEMU printed on stdout and stderr (usually nothing)."""
+        if self._qemu_log_fd < 0:
+            return ""
+        size = os.fstat(self._qemu_log_fd).st_size
+        return os.pread(self._qemu_log_fd, min(size, 1 << 16), max(0, size - (1 << 16))).decode(errors="replace")
+
+    def _qemu_log_if_failed(self) -> str:
+        code = self._process.returncode if self._process else None
+        return self.qemu_log() if code not in (None, 0) and not (code > 0 and code & 1 and self.console.text) else ""
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name or self.image.path.name} {self.machine_type} {self._state.value}>"

@@ -1,0 +1,62 @@
+"""Guest RAM owned by Python: a memfd that QEMU maps as the guest's memory.
+
+The file offset of the memfd is the guest physical address (Machine keeps RAM below the PCI
+hole), so reading guest memory is a slice of an mmap: no copy through QEMU, no file on disk.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from .errors import WorkbenchError
+
+
+class PhysicalAddressError(WorkbenchError):
+    """A physical address range outside the guest's RAM."""
+
+
+class GuestRAM:
+    """A memfd of `size` bytes, mapped into this process and shared with QEMU."""
+
+    def __init__(self, size: int, name: str = "guest-ram") -> None:
+        self.size = size
+        self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(self.fd, size)
+            self._map = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _check(self, paddr: int, length: int) -> None:
+        if paddr < 0 or length < 0 or paddr + length > self.size:
+            raise PhysicalAddressError(
+                f"paddr range {paddr:#x}..{paddr + length:#x} lies outside the guest's "
+                f"{self.size // (1 << 20)} MiB of RAM (0x0..{self.size:#x})"
+            )
+
+    def read(self, paddr: int, length: int) -> bytes:
+        """Copy `length` bytes starting at guest physical address `paddr`."""
+        self._check(paddr, length)
+        return self._map[paddr : paddr + length]
+
+    def view(self, paddr: int, length: int) -> memoryview:
+        """A zero-copy, read-only window on guest RAM; it sees the guest's later writes."""
+        self._check(paddr, length)
+        return memoryview(self._map)[paddr : paddr + length].toreadonly()
+
+    def write(self, paddr: int, data: bytes) -> None:
+        """Store `data` at `paddr` (the guest sees it at once)."""
+        self._check(paddr, len(data))
+        self._map[paddr : paddr + len(data)] = data
+
+    def close(self) -> None:
+        """Unmap and close; views still held elsewhere keep the mapping alive until dropped."""
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # a memoryview is still exported; the mapping goes when the last view does
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

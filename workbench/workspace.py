@@ -1,0 +1,258 @@
+"""A student's own copy of the unikernel source, next to the lesson that uses it.
+
+Lessons never touch `kernel-src/`; each works in a Workspace, a copy that shows up in
+JupyterLab's file browser (under `lessons/workspaces/` by default). Every path is checked to
+stay inside the workspace, and nothing a student wrote is thrown away: `reset()` first saves
+the changes as a patch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .build import DEFAULT_TOOLCHAIN, build_image
+from .display import SourceView, excerpt
+from .errors import WorkbenchError
+from .image import Image
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
+SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
+SOURCE_NAMES = ("Makefile",)
+
+
+class PathOutsideWorkspace(WorkbenchError):
+    """A path that would leave the workspace."""
+
+
+class TextNotFound(WorkbenchError):
+    """`replace` did not find the text exactly once."""
+
+
+def pristine_source() -> Path:
+    """The read-only original of the unikernel source."""
+    return Path(os.environ.get("WORKBENCH_KERNEL_SRC", REPOSITORY / "kernel-src"))
+
+
+def workspaces_root() -> Path:
+    """Where workspaces live: $WORKBENCH_WORKSPACES, or lessons/workspaces in the repository."""
+    configured = os.environ.get("WORKBENCH_WORKSPACES")
+    return Path(configured) if configured else REPOSITORY / "lessons" / "workspaces"
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The unified diff of a workspace against the pristine source."""
+
+    text: str
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+    def __str__(self) -> str:
+        return self.text or "(no changes)"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        if not self.text:
+            return "<p><i>(no changes)</i></p>"
+        colours = {"+": "#1a7f37", "-": "#cf222e", "@": "#8250df"}
+        lines = []
+        for line in self.text.splitlines():
+            colour = colours.get(line[:1]) if not line.startswith(("+++", "---")) else None
+            style = f" style='color:{colour}'" if colour else " style='font-weight:bold'"
+            lines.append(f"<span{style}>{html.escape(line)}</span>")
+        return "<pre style='line-height:1.3'>" + "\n".join(lines) + "</pre>"
+
+
+class Workspace:
+    """A copy of kernel-src that one lesson (or one student) edits and builds."""
+
+    def __init__(self, root: Path, pristine: Path | None = None) -> None:
+        self.root = root.resolve()
+        self.pristine = (pristine or pristine_source()).resolve()
+        if not (self.root / "Makefile").is_file():
+            raise WorkbenchError(f"{self.root} is not a workspace (it has no Makefile)")
+
+    @classmethod
+    def open(cls, name: str, *, fresh: bool = False, parent: Path | None = None) -> Workspace:
+        """The workspace called `name`, created from kernel-src if it does not exist yet.
+
+        With `fresh=True` it starts from the pristine source; any earlier changes are saved
+        as a patch first (see `reset`).
+        """
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise WorkbenchError(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
+        root = (parent or workspaces_root()) / name
+        pristine = pristine_source()
+        if not root.exists():
+            root.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(pristine, root, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
+        workspace = cls(root, pristine)
+        if fresh:
+            workspace.reset()
+        return workspace
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.root.name!r})"
+
+    # Paths.
+
+    def path(self, relative: str | Path) -> Path:
+        """The absolute path of `relative`; refuses anything that would leave the workspace."""
+        candidate = (self.root / relative).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            raise PathOutsideWorkspace(
+                f"{str(relative)!r} is outside the workspace {self.root}; "
+                "only files inside it can be read or changed"
+            )
+        return candidate
+
+    def files(self) -> list[str]:
+        """Every source file, as paths relative to the workspace, sorted."""
+        return sorted(
+            str(p.relative_to(self.root)) for p in self.root.rglob("*")
+            if p.is_file() and BUILD_OUTPUT not in p.relative_to(self.root).parts[:1]
+            and (p.suffix in SOURCE_SUFFIXES or p.name in SOURCE_NAMES)
+        )
+
+    # Reading and editing.
+
+    def read(self, relative: str) -> str:
+        target = self.path(relative)
+        if not target.is_file():
+            raise WorkbenchError(f"there is no file {relative!r} in the workspace")
+        return target.read_text()
+
+    def write(self, relative: str, text: str) -> None:
+        """Replace the whole file (creating it if needed)."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def replace(self, relative: str, old: str, new: str) -> SourceView:
+        """Replace the one occurrence of `old` with `new`; returns the changed lines."""
+        text = self.read(relative)
+        count = text.count(old)
+        if count != 1:
+            where = "does not appear" if count == 0 else f"appears {count} times"
+            raise TextNotFound(
+                f"the text {old!r} {where} in {relative}; replace() needs it exactly once. "
+                "Quote more of the surrounding line to make it unique, or look at the file "
+                f"with show({relative!r})."
+            )
+        start_line = text[: text.index(old)].count("\n") + 1
+        self.write(relative, text.replace(old, new))
+        end_line = start_line + new.count("\n")
+        return self.show(relative, lines=(start_line - 1, end_line + 1), marked=set(range(start_line, end_line + 1)))
+
+    def show(self, relative: str, *, function: str | None = None, lines: tuple[int, int] | None = None,
+             marked: set[int] | None = None) -> SourceView:
+        """A file, one C function (with the comment above it), or a line range, highlighted."""
+        text = self.read(relative)
+        if function is not None:
+            first, last = _function_lines(text, function, relative)
+        elif lines is not None:
+            first, last = lines
+        else:
+            first, last = 1, text.count("\n") + 1
+        return excerpt(relative, text, first, last, marked=marked)
+
+    def find(self, marker: str) -> list[tuple[str, int, str]]:
+        """(path, line number, line) for each line containing `marker`, e.g. 'EXERCISE(01)'."""
+        found = []
+        for relative in self.files():
+            for number, line in enumerate(self.read(relative).splitlines(), 1):
+                if marker in line:
+                    found.append((relative, number, line.strip()))
+        return found
+
+    # Comparing and resetting.
+
+    def changed_files(self) -> list[str]:
+        """Files that differ from the pristine source, were added, or were deleted."""
+        ours = set(self.files())
+        theirs = {str(p.relative_to(self.pristine)) for p in self.pristine.rglob("*")
+                  if p.is_file() and BUILD_OUTPUT not in p.relative_to(self.pristine).parts[:1]}
+        changed = [f for f in sorted(ours | theirs)
+                   if f not in ours or f not in theirs
+                   or (self.root / f).read_bytes() != (self.pristine / f).read_bytes()]
+        return changed
+
+    def diff(self) -> Diff:
+        """What the student changed, as a unified diff against kernel-src."""
+        chunks = []
+        for relative in self.changed_files():
+            before = (self.pristine / relative)
+            after = (self.root / relative)
+            chunks.extend(difflib.unified_diff(
+                before.read_text().splitlines(keepends=True) if before.is_file() else [],
+                after.read_text().splitlines(keepends=True) if after.is_file() else [],
+                f"a/{relative}", f"b/{relative}",
+            ))
+        return Diff("".join(chunks))
+
+    def reset(self, relative: str | None = None) -> Path | None:
+        """Restore one file, or the whole workspace, to the pristine source.
+
+        Changes are never simply lost: they are saved first as a patch next to the workspace,
+        and its path is returned (None when there was nothing to save).
+        """
+        changed = self.changed_files() if relative is None else [relative] if relative in self.changed_files() else []
+        if relative is not None:
+            self.path(relative)
+        if not changed:
+            return None
+        saved = self._save_changes()
+        for name in changed:
+            ours, theirs = self.path(name), self.pristine / name
+            if theirs.is_file():
+                ours.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(theirs, ours)  # a fresh mtime, so make rebuilds what depends on it
+            else:
+                ours.unlink(missing_ok=True)
+        return saved
+
+    def _save_changes(self) -> Path:
+        backups = self.root.parent / ".saved-changes"
+        backups.mkdir(exist_ok=True)
+        number = 1 + sum(1 for _ in backups.glob(f"{self.root.name}-*.patch"))
+        saved = backups / f"{self.root.name}-{number}.patch"
+        saved.write_text(str(self.diff()))
+        return saved
+
+    # Building.
+
+    def build(self, *, scenario: str = "none", toolchain: str = DEFAULT_TOOLCHAIN, timeout: float = 120.0) -> Image:
+        """Build this workspace incrementally; returns the Image or raises BuildError."""
+        return build_image(self.root, scenario=scenario, toolchain=toolchain, timeout=timeout)
+
+
+def _function_lines(text: str, name: str, relative: str) -> tuple[int, int]:
+    """First and last line of C function `name`, including the comment block right above it."""
+    lines = text.splitlines()
+    head = re.compile(rf"^[A-Za-z_].*\b{re.escape(name)}\s*\(")
+    for index, line in enumerate(lines):
+        if not head.match(line) or line.rstrip().endswith(";"):
+            continue
+        depth, seen_body = 0, False
+        for end in range(index, len(lines)):
+            stripped = lines[end].rstrip()
+            if end > index and stripped.endswith(";") and not seen_body and "{" not in stripped:
+                break  # a prototype spread over several lines
+            depth += stripped.count("{") - stripped.count("}")
+            seen_body = seen_body or "{" in stripped
+            if seen_body and depth == 0:
+                start = index
+                while start > 0 and lines[start - 1].lstrip().startswith(("/*", "*", "//")):
+                    start -= 1
+                return start + 1, end + 1
+    raise WorkbenchError(f"no definition of the function {name!r} in {relative}")
