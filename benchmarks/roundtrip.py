@@ -76,7 +76,7 @@ def main() -> int:
         boot_until(image, BANNER, args.machine_type)  # warm the page cache and the QEMU probe
         loop = []
         for run in range(args.runs):
-            previous = f"Hello from the unikernel!" if run == 0 else f"Hello from the unikernel! (edit {run - 1})"
+            previous = "Hello from the unikernel!" if run == 0 else f"Hello from the unikernel! (edit {run - 1})"
             started = time.perf_counter()
             workspace.replace("app/main.c", previous, f"Hello from the unikernel! (edit {run})")
             edited = workspace.build()

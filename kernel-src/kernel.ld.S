@@ -3,6 +3,7 @@
  * kernel/paging.c can map text R-X, rodata R--, data and bss RW-, and the symbols R--. */
 
 #include "memory_layout.h"
+#include "internal.h"
 
 ENTRY(pvh_start32)
 
@@ -72,3 +73,5 @@ ASSERT(__data_end == __bss_start, "bss must follow data on the next page")
 ASSERT(__bss_end == __symbols_start, "the symbol table must come last")
 ASSERT(__kernel_end - KERNEL_VIRTUAL_BASE <= BOOT_MAP_SIZE, "image larger than the boot map")
 ASSERT(boot_stack_guard % PAGE_SIZE == 0, "the stack guard must be a whole page")
+ASSERT(interrupt_stubs_end - interrupt_stubs == VECTOR_COUNT * INTERRUPT_STUB_SIZE,
+       "an interrupt stub is larger than INTERRUPT_STUB_SIZE")

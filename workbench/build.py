@@ -68,7 +68,7 @@ class BuildError(WorkbenchError):
 
     def excerpts(self, context: int = 2) -> list[tuple[Diagnostic, SourceView | None]]:
         """Each error or warning with the source lines around it (None if unreadable)."""
-        shown = []
+        shown: list[tuple[Diagnostic, SourceView | None]] = []
         for diagnostic in self.diagnostics:
             if diagnostic.severity == "note":
                 continue
@@ -141,7 +141,7 @@ def build_image(
     command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
                *(f"{k}={v}" for k, v in variables.items())]
     started = time.monotonic()
-    process = subprocess.Popen(  # noqa: S603 - fixed argument list
+    process = subprocess.Popen(
         command, cwd=source_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "LC_ALL": "C"},  # plain ASCII quotes in diagnostics
         start_new_session=True,  # so a timeout can stop make and every compiler it started

@@ -39,7 +39,7 @@ def command_lab(args: argparse.Namespace) -> int:
     lessons = REPOSITORY / "lessons"
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons}", *args.jupyter_args]
     print(f"Starting JupyterLab on {lessons} (Ctrl-C twice to stop)", flush=True)
-    return subprocess.call(argv)  # noqa: S603 - our own interpreter and arguments
+    return subprocess.call(argv)
 
 
 def command_build(args: argparse.Namespace) -> int:
@@ -60,7 +60,11 @@ def command_run(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     machine = Machine(image, machine_type=args.machine_type, accel=args.accel, memory_mib=args.memory)
-    machine.console.add_listener(lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    def echo(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    machine.console.add_listener(echo)
     print(f"[workbench] booting {image.path.name} on {args.machine_type} ({args.accel}); "
           "type requests and Enter, Ctrl-C stops the machine", file=sys.stderr)
     try:

@@ -22,20 +22,20 @@ from workbench.errors import WorkbenchError
 
 __all__ = [
     "CR0_PE",
-    "CR0_WP",
     "CR0_PG",
-    "CR4_PSE",
-    "CR4_PAE",
+    "CR0_WP",
     "CR4_LA57",
+    "CR4_PAE",
     "CR4_PCIDE",
-    "CR4_SMEP",
-    "CR4_SMAP",
     "CR4_PKE",
     "CR4_PKS",
-    "EFER_SCE",
-    "EFER_LME",
+    "CR4_PSE",
+    "CR4_SMAP",
+    "CR4_SMEP",
     "EFER_LMA",
+    "EFER_LME",
     "EFER_NXE",
+    "EFER_SCE",
     "RFLAGS_VM",
     "CpuMode",
     "Cr0",
@@ -514,6 +514,7 @@ _GENERAL_64 = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP")
 _EXTENDED_64 = ("R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15")
 _GENERAL_32 = ("EAX", "EBX", "ECX", "EDX", "ESI", "EDI", "EBP", "ESP")
 _SEGMENTS = ("ES", "CS", "SS", "DS", "FS", "GS", "LDT", "TR")
+_FIELD_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", *(f"r{i}" for i in range(8, 16)))
 
 
 @dataclass(frozen=True)
@@ -620,11 +621,8 @@ class Registers:
     @property
     def general(self) -> dict[str, int]:
         """The general registers by lowercase name, in QEMU's order, without absent ones."""
-        names = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(
-            f"r{i}" for i in range(8, 16)
-        )
         out: dict[str, int] = {}
-        for name in names:
+        for name in _FIELD_NAMES:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -697,6 +695,8 @@ def _parse_block(lines: list[str], cpu_index: int | None, whole: str) -> Registe
         for m in _PAIR.finditer(line):
             pairs.setdefault(m.group(1), int(m.group(2), 16))
 
+    general: tuple[str, ...]
+    wanted: tuple[str, ...]
     if "RAX" in pairs:
         width = 64
         general = _GENERAL_64
@@ -720,13 +720,11 @@ def _parse_block(lines: list[str], cpu_index: int | None, whole: str) -> Registe
             f"The text began with:\n{_excerpt(whole)}",
             whole,
         )
-    values = [pairs[n] for n in general]
-    extended: list[int | None] = (
-        [pairs[n] for n in _EXTENDED_64] if width == 64 else [None] * len(_EXTENDED_64)
-    )
+    low = [pairs[name] for name in general]
+    high = [pairs[name] if width == 64 else None for name in _EXTENDED_64]
     return Registers(
-        *values,
-        *extended,
+        rax=low[0], rbx=low[1], rcx=low[2], rdx=low[3], rsi=low[4], rdi=low[5], rbp=low[6], rsp=low[7],
+        r8=high[0], r9=high[1], r10=high[2], r11=high[3], r12=high[4], r13=high[5], r14=high[6], r15=high[7],
         rip=pairs["RIP" if width == 64 else "EIP"],
         rflags=pairs["RFL" if width == 64 else "EFL"],
         es=segments["ES"],

@@ -53,12 +53,13 @@ class SourceView:
             style=STYLE, noclasses=True, linenos="inline", linenostart=self.first,
             hl_lines=[n - self.first + 1 for n in sorted(self.marked)], wrapcode=True,
         )
-        body = highlight("\n".join(self.lines) + "\n", lexer, formatter)
+        body: str = highlight("\n".join(self.lines) + "\n", lexer, formatter)
         notes = "".join(
             f"<div style='color:#b00;font-family:monospace'>line {n}: {html.escape(text)}</div>"
             for n, text in sorted(self.notes.items())
         )
-        title = f"<div style='font-family:monospace;font-weight:bold'>{html.escape(self.path)}:{self.first}-{self.last}</div>"
+        title = (f"<div style='font-family:monospace;font-weight:bold'>"
+                 f"{html.escape(self.path)}:{self.first}-{self.last}</div>")
         return title + body + notes
 
 

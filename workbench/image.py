@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -78,7 +79,10 @@ class Image:
     def load(cls, path: str | Path, **build_facts: object) -> Image:
         path = Path(path)
         with path.open("rb") as stream:
-            elf = ELFFile(stream)
+            try:
+                elf = ELFFile(stream)
+            except ELFError as error:
+                raise WorkbenchError(f"{path} is not an ELF image ({error}); build one with Workspace.build()") from error
             sections = tuple(
                 Section(
                     name=s.name,
@@ -170,8 +174,8 @@ class Image:
         section = self.section_at(vaddr)
         if section is None:
             return None
-        symbol = self._containing_symbol(vaddr)
-        inside = f" ({symbol.name})" if symbol else ""
+        owner = self._containing_symbol(vaddr)
+        inside = f" ({owner.name})" if owner else ""
         return f"the image's {section.name} section{inside}, mapped {section.permissions}"
 
     # Display.

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import enum
+import logging
 import os
 import re
 import signal
@@ -46,6 +48,11 @@ ACCELERATORS = ("tcg", "kvm")
 DEBUG_EXIT_PORT = 0xF4
 MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
 QUIT_GRACE_SECONDS = 2.0
+
+# qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
+# same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
+logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
+logging.getLogger("qemu.qmp").propagate = False
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -87,6 +94,9 @@ class Outcome:
 
     def __str__(self) -> str:
         return self.explanation
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.state.value}: {self.explanation})"
 
 
 class MachineError(WorkbenchError):
@@ -142,6 +152,9 @@ class Reply:
 
     def __getitem__(self, key: str) -> str:
         return self.fields[key]
+
+    def __repr__(self) -> str:
+        return f"Reply({self.line!r})"
 
     def number(self, key: str) -> int:
         """A field as an int: `0x...` is hex, anything else decimal."""
@@ -216,6 +229,7 @@ class Machine:
         self._started_at = 0.0
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # Life cycle.
 
@@ -307,7 +321,7 @@ class Machine:
                 os._exit(1)
 
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
+            self._process = subprocess.Popen(
                 self.command_line(*inherited),
                 pass_fds=inherited,
                 stdin=subprocess.DEVNULL,
@@ -325,11 +339,11 @@ class Machine:
         pidfd = os.pidfd_open(self._process.pid)
         loop.add_reader(pidfd, self._on_qemu_exit, pidfd)
         serial_ours.setblocking(False)
-        loop.create_task(self._read_serial(serial_ours), name="serial")
+        self._keep(loop.create_task(self._read_serial(serial_ours), name="serial"))
 
         self._qmp = QMPClient(self.name or "workbench")
         await self._qmp.connect(qmp_ours)
-        loop.create_task(self._read_events(self._qmp), name="events")
+        self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
         await self._qmp.execute("cont")
         self._set_state(MachineState.RUNNING)
 
@@ -339,10 +353,8 @@ class Machine:
             return
         loop, process = self._loop, self._process
         if loop is not None and process is not None and process.poll() is None:
-            try:
-                loop.run(self._quit(), QUIT_GRACE_SECONDS)
-            except (TimeoutError, QMPError, OSError, RuntimeError):
-                pass
+            with contextlib.suppress(TimeoutError, QMPError, OSError, RuntimeError):
+                loop.run(self._quit(), QUIT_GRACE_SECONDS)  # a polite quit; killed below if ignored
             try:
                 process.wait(QUIT_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
@@ -350,10 +362,8 @@ class Machine:
                 process.wait(timeout)
         if loop is not None:
             if self._qmp is not None:
-                try:
+                with contextlib.suppress(Exception):  # QEMU is gone; the connection's last error is moot
                     loop.run(self._qmp.disconnect(), 1.0)
-                except Exception:  # noqa: BLE001 - QEMU is gone; the connection's last error is moot
-                    pass
             loop.close(timeout)
         for sock in self._sockets:
             sock.close()
@@ -368,7 +378,7 @@ class Machine:
         _live_machines.discard(self)
 
     def __del__(self) -> None:
-        if self._state not in (MachineState.CREATED, MachineState.CLOSED):
+        if getattr(self, "_state", MachineState.CLOSED) not in (MachineState.CREATED, MachineState.CLOSED):
             self.close()
 
     async def _quit(self) -> None:
@@ -376,6 +386,11 @@ class Machine:
             await self._qmp.execute("quit")
 
     # Background tasks on the loop thread.
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference until the task ends (the loop itself keeps only weak ones)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _set_state(self, state: MachineState) -> None:
         with self._state_lock:
@@ -403,7 +418,7 @@ class Machine:
         for line in lines:
             if self._pending_fault is None and FAULT_LINE.match(line):
                 self._pending_fault = GuestFault.parse(line)
-                asyncio.get_running_loop().create_task(self._on_guest_fault(), name="fault")
+                self._keep(asyncio.get_running_loop().create_task(self._on_guest_fault(), name="fault"))
 
     async def _on_guest_fault(self) -> None:
         assert self._qmp is not None and self._pending_fault is not None
@@ -421,7 +436,8 @@ class Machine:
 
     async def _read_events(self, qmp: QMPClient) -> None:
         async for event in qmp.events:
-            name, data = event["event"], event.get("data", {})
+            raw_data = event.get("data")
+            name, data = str(event["event"]), dict(raw_data) if isinstance(raw_data, dict) else {}
             self.events.append(QmpEvent(name, data, time.monotonic() - self._started_at))
             if name == "SHUTDOWN" and data.get("reason") == "guest-reset":
                 try:
@@ -557,7 +573,7 @@ class Machine:
         if self._state is MachineState.CREATED:
             raise MachineError("the machine has not been started; call start() first")
         deadline = time.monotonic() + timeout
-        match = self.console.wait_for(pattern, deadline, lambda: self._state.stopped_by_guest or self._state is MachineState.CLOSED)
+        match = self.console.wait_for(pattern, deadline, self._stopped)
         if match is not None:
             return match
         if self._state is MachineState.CLOSED:
@@ -569,20 +585,25 @@ class Machine:
                                console_tail=self.console.tail(), qemu_log=self._qemu_log_if_failed())
         raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s.")
 
+    def _stopped(self) -> bool:
+        return self._state.stopped_by_guest or self._state.terminal
+
     def request(self, line: str, timeout: float = 10.0) -> Reply:
         """Send one request of the application's protocol and return its parsed reply."""
-        command = line.split()[0] if line.split() else ""
+        command = line.split(maxsplit=1)[0] if line.split() else ""
         self.console.skip_to_end()
         self.send_line(line)
-        match = self.wait_for(re.compile(rf"^(ok|error) {re.escape(command)}\b(.*)$", re.MULTILINE), timeout)
+        # A whole line, after a newline or the prompt; never a line still arriving.
+        reply = re.compile(rf"(?:^|(?<=> ))(ok|error) {re.escape(command)}\b([^\n]*)\n", re.MULTILINE)
+        match = self.wait_for(reply, timeout)
         ok, rest = match[1] == "ok", match[2].strip()
         fields = dict(pair.split("=", 1) for pair in rest.split() if "=" in pair) if ok else {"message": rest}
-        return Reply(ok, command, fields, match[0])
+        return Reply(ok, command, fields, match[0].strip())
 
     def wait(self, timeout: float = 10.0) -> Outcome:
         """Wait until the guest stops by itself (exit, fault, triple fault); return how."""
         deadline = time.monotonic() + timeout
-        self.console.wait_for(re.compile(r"(?!)"), deadline, lambda: self._state.stopped_by_guest or self._state.terminal)
+        self.console.wait_for(re.compile(r"(?!)"), deadline, self._stopped)  # (?!) never matches
         if self._state.stopped_by_guest:
             self._wait_for_outcome()
             assert self.outcome is not None

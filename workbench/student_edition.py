@@ -41,8 +41,8 @@ def write_student_edition(lessons: Path, destination: Path) -> list[tuple[str, i
     destination.mkdir(parents=True, exist_ok=True)
     done = []
     for source in sorted(lessons.glob("[0-9][0-9]-*.ipynb")):
-        notebook = nbformat.read(source, as_version=4)
+        notebook = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
         count = strip_solutions(notebook)
-        nbformat.write(notebook, destination / source.name)
+        nbformat.write(notebook, destination / source.name)  # type: ignore[no-untyped-call]
         done.append((source.name, count))
     return done

@@ -189,7 +189,7 @@ class Workspace:
 
     def diff(self) -> Diff:
         """What the student changed, as a unified diff against kernel-src."""
-        chunks = []
+        chunks: list[str] = []
         for relative in self.changed_files():
             before = (self.pristine / relative)
             after = (self.root / relative)

@@ -1,4 +1,4 @@
-/* Macros for the assembly files (kernel/*.S): ENTRY/END give each function a symbol type and
+/* Macros for the assembly files in kernel/: ENTRY/END give each function a symbol type and
  * a size, so nm, the fault report's symbol table and the workbench's call views can name it. */
 #ifndef ASM_H
 #define ASM_H

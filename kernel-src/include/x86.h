@@ -24,6 +24,15 @@
 #define EFER_LME            (ULL(1) << 8)   /* long mode enable: takes effect with CR0.PG */
 #define EFER_NXE            (ULL(1) << 11)  /* no-execute enable: makes PTE_NO_EXEC legal */
 
+/* Local APIC, SDM Vol. 3A 11.4 "Local APIC" and 11.5.1 "Local Vector Table":
+ * memory-mapped registers at the physical address in MSR_APIC_BASE. */
+#define MSR_APIC_BASE          0x1b
+#define APIC_BASE_ADDRESS_MASK 0xfffff000
+#define APIC_SPURIOUS          0xf0         /* spurious-interrupt vector register */
+#define APIC_SOFTWARE_ENABLE   (1 << 8)     /* clear: every local vector table entry masked */
+#define APIC_LVT_LINT0         0x350        /* what the LINT0 pin (the 8259's INTR) delivers */
+#define APIC_DELIVER_EXTINT    (7 << 8)     /* ask the 8259 for the vector, as without an APIC */
+
 /* x86-64 paging, SDM Vol. 3A 4.5, tables 4-15 to 4-20. Four levels: 4 = PML4, 3 = PDPT,
  * 2 = PD, 1 = PT. A virtual address splits into four 9-bit indices and a 12-bit offset:
  *
@@ -121,7 +130,7 @@ static inline void write_cr3(uint64_t pml4_paddr)
     __asm__ volatile("mov %0, %%cr3" : : "r"(pml4_paddr) : "memory");
 }
 
-static inline void halt_forever(void)
+__attribute__((noreturn)) static inline void halt_forever(void)
 {
     for (;;)
         __asm__ volatile("cli; hlt");

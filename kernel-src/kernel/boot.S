@@ -51,33 +51,43 @@ ENTRY(pvh_start32)
 	mov	$(PHYSICAL(boot_pdpt_high) + BOOT_PAGE_FLAGS), %eax
 	mov	%eax, PHYSICAL(boot_pml4) + 8 * PT_INDEX(4, KERNEL_VIRTUAL_BASE)
 
-	/* 5. Enable PAE: long mode requires it (SDM Vol. 3A 9.8.5, "Initializing IA-32e Mode"). */
+	/* 5. Local APIC in "virtual wire" mode: the firmware leaves it disabled, which masks
+	 *    LINT0, where the 8259 PIC's interrupt line arrives; delivering LINT0 as ExtINT
+	 *    lets the PIC's interrupts through. Paging is off, so the APIC's registers are at
+	 *    their physical address; they are not mapped later, as nothing else needs them. */
+	mov	$MSR_APIC_BASE, %ecx
+	rdmsr
+	and	$APIC_BASE_ADDRESS_MASK, %eax
+	orl	$APIC_SOFTWARE_ENABLE, APIC_SPURIOUS(%eax)
+	movl	$APIC_DELIVER_EXTINT, APIC_LVT_LINT0(%eax)
+
+	/* 6. Enable PAE: long mode requires it (SDM Vol. 3A 10.8.5, "Initializing IA-32e Mode"). */
 	mov	%cr4, %eax
 	or	$CR4_PAE, %eax
 	mov	%eax, %cr4
 
-	/* 6. Point CR3 at the boot PML4. */
+	/* 7. Point CR3 at the boot PML4. */
 	mov	$PHYSICAL(boot_pml4), %eax
 	mov	%eax, %cr3
 
-	/* 7. EFER: long mode enable, and no-execute enable so PTE_NO_EXEC is legal later. */
+	/* 8. EFER: long mode enable, and no-execute enable so PTE_NO_EXEC is legal later. */
 	mov	$MSR_EFER, %ecx
 	rdmsr
 	or	$(EFER_LME | EFER_NXE), %eax
 	wrmsr
 
-	/* 8. Paging on, with write protection: now in long mode's 32-bit compatibility mode. */
+	/* 9. Paging on, with write protection: now in long mode's 32-bit compatibility mode. */
 	mov	%cr0, %eax
 	or	$(CR0_PAGING | CR0_WRITE_PROTECT), %eax
 	mov	%eax, %cr0
 
-	/* 9. Load a GDT with a 64-bit code segment and far-jump into it: 64-bit mode. */
+	/* 10. Load a GDT with a 64-bit code segment and far-jump into it: 64-bit mode. */
 	lgdt	PHYSICAL(boot_gdt_pointer)
 	ljmp	$SELECTOR(GDT_KERNEL_CODE), $PHYSICAL(long_mode_low)
 
 	.code64
 long_mode_low:
-	/* 10. Data segment registers: flat, and mostly ignored in 64-bit mode. */
+	/* 11. Data segment registers: flat, and mostly ignored in 64-bit mode. */
 	mov	$SELECTOR(GDT_KERNEL_DATA), %eax
 	mov	%eax, %ds
 	mov	%eax, %es
@@ -86,11 +96,11 @@ long_mode_low:
 	mov	%eax, %fs
 	mov	%eax, %gs
 
-	/* 11. Jump from the identity-mapped copy to the high half, where the code is linked. */
+	/* 12. Jump from the identity-mapped copy to the high half, where the code is linked. */
 	movabs	$long_mode_high, %rax
 	jmp	*%rax
 long_mode_high:
-	/* 12. The boot stack, a zero frame pointer to end backtraces, and into C:
+	/* 13. The boot stack, a zero frame pointer to end backtraces, and into C:
 	 *     kernel_main(start-info physical address). The upper half of %rsi is undefined
 	 *     after the mode switch, so copy only 32 bits. */
 	lea	boot_stack_top(%rip), %rsp
@@ -102,7 +112,7 @@ long_mode_high:
 	jmp	2b
 END(pvh_start32)
 
-/* Used only between steps 9 and kernel/cpu.c's gdt_init(), which loads the final GDT. */
+/* Used only between step 10 and kernel/cpu.c's gdt_init(), which loads the final GDT. */
 	.section .rodata
 	.balign 8
 boot_gdt:

@@ -17,7 +17,7 @@
 #define UART_LINE_STATUS         5
 
 #define INTERRUPT_ON_RECEIVE     (1 << 0)
-#define FIFO_ENABLE_AND_CLEAR    0x07    /* enable, clear receive and transmit FIFOs */
+#define FIFO_DISABLE             0x00    /* one byte at a time: see console_init */
 #define LINE_8N1                 0x03    /* 8 data bits, no parity, 1 stop bit */
 #define LINE_DIVISOR_LATCH       0x80    /* DLAB: ports 0 and 1 become the baud divisor */
 #define MODEM_DTR_RTS_OUT2       0x0b    /* on a PC, OUT2 gates the UART's interrupt line */
@@ -25,8 +25,8 @@
 #define STATUS_TRANSMIT_EMPTY    (1 << 5)
 #define BAUD_DIVISOR             1       /* 115200 / 1 = 115200 baud */
 
-/* Written only by console_interrupt, read only by console_read_line: one producer, one
- * consumer, so the two indices need no lock. */
+/* Written only by console_receive, read only by console_read_byte, and console_read_byte
+ * turns interrupts off while it looks: the two indices need no lock. */
 #define INPUT_SIZE 256
 static char input_buffer[INPUT_SIZE];
 static volatile uint32_t input_head, input_tail;
@@ -38,12 +38,17 @@ void console_init(void)
     port_write_8(COM1 + UART_DATA, BAUD_DIVISOR & 0xff);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, BAUD_DIVISOR >> 8);
     port_write_8(COM1 + UART_LINE_CONTROL, LINE_8N1);
-    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_ENABLE_AND_CLEAR);
+    /* Without FIFOs QEMU hands over the next byte only once the last one was read, so none
+     * is lost; switching the FIFOs on would also discard a byte that is already waiting. */
+    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_DISABLE);
     port_write_8(COM1 + UART_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, INTERRUPT_ON_RECEIVE);
 }
 
-void console_interrupt(void)
+/* Move received bytes from the UART into input_buffer. Called on IRQ 4, and by
+ * console_read_byte: a byte that arrived before the PIC was set up raised IRQ 4 too early to
+ * be seen, and no new interrupt comes until that byte is read. */
+void console_receive(void)
 {
     while (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY) {
         char byte = (char)port_read_8(COM1 + UART_DATA);
@@ -56,6 +61,7 @@ static char console_read_byte(void)
 {
     for (;;) {
         __asm__ volatile("cli");
+        console_receive();
         if (input_head != input_tail) {
             char byte = input_buffer[input_tail++ % INPUT_SIZE];
             __asm__ volatile("sti");
@@ -88,11 +94,20 @@ size_t console_read_line(char *line, size_t size)
     return length;
 }
 
+static bool at_line_start = true;
+
 static void console_put(char byte)
 {
+    at_line_start = (byte == '\n');
     while (!(port_read_8(COM1 + UART_LINE_STATUS) & STATUS_TRANSMIT_EMPTY))
         ;
     port_write_8(COM1 + UART_DATA, (uint8_t)byte);
+}
+
+void console_start_line(void)
+{
+    if (!at_line_start)
+        console_put('\n');
 }
 
 void console_write(const char *text, size_t length)

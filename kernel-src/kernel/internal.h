@@ -1,5 +1,5 @@
-/* Interfaces between the kernel's own files (kernel/*.c and *.S); the application uses only
- * include/kernel.h. Listed in the order kernel_main (kernel/main.c) calls them. */
+/* Interfaces between the kernel's own files in kernel/, C and assembly; the application
+ * uses only include/kernel.h. Listed in the order kernel_main (kernel/main.c) calls them. */
 #ifndef INTERNAL_H
 #define INTERNAL_H
 
@@ -28,9 +28,13 @@ extern char boot_stack_guard[], boot_stack_bottom[], boot_stack_top[];
 #define PHYSICAL_TO_VIRTUAL(paddr)  ((void *)((uint64_t)(paddr) + DIRECT_MAP_BASE))
 #define KERNEL_PHYSICAL(vaddr)      ((uint64_t)(vaddr) - KERNEL_VIRTUAL_BASE)
 
+/* kernel/main.c: called by kernel/boot.S with %ebx's value from the PVH loader. */
+void kernel_main(uint32_t start_info_paddr);
+
 /* kernel/console.c: COM1 at 115200 8N1; input arrives by interrupt (IRQ 4). */
 void console_init(void);
-void console_interrupt(void);
+void console_receive(void);
+void console_start_line(void);     /* end a partly written line, if there is one */
 
 /* kernel/paging.c: physical frames above the image, the final page tables, the heap. */
 void frames_init(uint64_t first_paddr, uint64_t end_paddr);

@@ -20,6 +20,9 @@ ENTRY(interrupt_stubs)
 	jmp	interrupt_common
 	vector = vector + 1
 	.endr
+	.balign INTERRUPT_STUB_SIZE
+	.globl interrupt_stubs_end	/* kernel.ld.S checks that no stub outgrew its slot */
+interrupt_stubs_end:
 END(interrupt_stubs)
 
 /* Save every general register, so C may use any of them and the interrupted code resumes

@@ -40,7 +40,7 @@ def test_an_edit_rebuilds_only_what_depends_on_it(workspace: Workspace) -> None:
     workspace.replace("app/main.c", "Hello from the unikernel!", "Hello again!")
     workspace.build()
     rebuilt = sorted(str(p.relative_to(workspace.root)) for p, t in objects.items() if p.stat().st_mtime_ns != t)
-    assert any(name.endswith("app/main.o") for name in rebuilt)
+    assert any("/app/main." in name for name in rebuilt), rebuilt
     assert not any("/kernel/" in name for name in rebuilt), rebuilt
 
 
@@ -61,7 +61,8 @@ def test_a_compile_error_names_the_line_and_shows_the_source(workspace: Workspac
 
 
 def test_a_link_error_is_reported_in_words(workspace: Workspace) -> None:
-    workspace.replace("app/main.c", "void app_main(void)\n{", "void no_such_kernel_service(void);\nvoid app_main(void)\n{\n    no_such_kernel_service();")
+    workspace.replace("app/main.c", "void app_main(void)\n{",
+                      "void no_such_kernel_service(void);\nvoid app_main(void)\n{\n    no_such_kernel_service();")
     with pytest.raises(BuildError, match="no_such_kernel_service"):
         workspace.build()
 

@@ -20,7 +20,8 @@ def test_a_page_fault_line_is_parsed_field_by_field() -> None:
     assert (fault.vector, fault.mnemonic, fault.name) == (14, "PF", "Page Fault")
     assert fault.error_code == 2
     assert fault.error_decoded == ("not-present", "write", "supervisor")
-    assert (fault.rip, fault.symbol, fault.rsp, fault.cr2) == (0xFFFFFFFF80101234, "app_main+0x1c", 0xFFFFFFFF80108F40, 0)
+    assert (fault.rip, fault.symbol, fault.function) == (0xFFFFFFFF80101234, "app_main+0x1c", "app_main")
+    assert (fault.rsp, fault.cr2) == (0xFFFFFFFF80108F40, 0)
 
 
 def test_a_fault_without_error_code_or_cr2() -> None:

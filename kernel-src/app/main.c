@@ -1,0 +1,173 @@
+/* The application: the one program in this unikernel. kernel_main calls app_main() when the
+ * kernel is ready; it serves requests from the serial console (the protocol is in README.md)
+ * by calling the kernel's API in include/kernel.h. Plain function calls, no system calls. */
+
+#include "kernel.h"
+
+#define LINE_SIZE  128
+#define MAX_WORDS  4                /* a command and up to three arguments */
+
+/* A number in decimal, or in hexadecimal after "0x". Returns false if it is not one. */
+static bool parse_number(const char *text, uint64_t *value)
+{
+    unsigned base = 10;
+    if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+        base = 16;
+        text += 2;
+    }
+    if (*text == '\0')
+        return false;
+    for (*value = 0; *text != '\0'; text++) {
+        unsigned digit;
+        if (*text >= '0' && *text <= '9')
+            digit = *text - '0';
+        else if (base == 16 && *text >= 'a' && *text <= 'f')
+            digit = *text - 'a' + 10;
+        else if (base == 16 && *text >= 'A' && *text <= 'F')
+            digit = *text - 'A' + 10;
+        else
+            return false;
+        if (*value > (UINT64_MAX - digit) / base)
+            return false;               /* does not fit in 64 bits */
+        *value = *value * base + digit;
+    }
+    return true;
+}
+
+/* Parse count numbers from words into values, or reply with an error and return false. */
+static bool parse_numbers(const char *command, char **words, int count, uint64_t *values)
+{
+    for (int i = 0; i < count; i++) {
+        if (!parse_number(words[i], &values[i])) {
+            console_printf("error %s not a number: %s\n", command, words[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void command_help(char **arguments);
+
+static void command_ticks(char **arguments)
+{
+    (void)arguments;
+    console_printf("ok ticks ticks=%lu hz=%u\n", timer_ticks, TIMER_HZ);
+}
+
+static void command_alloc(char **arguments)
+{
+    uint64_t pages;
+    if (!parse_numbers("alloc", arguments, 1, &pages))
+        return;
+    void *vaddr = heap_alloc_pages(pages);
+    if (vaddr == NULL)
+        console_printf("error alloc cannot allocate %lu pages\n", pages);
+    else
+        console_printf("ok alloc vaddr=%p pages=%lu\n", vaddr, pages);
+}
+
+/* An unmapped vaddr is not checked for: the page fault that follows is the lesson. */
+static void command_read(char **arguments)
+{
+    uint64_t vaddr;
+    if (!parse_numbers("read", arguments, 1, &vaddr))
+        return;
+    uint64_t value = *(volatile uint64_t *)vaddr;
+    console_printf("ok read vaddr=0x%lx value=0x%lx\n", vaddr, value);
+}
+
+static void command_write(char **arguments)
+{
+    uint64_t numbers[2];            /* vaddr, value */
+    if (!parse_numbers("write", arguments, 2, numbers))
+        return;
+    *(volatile uint64_t *)numbers[0] = numbers[1];
+    console_printf("ok write vaddr=0x%lx value=0x%lx\n", numbers[0], numbers[1]);
+}
+
+static void command_fault(char **arguments)
+{
+    if (!scenario_provoke(arguments[0]))        /* returns only for an unknown name */
+        console_printf("error fault unknown scenario %s\n", arguments[0]);
+}
+
+static void command_exit(char **arguments)
+{
+    uint64_t status;
+    if (parse_numbers("exit", arguments, 1, &status))
+        machine_exit((uint32_t)status);
+}
+
+/* EXERCISE(02): add a command: write a function like command_ticks() above and add a line
+ * here; "help" lists it by itself. */
+static const struct command {
+    const char *name;
+    const char *usage;              /* the reply when the number of arguments is wrong */
+    int argument_count;
+    void (*run)(char **arguments);
+} commands[] = {
+    {"help", "help", 0, command_help},
+    {"ticks", "ticks", 0, command_ticks},
+    {"alloc", "alloc PAGES", 1, command_alloc},
+    {"read", "read VADDR", 1, command_read},
+    {"write", "write VADDR VALUE", 2, command_write},
+    {"fault", "fault SCENARIO", 1, command_fault},
+    {"exit", "exit STATUS", 1, command_exit},
+};
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
+
+static void command_help(char **arguments)
+{
+    (void)arguments;
+    console_printf("ok help commands=");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        console_printf("%s%s", i == 0 ? "" : ",", commands[i].name);
+    console_printf("\n");
+}
+
+/* Split line at spaces, in place. Returns the number of words, at most MAX_WORDS + 1. */
+static int split(char *line, char *words[MAX_WORDS + 1])
+{
+    int count = 0;
+    for (;;) {
+        while (*line == ' ')
+            *line++ = '\0';
+        if (*line == '\0' || count == MAX_WORDS + 1)
+            return count;
+        words[count++] = line;
+        while (*line != ' ' && *line != '\0')
+            line++;
+    }
+}
+
+static void serve(char *line)
+{
+    char *words[MAX_WORDS + 1];
+    int count = split(line, words);
+    if (count == 0)
+        return;
+
+    for (const struct command *command = commands; command < commands + COMMAND_COUNT; command++) {
+        if (strcmp(words[0], command->name) != 0)
+            continue;
+        if (count - 1 != command->argument_count)
+            console_printf("error %s usage: %s\n", command->name, command->usage);
+        else
+            command->run(words + 1);
+        return;
+    }
+    console_printf("error %s unknown command\n", words[0]);
+}
+
+void app_main(void)
+{
+    char line[LINE_SIZE];
+
+    /* EXERCISE(01): change the banner, then rebuild and boot to see it. */
+    console_printf("app: Hello from the unikernel!\n");
+    for (;;) {
+        console_printf("> ");
+        console_read_line(line, sizeof(line));
+        serve(line);
+    }
+}
