@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .display import SourceView, excerpt
 from .errors import WorkbenchError
@@ -94,6 +95,9 @@ class BuildError(WorkbenchError):
             parts.append("\n".join(self.output.strip().splitlines()[-20:]))
         return "\n\n".join(parts)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's text/plain
+        printer.text(self.render_text())
+
     def _repr_html_(self) -> str:
         parts = [f"<p><b>{html.escape(self.summary)}</b></p>"]
         for diagnostic, view in self.excerpts():
@@ -157,8 +161,11 @@ def build_image(
     if process.returncode != 0:
         diagnostics = parse_diagnostics(output)
         count = sum(d.severity in ("error", "fatal error") for d in diagnostics)
-        if count:
-            summary = f"The build failed with {count} error{'s' if count != 1 else ''}."
+        if count == 1:
+            summary = "The build failed with 1 error."
+        elif count:
+            summary = (f"The build failed with {count} errors. Fix the first one first: "
+                       "the others often follow from it.")
         else:
             linker = [m["message"] for m in _LINKER_ERROR.finditer(output)]
             summary = "The build failed" + (f": {linker[0]}" if linker else ".")

@@ -82,7 +82,9 @@ class Image:
             try:
                 elf = ELFFile(stream)
             except ELFError as error:
-                raise WorkbenchError(f"{path} is not an ELF image ({error}); build one with Workspace.build()") from error
+                raise WorkbenchError(
+                    f"{path} is not an ELF image ({error}); build one with Workspace.build()"
+                ) from error
             sections = tuple(
                 Section(
                     name=s.name,

@@ -230,6 +230,7 @@ class Machine:
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._serial_task: asyncio.Task[None] | None = None
 
     # Life cycle.
 
@@ -339,13 +340,21 @@ class Machine:
         pidfd = os.pidfd_open(self._process.pid)
         loop.add_reader(pidfd, self._on_qemu_exit, pidfd)
         serial_ours.setblocking(False)
-        self._keep(loop.create_task(self._read_serial(serial_ours), name="serial"))
+        self._serial_task = loop.create_task(self._read_serial(serial_ours), name="serial")
 
         self._qmp = QMPClient(self.name or "workbench")
         await self._qmp.connect(qmp_ours)
         self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
-        await self._qmp.execute("cont")
         self._set_state(MachineState.RUNNING)
+        try:
+            await self._qmp.execute("cont")
+        except (QMPError, EOFError, OSError) as error:
+            # The guest may run and exit before QEMU answers; _after_exit records how it ended.
+            process = self._process
+            try:
+                await asyncio.to_thread(process.wait, QUIT_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise error from None
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
@@ -464,8 +473,15 @@ class Machine:
         loop = asyncio.get_running_loop()
         loop.remove_reader(pidfd)
         os.close(pidfd)
+        self._keep(loop.create_task(self._after_exit(), name="exit"))
+
+    async def _after_exit(self) -> None:
+        """Read the guest's last words from the serial socket, then record the exit."""
         assert self._process is not None
         code = self._process.wait()
+        if self._serial_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._serial_task), 2.0)
         if self.outcome is None or self.outcome.state is not MachineState.EXITED:
             self.outcome = self._exit_outcome(code)
         self._set_state(MachineState.EXITED)

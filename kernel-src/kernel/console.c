@@ -1,6 +1,6 @@
 /* The serial console on COM1 (a 16550 UART): output by polling, input by interrupt into a
  * small ring buffer. kernel_main calls console_init() first; everything else prints through
- * console_write/console_printf; the interrupt dispatcher calls console_interrupt() on IRQ 4. */
+ * console_write/console_printf; the interrupt dispatcher calls console_receive() on IRQ 4. */
 
 #include <stdarg.h>
 #include <stdbool.h>

@@ -10,32 +10,35 @@ static volatile uint64_t *volatile null_pointer;
 static volatile uint32_t dividend = 1, divisor, sink;
 static volatile bool keep_recursing = true;
 
+/* Never inlined into scenario_provoke, so that the fault report names the scenario. */
+#define NAMED __attribute__((noinline))
+
 /* #PF, not present, write: nothing is mapped at virtual address 0. */
-static void provoke_null_write(void)
+static NAMED void provoke_null_write(void)
 {
     *null_pointer = 1;
 }
 
 /* #PF, present, write: text is mapped read-only and CR0.WP binds the kernel too. */
-static void provoke_text_write(void)
+static NAMED void provoke_text_write(void)
 {
     *(volatile uint8_t *)(uintptr_t)provoke_text_write = 0xcc;
 }
 
 /* #GP: bits 63:47 of an address must all be equal (canonical, SDM Vol. 1 3.3.7.1). */
-static void provoke_general_protection(void)
+static NAMED void provoke_general_protection(void)
 {
     sink = *(volatile uint32_t *)0x8000000000000000ull;
 }
 
 /* #UD: ud2 is defined to be an invalid instruction. */
-static void provoke_invalid_opcode(void)
+static NAMED void provoke_invalid_opcode(void)
 {
     __asm__ volatile("ud2");
 }
 
 /* #DE: the div instruction faults on a zero divisor. */
-static void provoke_divide_error(void)
+static NAMED void provoke_divide_error(void)
 {
     sink = dividend / divisor;
 }
@@ -52,7 +55,7 @@ static void __attribute__((noinline)) recurse(volatile char *caller_frame)
     frame[1] = frame[0];
 }
 
-static void provoke_stack_overflow(void)
+static NAMED void provoke_stack_overflow(void)
 {
     char start = 0;
     recurse(&start);
