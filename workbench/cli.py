@@ -38,6 +38,8 @@ def _source_dir(given: str | None) -> Path:
 def command_lab(args: argparse.Namespace) -> int:
     lessons = REPOSITORY / "lessons"
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons}", *args.jupyter_args]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")  # containers and CI run as root; JupyterLab refuses without this
     print(f"Starting JupyterLab on {lessons} (Ctrl-C twice to stop)", flush=True)
     return subprocess.call(argv)
 
@@ -132,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    lab = commands.add_parser("lab", help="start JupyterLab on the lessons")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed to jupyter lab")
+    lab = commands.add_parser("lab", help="start JupyterLab on the lessons; other options go to JupyterLab")
     lab.set_defaults(run=command_lab)
 
     for name, function, text in (("build", command_build, "build the unikernel"),
@@ -156,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     student.add_argument("destination", help="directory for the student notebooks")
     student.set_defaults(run=command_student_edition)
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "lab":
+        args.jupyter_args = unknown  # --port, --no-browser, ... belong to JupyterLab
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
     except WorkbenchError as error:

@@ -40,14 +40,17 @@ from .cpu import Registers, parse_info_registers
 from .errors import WorkbenchError
 from .faults import FAULT_LINE, GuestFault
 from .host import qemu_info
-from .image import Image
-from .memory import GuestRAM
+from . import paging
+from .image import Image, Symbol
+from .memory import GuestRAM, MonitorMemory
+from .snapshot import Snapshot
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
 ACCELERATORS = ("tcg", "kvm")
 DEBUG_EXIT_PORT = 0xF4
 MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
 QUIT_GRACE_SECONDS = 2.0
+PAGE_SIZE = 4096
 
 # qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
 # same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
@@ -200,6 +203,7 @@ class Machine:
         cpu: str = "qemu64",
         console_limit: int = DEFAULT_LIMIT,
         name: str | None = None,
+        shared_memory: bool = True,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         if machine_type not in MACHINE_TYPES:
@@ -215,10 +219,13 @@ class Machine:
         self.cpu = cpu
         self.name = name
         self.extra_args = extra_args
+        self.shared_memory = shared_memory
+        self.memory_note = ""  # why guest RAM is not shared, when it is not
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
         self.outcome: Outcome | None = None
         self.ram: GuestRAM | None = None
+        self._monitor_memory: MonitorMemory | None = None
         self._state = MachineState.CREATED
         self._state_lock = threading.Lock()
         self._loop: LoopThread | None = None
@@ -248,10 +255,10 @@ class Machine:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def command_line(self, ram_fd: int, qmp_fd: int, serial_fd: int) -> list[str]:
+    def command_line(self, ram_fd: int | None, qmp_fd: int, serial_fd: int) -> list[str]:
         """The QEMU command line for this machine, given the descriptors QEMU inherits."""
         info = qemu_info()
-        machine = f"{self.machine_type},memory-backend=ram"
+        machine = self.machine_type + (",memory-backend=ram" if ram_fd is not None else "")
         if self.machine_type == "microvm":
             machine += ",pit=on,pic=on,rtc=off,isa-serial=on"  # the legacy timer and serial the guest uses
         args = [
@@ -261,8 +268,6 @@ class Machine:
             "-accel", self.accel,
             "-cpu", self.cpu,
             "-m", f"{self.memory_mib}M",
-            "-object", f"memory-backend-file,id=ram,size={self.memory_mib}M,"
-                       f"mem-path=/proc/self/fd/{ram_fd},share=on",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
             "-chardev", f"socket,id=com1,fd={serial_fd}", "-serial", "chardev:com1",
@@ -271,6 +276,9 @@ class Machine:
             "-kernel", str(self.image.path),
             "-S",  # start paused: QMP is connected before the first guest instruction
         ]
+        if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr
+            args += ["-object", f"memory-backend-file,id=ram,size={self.memory_mib}M,"
+                                f"mem-path=/proc/self/fd/{ram_fd},share=on"]
         if self.machine_type != "microvm" and info.qboot_rom:
             args += ["-bios", info.qboot_rom]  # qboot boots PVH in half the time of SeaBIOS
         if info.has_sandbox:
@@ -307,12 +315,19 @@ class Machine:
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.ram = GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram")
+        if self.shared_memory:
+            try:
+                self.ram = GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram")
+            except OSError as error:
+                self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
+        else:
+            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
         qmp_ours, qmp_theirs = socket.socketpair()
         serial_ours, serial_theirs = socket.socketpair()
         self._sockets = [qmp_ours, serial_ours]
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
-        inherited = (self.ram.fd, qmp_theirs.fileno(), serial_theirs.fileno())
+        ram_fd = self.ram.fd if self.ram is not None else None
+        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), serial_theirs.fileno()) if fd is not None)
         parent = os.getpid()
 
         def die_with_parent() -> None:
@@ -323,7 +338,7 @@ class Machine:
 
         try:
             self._process = subprocess.Popen(
-                self.command_line(*inherited),
+                self.command_line(ram_fd, qmp_theirs.fileno(), serial_theirs.fileno()),
                 pass_fds=inherited,
                 stdin=subprocess.DEVNULL,
                 stdout=self._qemu_log_fd,
@@ -382,6 +397,8 @@ class Machine:
             self._qemu_log_fd = -1
         if self.ram is not None:
             self.ram.close()
+        if self._monitor_memory is not None:
+            self._monitor_memory.close()
         self._set_state(MachineState.CLOSED)
         self.console.close()
         _live_machines.discard(self)
@@ -646,6 +663,78 @@ class Machine:
         tail, log = self.console.tail(), self._qemu_log_if_failed()
         self.close()
         return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
+
+    # Guest memory.
+
+    @property
+    def memory(self) -> GuestRAM | MonitorMemory:
+        """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
+        self._require_qemu()
+        if self.ram is not None:
+            return self.ram
+        if self._monitor_memory is None:
+            def pmemsave(paddr: int, length: int, path: str) -> None:
+                self.qmp("pmemsave", 30.0, val=paddr, size=length, filename=path)
+            self._monitor_memory = MonitorMemory(self.memory_mib << 20, pmemsave)
+        return self._monitor_memory
+
+    def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
+        """Registers and page tables at one instant; a running guest is paused meanwhile."""
+        was_running = self._state is MachineState.RUNNING
+        if was_running:
+            self.pause(timeout)
+        try:
+            return Snapshot.take(self.memory, self.registers(timeout),
+                                 seconds=time.monotonic() - self._started_at, label=label)
+        finally:
+            if was_running:
+                self.resume(timeout)
+
+    def _paddr_of(self, vaddr: int, length: int) -> list[tuple[int, int]]:
+        """(paddr, length) pieces of the virtual range, translated by the guest's own tables."""
+        registers = self.registers()
+        memory = self.memory
+        pieces = []
+        while length > 0:
+            take = min(length, PAGE_SIZE - vaddr % PAGE_SIZE)
+            pieces.append((paging.translate(memory, registers, vaddr), take))
+            vaddr, length = vaddr + take, length - take
+        return pieces
+
+    def read_virtual(self, vaddr: int, length: int) -> bytes:
+        """Bytes at a guest vaddr, through the guest's current page tables (works while it runs).
+
+        Raises paging.PageFaultError, with the whole walk, when part of the range is unmapped.
+        """
+        memory = self.memory
+        return b"".join(memory.read(paddr, size) for paddr, size in self._paddr_of(vaddr, length))
+
+    def write_virtual(self, vaddr: int, data: bytes) -> None:
+        """Store bytes at a guest vaddr; the guest sees them at once."""
+        memory = self.memory
+        offset = 0
+        for paddr, size in self._paddr_of(vaddr, len(data)):
+            memory.write(paddr, data[offset : offset + size])
+            offset += size
+
+    def read_symbol(self, name: str) -> int:
+        """The value of a C variable of the unikernel (1, 2, 4 or 8 bytes, little-endian)."""
+        symbol = self._variable(name)
+        return int.from_bytes(self.read_virtual(symbol.vaddr, symbol.size), "little")
+
+    def write_symbol(self, name: str, value: int) -> None:
+        """Change a C variable of the unikernel, also while it runs."""
+        symbol = self._variable(name)
+        if not 0 <= value < 1 << (8 * symbol.size):
+            raise MachineError(f"{value} does not fit in {name}, which is {symbol.size} bytes")
+        self.write_virtual(symbol.vaddr, value.to_bytes(symbol.size, "little"))
+
+    def _variable(self, name: str) -> Symbol:
+        symbol = self.image.symbol(name)
+        if symbol.kind != "object" or symbol.size not in (1, 2, 4, 8):
+            raise MachineError(f"{name} is a {symbol.kind} of {symbol.size} bytes, not an integer variable; "
+                               "use read_virtual() for other data")
+        return symbol
 
     # Evidence.
 

@@ -8,6 +8,14 @@ formats, §4.6 for access rights), and QEMU 7.2's target/i386/monitor.c (`print_
 `tlb_info_la48`, `tlb_info_la57`, `mem_print`, `mem_info_la48`, `mem_info_la57`), which
 `format_info_tlb` and `format_info_mem` reproduce byte for byte.
 
+What "like QEMU" means here:
+    `leaves()` descends exactly where QEMU's `info tlb` does (P decides, PS in a PML4E/PML5E
+    is ignored, tables are located with QEMU's 50-bit mask) and marks, rather than drops,
+    leaves the CPU would refuse for reserved bits. Memory outside RAM reads as zeros, as QEMU's
+    unassigned memory does (QEMU would see device registers or ROM there). `walk()` is the
+    CPU's view instead: it stops at the first reserved bit, and a table beyond RAM is a fault.
+    A leaf whose frame is beyond RAM is a valid mapping of device memory, not a fault.
+
 How much work a full enumeration may do:
     A walk descends at most 4 (or 5) levels, so no path can loop: a PML4 entry that points at
     the PML4 itself (the recursive-mapping trick) just makes the PML4 serve as a PDPT one level
@@ -21,7 +29,9 @@ How much work a full enumeration may do:
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 import itertools
 import re
 import struct
@@ -650,11 +660,33 @@ def _effective(and_bits: int, or_bits: int, nxe: bool) -> Permissions:
     return _PERMISSIONS[(and_bits & 6) | (int(nxe) & (or_bits >> 63))]
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many small objects that all survive.
+
+    Each generational collection would rescan every object built so far, which doubles or
+    triples the time for tens of thousands of them; none of them can form a cycle. (Leaf rows
+    avoid the problem differently: they hold only ints, so the collector untracks them.)
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _size_text(size: int) -> str:
     for unit, name in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if size >= unit and size % unit == 0:
             return f"{size // unit} {name}"
     return f"{size:#x} bytes"
+
+
+def _hex(value: int) -> str:
+    """A 64-bit value for JavaScript, which loses precision above 2**53."""
+    return f"{value:#018x}"
 
 
 def _check_vaddr(vaddr: int) -> None:
@@ -839,6 +871,39 @@ class Walk:
             return None
         return self.paddr & ~(self.page_size - 1)
 
+    def to_json(self) -> dict[str, object]:
+        """A JSON-safe dict for views: every address and entry as a hex string."""
+        return {
+            "vaddr": _hex(self.vaddr),
+            "mode": self.mode.kind.value,
+            "cr3": _hex(self.mode.cr3),
+            "steps": [
+                {
+                    "level": step.level.name,
+                    "table_paddr": _hex(step.table_paddr),
+                    "index": step.index,
+                    "vaddr_bits": list(step.vaddr_bits),
+                    "entry": _hex(step.entry.raw),
+                    "flags": list(step.flags),
+                    "reserved_bits": _hex(step.reserved_bits),
+                    "target": step.target.value if step.target is not None else None,
+                    "target_paddr": _hex(step.target_paddr) if step.target_paddr is not None else None,
+                    "recursive": step.recursive,
+                }
+                for step in self.steps
+            ],
+            "fault": None if self.fault is None else {
+                "kind": self.fault.kind.value,
+                "level": self.fault.level.name if self.fault.level is not None else None,
+                "message": self.fault.message,
+            },
+            "paddr": _hex(self.paddr) if self.paddr is not None else None,
+            "page_size": self.page_size,
+            "permissions": str(self.permissions) if self.permissions is not None else None,
+            "protection_key": self.protection_key,
+            "paddr_in_ram": self.paddr_in_ram,
+        }
+
 
 def _read_entry(memory: PhysicalMemory, paddr: int) -> int | None:
     if paddr + 8 > memory.size:
@@ -905,7 +970,7 @@ def _walk_tables(memory: PhysicalMemory, mode: PagingMode, vaddr: int) -> Walk:
         if leaf:
             kind = EntryKind.PAGE
         else:
-            kind = EntryKind.TABLE if target_paddr + TABLE_SIZE <= memory.size else EntryKind.OUTSIDE_RAM
+            kind = EntryKind.TABLE if target_paddr < memory.size else EntryKind.OUTSIDE_RAM
         steps.append(WalkStep(level, table, index, level.vaddr_bits, entry, reserved, kind, target_paddr,
                               recursive=not leaf and target_paddr in used_tables))
         if reserved:
@@ -1013,9 +1078,6 @@ class _TableReader:
         self._entries: dict[int, tuple[int, ...]] = {}
         self._present: dict[int, list[tuple[int, int]]] = {}
 
-    def in_ram(self, paddr: int) -> bool:
-        return paddr < self.size
-
     def _data(self, paddr: int) -> bytes:
         # QEMU reads zeros where a table runs past RAM; so do we.
         if paddr >= self.size:
@@ -1120,17 +1182,24 @@ class Leaf:
     def to_json(self) -> dict[str, object]:
         """A JSON-safe dict: addresses and entries as hex strings."""
         return {
-            "vaddr": f"{self.vaddr:#018x}",
-            "paddr": f"{self.paddr:#018x}",
+            "vaddr": _hex(self.vaddr),
+            "paddr": _hex(self.paddr),
             "size": self.size,
-            "entries": [f"{e:#018x}" for e in self.entries],
+            "entries": [_hex(e) for e in self.entries],
             "permissions": str(self.permissions),
             "flags": list(self.flags),
             "reserved": self.reserved,
         }
 
 
-_Row = tuple[int, int, int, tuple[int, ...], Permissions, bool]  # the fields of a Leaf, in order
+# A leaf as the enumeration stores it: (vaddr, paddr, size, entries, rights, reserved), where
+# rights indexes _PERMISSIONS (bit 0 no-execute, bit 1 R/W, bit 2 U/S). Rows hold only ints so
+# that CPython's collector untracks them: 100,000 rows then cost it nothing.
+_Row = tuple[int, int, int, tuple[int, ...], int, bool]
+
+
+def _leaf(row: _Row) -> Leaf:
+    return Leaf(row[0], row[1], row[2], row[3], _PERMISSIONS[row[4]], row[5])
 
 
 @dataclass(frozen=True)
@@ -1139,20 +1208,25 @@ class TableProblem:
 
     Attributes:
         kind: OUTSIDE_RAM (points to a table beyond RAM) or RESERVED_BIT.
-        level: level of the entry.
+        level: level of the entry (of the top-level table for CR3).
         vaddr: first vaddr the entry covers.
-        entry: the raw entry.
+        entry: the raw entry, or CR3.
+        from_cr3: the problem is CR3 itself pointing outside RAM.
     """
 
     kind: FaultKind
     level: Level
     vaddr: int
     entry: int
+    from_cr3: bool = False
 
     @property
     def message(self) -> str:
         """What is wrong, for a student."""
         name = self.level.entry_name
+        if self.from_cr3:
+            return (f"CR3 {self.entry:#018x} points to a {self.level.name} table at paddr "
+                    f"{self.entry & _ADDRESS_BITS:#018x}, outside guest RAM: there are no page tables to read")
         if self.kind is FaultKind.OUTSIDE_RAM:
             return (f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} points to a table at paddr "
                     f"{self.entry & _ADDRESS_BITS:#018x}, outside guest RAM")
@@ -1163,12 +1237,12 @@ class TableProblem:
 class Leaves(Sequence[Leaf]):
     """Every present leaf in vaddr order, like QEMU's `info tlb`.
 
-    Rows are kept as plain tuples and turned into `Leaf` objects only when asked for, so that
-    enumerating a large guest stays fast.
+    Rows are kept as plain tuples of ints and turned into `Leaf` objects only when asked for,
+    so that enumerating a large guest stays fast.
 
     Attributes:
         mode: the paging mode they were read with.
-        rows: one tuple of Leaf fields per leaf.
+        rows: one tuple per leaf: vaddr, paddr, size, entries, rights index, reserved.
         problems: entries that could not be followed, or that have reserved bits.
         truncated: the enumeration stopped at its work bound; the rows are incomplete.
         entries_examined: present entries looked at (the quantity the bound limits).
@@ -1193,13 +1267,13 @@ class Leaves(Sequence[Leaf]):
     def __getitem__(self, index: int | slice) -> Leaf | Sequence[Leaf]:
         """A leaf, or a list of leaves for a slice."""
         if isinstance(index, slice):
-            return [Leaf(*row) for row in self.rows[index]]
-        return Leaf(*self.rows[index])
+            return [_leaf(row) for row in self.rows[index]]
+        return _leaf(self.rows[index])
 
     def __iter__(self) -> Iterator[Leaf]:
         """Every leaf in vaddr order."""
         for row in self.rows:
-            yield Leaf(*row)
+            yield _leaf(row)
 
     def __repr__(self) -> str:
         """Deterministic and short: kind and count."""
@@ -1257,7 +1331,7 @@ class _Enumerator:
         mode = self.mode
         root = mode.cr3 & _QEMU_TABLE_MASK  # as QEMU's monitor locates it
         if root >= self.reader.size:
-            self.problems.append(TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3))
+            self.problems.append(TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3, from_cr3=True))
         else:
             self.visit(root, mode.top_level.value, 0, (U64, 0, (), False))
         return Leaves(mode, tuple(self.rows), tuple(self.problems), self.truncated, self.examined)
@@ -1270,14 +1344,14 @@ class _Enumerator:
             self.truncated = True
             return
         p_and, p_or, path, p_res = inherited
-        perms = _PERMISSIONS
         nxe = self.nxe
         if level == 1:
-            res_mask = self.reserved_leaf[1]
-            append = self.rows.append
-            for i, e in present:
-                append((base + (i << 12), e & _ADDRESS_BITS, PAGE_SIZE_4K, (*path, e),
-                        perms[(p_and & e & 6) | (nxe & ((p_or | e) >> 63))], p_res or bool(e & res_mask)))
+            res_mask = 0 if p_res else self.reserved_leaf[1]  # with p_res every leaf is marked anyway
+            self.rows.extend([
+                (base + (i << 12), e & _ADDRESS_BITS, PAGE_SIZE_4K, (*path, e),
+                 (p_and & e & 6) | (nxe & ((p_or | e) >> 63)), p_res or (e & res_mask) != 0)
+                for i, e in present
+            ])
             return
         shift = 12 + 9 * (level - 1)
         sign = self.sign if level == self.mode.top_level.value else 0
@@ -1290,7 +1364,7 @@ class _Enumerator:
                 vaddr |= sign
             if can_map and e & ENTRY_PAGE_SIZE:
                 self.rows.append((vaddr, e & _ADDRESS_BITS & ~(span - 1), span, (*path, e),
-                                  perms[(p_and & e & 6) | (nxe & ((p_or | e) >> 63))],
+                                  (p_and & e & 6) | (nxe & ((p_or | e) >> 63)),
                                   p_res or bool(e & self.reserved_leaf[level])))
                 continue
             own_res = bool(e & self.reserved_table[level])
@@ -1352,6 +1426,11 @@ class MappedRange:
         x = "?" if self.executable is None else ("x" if self.executable else "-")
         return f"{'u' if self.user else '-'}r{'w' if self.writable else '-'}{x}"
 
+    def to_json(self) -> dict[str, object]:
+        """A JSON-safe dict; addresses and the size as hex strings (a size can reach 2**64)."""
+        return {"vaddr": _hex(self.vaddr), "end": _hex(self.end), "size": _hex(self.size),
+                "permissions": self.permissions_text}
+
 
 def mappings(found: Leaves, *, split_on_execute: bool = False) -> tuple[MappedRange, ...]:
     """Coalesce leaves into ranges with QEMU's `info mem` rule.
@@ -1369,8 +1448,8 @@ def mappings(found: Leaves, *, split_on_execute: bool = False) -> tuple[MappedRa
     out: list[MappedRange] = []
     start = end = -1
     key: tuple[bool, bool, bool | None] = (False, False, None)
-    for vaddr, _frame, size, _entries, perm, _reserved in found.rows:
-        this = (perm.user, perm.writable, perm.executable if split_on_execute else None)
+    for vaddr, _frame, size, _entries, rights, _reserved in found.rows:
+        this = (bool(rights & 4), bool(rights & 2), not rights & 1 if split_on_execute else None)
         if vaddr == end and this == key:
             end = vaddr + size
             continue
@@ -1429,11 +1508,12 @@ def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
     """The leaves as QEMU's `info tlb` reports them (its masks and letters)."""
     out: list[TlbLine] = []
     masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
-    for vaddr, _frame, size, entries, _perm, _reserved in found.rows:
-        pte = entries[-1]
-        if size == PAGE_SIZE_4K:
-            pte &= ~ENTRY_PAGE_SIZE  # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
-        out.append(TlbLine(vaddr, pte & masks[size], _tlb_flags(pte)))
+    with _collector_paused():
+        for vaddr, _frame, size, entries, _perm, _reserved in found.rows:
+            pte = entries[-1]
+            if size == PAGE_SIZE_4K:
+                pte &= ~ENTRY_PAGE_SIZE  # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+            out.append(TlbLine(vaddr, pte & masks[size], _tlb_flags(pte)))
     return tuple(out)
 
 
@@ -1467,7 +1547,19 @@ def format_info_tlb(
     if not found.mode.enabled:
         return "PG disabled" + newline
     _require_complete(found, "info tlb")
-    return "".join(f"{line}{newline}" for line in tlb_lines(found))
+    masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
+    letters: dict[int, str] = {}
+    out: list[str] = []
+    for vaddr, _frame, size, entries, _rights, _reserved in found.rows:
+        pte = entries[-1]
+        if size == PAGE_SIZE_4K:
+            pte &= ~ENTRY_PAGE_SIZE  # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+        key = (pte & 0x1FE) | (pte >> 63)
+        flags = letters.get(key)
+        if flags is None:
+            flags = letters[key] = _tlb_flags(pte)
+        out.append(f"{vaddr:016x}: {pte & masks[size]:016x} {flags}{newline}")
+    return "".join(out)
 
 
 _TLB_LINE = re.compile(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([X-][G-][P-][D-][A-][C-][T-][U-][W-])$")
@@ -1522,20 +1614,25 @@ def _qemu_mem_events_from_leaves(found: Leaves) -> list[tuple[int, int]]:
     """mem_print() calls for 4-level paging, derived from the leaves (QEMU's walk visits the same).
 
     Addresses are QEMU's internal ones: not sign-extended, so the lower and upper halves touch.
+    Only the calls that change the protection are produced; mem_print() ignores the others.
     """
     internal = (1 << found.mode.vaddr_bits) - 1
     events: list[tuple[int, int]] = []
     end = -1
-    for vaddr, _frame, size, _entries, perm, _reserved in found.rows:
+    last = 0
+    for vaddr, _frame, size, _entries, rights, _reserved in found.rows:
         start = vaddr & internal
-        if start != end:
+        prot = ENTRY_PRESENT | (rights & (ENTRY_USER | ENTRY_WRITABLE))
+        if start != end and last:
             events.append((end, 0))  # a gap: QEMU saw a non-present entry there
-        events.append((start, ENTRY_PRESENT | (ENTRY_USER if perm.user else 0)
-                       | (ENTRY_WRITABLE if perm.writable else 0)))
+            last = 0
+        if prot != last:
+            events.append((start, prot))
+            last = prot
         end = start + size
-    if end != -1:
+    if last:
         events.append((end, 0))
-    return [(e, p) for e, p in events if e >= 0]
+    return events
 
 
 def _qemu_mem_events_emulated(
@@ -1794,12 +1891,19 @@ def diff(before: Leaves, after: Leaves) -> LeafDiff:
 
     Splitting a 2 MiB page into 4 KiB pages shows as one removal and 512 additions.
     """
-    old = {(row[0], row[2]): row for row in before.rows}
-    new = {(row[0], row[2]): row for row in after.rows}
-    added = tuple(Leaf(*row) for key, row in new.items() if key not in old)
-    removed = tuple(Leaf(*row) for key, row in old.items() if key not in new)
-    changed = tuple(LeafChange(Leaf(*old[key]), Leaf(*row)) for key, row in new.items()
-                    if key in old and old[key] != row)
+    if before.rows == after.rows:
+        return LeafDiff((), (), ())
+    # Most rows are usually identical: set lookups (in C) leave only the few that differ.
+    kept_old = set(before.rows)
+    kept_new = set(after.rows)
+    gone = [row for row in before.rows if row not in kept_new]
+    came = [row for row in after.rows if row not in kept_old]
+    # key: the vaddr with the page size's bit length in its (always clear) low 12 bits
+    old = {row[0] | row[2].bit_length(): row for row in gone}
+    new = {row[0] | row[2].bit_length(): row for row in came}
+    added = tuple(_leaf(row) for key, row in new.items() if key not in old)
+    removed = tuple(_leaf(row) for key, row in old.items() if key not in new)
+    changed = tuple(LeafChange(_leaf(old[key]), _leaf(row)) for key, row in new.items() if key in old)
     return LeafDiff(
         tuple(sorted(added, key=lambda leaf: leaf.vaddr)),
         tuple(sorted(removed, key=lambda leaf: leaf.vaddr)),
@@ -1872,6 +1976,22 @@ class TreeEntry:
     target_paddr: int
     child: TableNode | None
     recursive: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-safe dict for views: addresses and the entry as hex strings."""
+        return {
+            "index": self.index,
+            "vaddr": _hex(self.vaddr),
+            "level": self.entry.level.name,
+            "entry": _hex(self.entry.raw),
+            "flags": list(self.entry.flag_names),
+            "reserved_bits": _hex(self.reserved_bits),
+            "kind": self.kind.value,
+            "target_paddr": _hex(self.target_paddr),
+            "page_size": self.entry.page_size,
+            "recursive": self.recursive,
+            "present_count": self.child.present_count if self.child is not None else None,
+        }
 
 
 class PageTableTree:

@@ -9,17 +9,17 @@
  * 48-bit addresses, so the upper half starts at 0xffff800000000000).
  *
  *  0xffffffffffffffff +---------------------------------+
- *                     | kernel image, section by section|
+ *                     | kernel image, by section        |
  *                     |   .kernel_symbols  R--  (NX)    |  <- __kernel_end above it
- *                     |   .data .bss       RW-  (NX)    |  stacks, each over an unmapped guard page
- *                     |   .rodata          R--  (NX)    |  includes the PVH note
- *  0xffffffff80100000 |   .text            R-X          |  __text_start = KERNEL_VIRTUAL_BASE + 1 MiB
- *  0xffffffff80000000 +---------------------------------+  KERNEL_VIRTUAL_BASE (top 2 GiB: -mcmodel=kernel)
+ *                     |   .data .bss       RW-  (NX)    |  stacks, each over an unmapped guard
+ *                     |   .rodata          R--  (NX)    |  page; the PVH note is in .rodata
+ *  0xffffffff80100000 |   .text            R-X          |  __text_start, the image's first byte
+ *  0xffffffff80000000 +---------------------------------+  KERNEL_VIRTUAL_BASE: -mcmodel=kernel
  *                     |            unmapped             |
  *                     +---------------------------------+
  *                     | heap, grows up on demand        |  4 KiB pages, RW- NX, fresh and zeroed
  *  0xffffc00000000000 +---------------------------------+  HEAP_BASE
- *                     | direct map of all RAM           |  2 MiB pages, RW- NX: virtual = physical + base
+ *                     | direct map of all RAM           |  2 MiB pages, RW- NX
  *  0xffff800000000000 +---------------------------------+  DIRECT_MAP_BASE
  *                     |   non-canonical: #GP on access  |
  *  0x00007fffffffffff +---------------------------------+

@@ -42,7 +42,7 @@
  *  +--------+---------+---------+---------+---------+-------------+
  */
 #define PTE_PRESENT         (ULL(1) << 0)   /* all other bits are ignored when clear */
-#define PTE_WRITABLE        (ULL(1) << 1)   /* writes allowed (for the kernel only if !CR0.WP) */
+#define PTE_WRITABLE        (ULL(1) << 1)   /* clear: writes fault, the kernel's too (CR0.WP) */
 #define PTE_USER            (ULL(1) << 2)   /* ring 3 may access */
 #define PTE_ACCESSED        (ULL(1) << 5)   /* set by the CPU on any access */
 #define PTE_DIRTY           (ULL(1) << 6)   /* set by the CPU on a write, leaf entries only */
@@ -114,13 +114,6 @@ static inline uint64_t read_cr2(void)
 {
     uint64_t value;
     __asm__ volatile("mov %%cr2, %0" : "=r"(value));
-    return value;
-}
-
-static inline uint64_t read_cr3(void)
-{
-    uint64_t value;
-    __asm__ volatile("mov %%cr3, %0" : "=r"(value));
     return value;
 }
 

@@ -33,7 +33,8 @@ static const struct kernel_symbol *symbol_lookup(uint64_t address)
 }
 
 /* Mnemonics and names from SDM Vol. 3A 6.3.1, table 6-1 ("Protected-Mode Exceptions and
- * Interrupts"); the SDM gives no mnemonic to NMI and the reserved vectors. */
+ * Interrupts"), and for vectors 28-30 from AMD's manual (APM Vol. 2, 8.2). The SDM gives no
+ * mnemonic to NMI (vector 2), 9 and the reserved vectors: these names are our own. */
 static const char *const exception_names[EXCEPTION_COUNT][2] = {
     {"#DE", "Divide Error"}, {"#DB", "Debug"}, {"#NMI", "Non-Maskable Interrupt"},
     {"#BP", "Breakpoint"}, {"#OF", "Overflow"}, {"#BR", "BOUND Range Exceeded"},
@@ -41,7 +42,7 @@ static const char *const exception_names[EXCEPTION_COUNT][2] = {
     {"#CSO", "Coprocessor Segment Overrun"}, {"#TS", "Invalid TSS"},
     {"#NP", "Segment Not Present"}, {"#SS", "Stack-Segment Fault"},
     {"#GP", "General Protection"}, {"#PF", "Page Fault"}, {"#RES", "Reserved"},
-    {"#MF", "x87 Floating-Point Error"}, {"#AC", "Alignment Check"},
+    {"#MF", "x87 FPU Floating-Point Error"}, {"#AC", "Alignment Check"},
     {"#MC", "Machine Check"}, {"#XM", "SIMD Floating-Point Exception"},
     {"#VE", "Virtualization Exception"}, {"#CP", "Control Protection Exception"},
     {"#RES", "Reserved"}, {"#RES", "Reserved"}, {"#RES", "Reserved"}, {"#RES", "Reserved"},

@@ -7,6 +7,7 @@ marked "captured" were printed by QEMU 7.2 itself for the tables rebuilt here.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import struct
 import time
@@ -37,7 +38,6 @@ from workbench.paging import (
     Entry,
     EntryKind,
     FaultKind,
-    Leaf,
     Leaves,
     Level,
     MappedRange,
@@ -488,19 +488,19 @@ def test_garbage_that_points_every_entry_at_the_root_terminates() -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    seed=st.integers(0, 2**32 - 1),
+    rng=st.randoms(use_true_random=True),
     confine=st.booleans(),
     cr3_page=st.integers(0, 5),
     vaddr=st.integers(0, (1 << 64) - 1),
-    la57=st.booleans(),
-    nxe=st.booleans(),
+    switches=st.tuples(st.booleans(), st.booleans()),
 )
 def test_walk_never_raises_on_random_memory(
-    seed: int, confine: bool, cr3_page: int, vaddr: int, la57: bool, nxe: bool
+    rng: random.Random, confine: bool, cr3_page: int, vaddr: int, switches: tuple[bool, bool]
 ) -> None:
     # 16 KiB of random bytes; cr3 pages 4 and 5 are outside it. With `confine`, every entry's
     # address is folded back into RAM so that walks go deep, alias and loop.
-    data = bytearray(random.Random(seed).randbytes(0x4000))
+    la57, nxe = switches
+    data = bytearray(rng.getrandbits(0x4000 * 8).to_bytes(0x4000, "little"))
     if confine:
         for i in range(0, len(data), 8):
             value = int.from_bytes(data[i : i + 8], "little")
@@ -532,8 +532,7 @@ def test_random_tables_agree_with_every_view(writes: list[tuple[int, int]], la57
     regs = ControlRegisters.long_mode(0, la57=la57)
     found = leaves(memory, regs, max_entries=20_000)
     assume(not found.truncated)
-    for row in found.rows[:50]:
-        leaf = Leaf(*row)
+    for leaf in found[:50]:
         result = walk(memory, regs, leaf.vaddr)
         if leaf.reserved:
             assert result.fault is not None and result.fault.kind is FaultKind.RESERVED_BIT
@@ -772,7 +771,7 @@ def test_diff_of_two_snapshots() -> None:
     assert t.map(0x2000, 0x6000, flags=P | RW)
     assert t.map(0x3000, 0x7000, flags=P | RW)
     before = leaves(t.memory, t.regs())
-    table, index = entry_for(t, 0x1000, 1)
+    table, _index = entry_for(t, 0x1000, 1)
     t.set(table, 1, 0x5000 | P | RW | A | D)  # touched and written
     t.set(table, 2, 0x6000 | P)  # made read-only
     t.set(table, 3, 0)  # unmapped
@@ -887,6 +886,26 @@ def test_format_walk_reads_like_a_worked_example() -> None:
     missing = format_walk(walk(t.memory, t.regs(), 0x1000))
     assert missing.splitlines()[-2].endswith("not present")
     assert missing.splitlines()[-1].startswith("fault at PML4: vaddr 0x0000000000001000 is not mapped")
+
+
+def test_json_forms_carry_64_bit_values_as_hex_strings() -> None:
+    t = Tables()
+    assert t.map(KERNEL, 0x20_0000, PAGE_SIZE_2M, P | RW | XD)
+    result = walk(t.memory, t.regs(), KERNEL + 0x10)
+    data = result.to_json()
+    assert data["vaddr"] == "0xffffffff80000010" and data["paddr"] == "0x0000000000200010"
+    steps = data["steps"]
+    assert isinstance(steps, list) and steps[-1]["entry"] == "0x8000000000200083"
+    assert json.loads(json.dumps(data)) == data
+    fault = walk(t.memory, t.regs(), 0x1000).to_json()["fault"]
+    assert isinstance(fault, dict) and fault["kind"] == "not present" and fault["level"] == "PML4"
+    whole = MappedRange(0xFFFF_FFFF_FFFF_F000, 0x1000, False, True, None).to_json()
+    assert whole == {"vaddr": "0xfffffffffffff000", "end": "0x10000000000000000", "size": "0x0000000000001000",
+                     "permissions": "-rw?"}
+    tree = PageTableTree(t.memory, t.regs())
+    assert tree.root is not None
+    top = tree.root.entries()[0].to_json()
+    assert top["vaddr"] == "0xffffff8000000000" and top["present_count"] == 1 and top["kind"] == "table"
 
 
 def test_bytes_memory_bounds() -> None:

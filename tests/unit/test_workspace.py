@@ -92,7 +92,8 @@ def test_show_one_function_with_its_comment(workspace: Workspace) -> None:
 
 def test_exercise_markers_are_found(workspace: Workspace) -> None:
     places = workspace.find("EXERCISE(01)")
-    assert places and all(path.endswith((".c", ".h", ".S")) for path, _, _ in places)
+    assert ("app/main.c", places[-1][1], places[-1][2]) in places
+    assert all("EXERCISE(01)" in line for _, _, line in places)
 
 
 def test_workspace_names_are_checked(tmp_path: Path) -> None:
