@@ -3,6 +3,8 @@
     workbench lab       JupyterLab on the lessons
     workbench build     build the unikernel, print its sections
     workbench run       build, boot, and connect the terminal to the guest's console
+    workbench pagetable the page tables of a freshly booted guest (address space, tree, ...)
+    workbench translate VADDR   one page walk, step by step (VADDR may be a symbol)
     workbench doctor    what this machine has, and what to install for what is missing
     workbench student-edition DIR   the lessons without their solutions
 """
@@ -15,12 +17,15 @@ import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from . import host
+from . import host, paging
 from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import WorkbenchError
+from .image import Image
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
+from .snapshot import Snapshot
 from .student_edition import write_student_edition
 from .workspace import REPOSITORY, pristine_source
 
@@ -92,6 +97,48 @@ def command_run(args: argparse.Namespace) -> int:
         machine.close()
 
 
+def _booted_snapshot(args: argparse.Namespace) -> tuple[Snapshot, Image]:
+    """Boot the given image (or build the unikernel), let it settle, and snapshot it."""
+    if args.image:
+        image = Image.load(args.image)
+    else:
+        image = build_image(_source_dir(args.source), toolchain=args.toolchain)
+    with Machine(image, machine_type=args.machine_type, memory_mib=args.memory) as machine:
+        if args.wait_for:
+            machine.wait_for(args.wait_for, timeout=args.timeout)
+        elif "app_main" in image.symbols:
+            machine.wait_for("> ", timeout=args.timeout)  # our unikernel, at its prompt
+        else:
+            time.sleep(args.settle)
+        return machine.snapshot("cli"), image
+
+
+def command_pagetable(args: argparse.Namespace) -> int:
+    snapshot, image = _booted_snapshot(args)
+    if args.format == "tree":
+        print(paging.format_tree(snapshot.tree(), max_depth=args.depth))
+    elif args.format == "mappings":
+        print(paging.format_mappings(snapshot.mappings()))
+    elif args.format == "tlb":
+        print(snapshot.info_tlb().replace("\r\n", "\n"), end="")
+    else:
+        space = snapshot.address_space(image)
+        print(space)
+        print(space.audit())
+    return 0
+
+
+def command_translate(args: argparse.Namespace) -> int:
+    snapshot, image = _booted_snapshot(args)
+    try:
+        vaddr = int(args.vaddr, 0)
+    except ValueError:
+        vaddr = image.symbol(args.vaddr).vaddr  # a symbol name works too
+    walk = snapshot.walk(vaddr)
+    print(paging.format_walk(walk))
+    return 0 if walk.ok else 2
+
+
 def command_doctor(_: argparse.Namespace) -> int:
     problems = 0
 
@@ -149,6 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--accel", default="tcg", choices=ACCELERATORS)
     run.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait after input ends")
+
+    for name, function, text in (
+        ("pagetable", command_pagetable, "boot a guest, pause it, print its page tables"),
+        ("translate", command_translate, "boot a guest, pause it, walk one vaddr (hex or symbol)"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        if name == "translate":
+            sub.add_argument("vaddr", help="a virtual address (0x...) or a symbol of the image")
+        else:
+            sub.add_argument("--format", choices=("space", "tree", "mappings", "tlb"), default="space",
+                             help="labelled address space (default), xv6-style tree, coalesced mappings, "
+                                  "or QEMU's info tlb")
+            sub.add_argument("--depth", type=int, default=None, help="tree: levels to show")
+        sub.add_argument("--image", help="a kernel ELF to boot instead of building the unikernel")
+        sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
+        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+        sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
+        sub.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
+        sub.add_argument("--wait-for", help="console text that means the guest is ready")
+        sub.add_argument("--settle", type=float, default=3.0, help="seconds to run a foreign kernel first")
+        sub.add_argument("--timeout", type=float, default=30.0)
+        sub.set_defaults(run=function)
 
     doctor = commands.add_parser("doctor", help="check QEMU, toolchains and acceleration")
     doctor.set_defaults(run=command_doctor)

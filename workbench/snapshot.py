@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import paging
+from . import address_space, paging
+from .address_space import AddressSpace
 from .cpu import Registers
+from .image import Image
 from .paging import PhysicalMemory
 
 PAGE_SIZE = 4096
@@ -102,6 +104,10 @@ class Snapshot:
     def vaddrs_for_frame(self, paddr: int) -> tuple[int, ...]:
         """Every vaddr that maps the physical frame containing `paddr`."""
         return paging.vaddrs_for_frame(self.leaves, paddr)
+
+    def address_space(self, image: Image | None = None) -> AddressSpace:
+        """The mappings labelled from `image` (sections, stacks, guards, heap, direct map)."""
+        return address_space.build(self.leaves, image, ram_size=self.memory.size)
 
     def info_tlb(self) -> str:
         """Exactly what QEMU's `info tlb` would print for these tables."""
