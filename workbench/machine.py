@@ -285,8 +285,11 @@ class Machine:
             args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
         return [*args, *self.extra_args]
 
-    def start(self, timeout: float = 10.0) -> Machine:
-        """Start QEMU and let the guest run. Raises QemuStartError with QEMU's own words."""
+    def start(self, timeout: float = 10.0, *, paused: bool = False) -> Machine:
+        """Start QEMU and let the guest run. Raises QemuStartError with QEMU's own words.
+
+        With `paused=True` the CPU waits at its very first instruction until `resume()`.
+        """
         if self._state is not MachineState.CREATED:
             raise MachineError(f"this machine was already started (it is {self._state.value})")
         if self.name is not None:
@@ -297,7 +300,7 @@ class Machine:
         _live_machines.add(self)
         try:
             self._loop = LoopThread(f"machine-{self.name or id(self)}")
-            self._loop.run(self._start(), timeout)
+            self._loop.run(self._start(paused), timeout)
         except BaseException as error:
             log = self.qemu_log()
             self.close()
@@ -313,7 +316,7 @@ class Machine:
             raise
         return self
 
-    async def _start(self) -> None:
+    async def _start(self, paused: bool) -> None:
         loop = asyncio.get_running_loop()
         if self.shared_memory:
             try:
@@ -360,6 +363,8 @@ class Machine:
         self._qmp = QMPClient(self.name or "workbench")
         await self._qmp.connect(qmp_ours)
         self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
+        if paused:
+            return
         self._set_state(MachineState.RUNNING)
         try:
             await self._qmp.execute("cont")

@@ -1,6 +1,6 @@
 /* The application: the one program in this unikernel. kernel_main calls app_main() when the
- * kernel is ready; it serves requests from the serial console (the protocol is in README.md)
- * by calling the kernel's API in include/kernel.h. Plain function calls, no system calls. */
+ * kernel is ready. It serves requests from the serial console (protocol: app/README.md) by
+ * calling the kernel's API in include/kernel.h: plain function calls, no system calls. */
 
 #include "kernel.h"
 

@@ -5,7 +5,7 @@
 
 #include "memory_layout.h"
 
-/* Interrupt vectors, shared with interrupts.S. */
+/* Interrupt vectors, shared with interrupts.S and kernel.ld.S. */
 #define EXCEPTION_COUNT      32     /* vectors 0-31 are the CPU's exceptions */
 #define IRQ_BASE             32     /* the PIC's 16 lines are remapped to vectors 32-47 */
 #define IRQ_COUNT            16
