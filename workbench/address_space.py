@@ -103,7 +103,7 @@ class AddressSpace:
         rows = []
         for r in self.regions:
             colour = "#fecaca" if r.writable_and_executable else colours.get((r.permissions or "")[-3:], "#f3f4f6")
-            pages = f"{r.pages} × {'/'.join(_size_text(s) for s in r.page_sizes)}" if r.pages else ""
+            pages = f"{r.pages} x {'/'.join(_size_text(s) for s in r.page_sizes)}" if r.pages else ""
             rows.append(
                 f"<tr style='background:{colour}'><td><code>{r.start:#018x}</code></td>"
                 f"<td><code>{r.end - 1:#018x}</code></td><td style='text-align:right'>{_size_text(r.size)}</td>"
@@ -133,10 +133,10 @@ def _labels(image: Image | None, ram_size: int) -> list[tuple[int, int, str, str
     if bottom and top:
         labels.append((bottom.vaddr, top.vaddr, "stack", "boot stack"))
     for name, (kind, label) in LAYOUT_SYMBOLS.items():
-        symbol = image.symbols.get(name)
-        if symbol is not None:
+        base = image.symbols.get(name)
+        if base is not None:
             span = ram_size if kind == "direct-map" else 1 << 39  # one PML4 entry for the heap
-            labels.append((symbol.vaddr, symbol.vaddr + span, kind, label))
+            labels.append((base.vaddr, base.vaddr + span, kind, label))
     labels += [(s.vaddr, s.end, "section", f"image {s.name}") for s in image.sections]
     return labels
 
@@ -157,7 +157,8 @@ def build(found: Leaves, image: Image | None = None, *, ram_size: int = 0) -> Ad
     current: tuple[str, str, str] | None = None
     for leaf in found:
         perms = leaf.permissions
-        text = ("u" if perms.user else "") + "r" + ("w" if perms.writable else "-") + ("x" if perms.executable else "-")
+        text = ("u" if perms.user else "") + "r" + ("w" if perms.writable else "-") + (
+            "x" if perms.executable else "-")
         kind, label = label_of(leaf.vaddr)
         key = (kind, label, text)
         if current == key and run and run[1] == leaf.vaddr:

@@ -17,7 +17,9 @@ import select
 import shutil
 import subprocess
 import sys
+import termios
 import time
+import tty
 from pathlib import Path
 
 from . import host, paging
@@ -74,16 +76,20 @@ def command_run(args: argparse.Namespace) -> int:
     machine.console.add_listener(echo)
     print(f"[workbench] booting {image.path.name} on {args.machine_type} ({args.accel}); "
           "type requests and Enter, Ctrl-C stops the machine", file=sys.stderr)
+    terminal = sys.stdin.isatty()
+    saved = termios.tcgetattr(sys.stdin) if terminal else None
     try:
+        if terminal:
+            tty.setcbreak(sys.stdin)  # keys go to the guest as typed; the guest echoes them
         machine.start()
         while not machine.state.stopped_by_guest:
             ready, _, _ = select.select([sys.stdin], [], [], 0.2)
             if ready:
-                line = sys.stdin.readline()
-                if not line:  # end of input: let the guest run until it stops or Ctrl-C
+                typed = os.read(sys.stdin.fileno(), 1024)
+                if not typed:  # end of input: let the guest run until it stops or Ctrl-C
                     machine.wait(timeout=args.timeout)
                     break
-                machine.send(line)
+                machine.send(typed.decode(errors="replace"))
         outcome = machine.wait(timeout=5.0)
         print(f"\n[workbench] {outcome}", file=sys.stderr)
         return outcome.exit_status if outcome.exit_status is not None else 1
@@ -95,6 +101,8 @@ def command_run(args: argparse.Namespace) -> int:
         return 1
     finally:
         machine.close()
+        if saved is not None:
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
 
 
 def _booted_snapshot(args: argparse.Namespace) -> tuple[Snapshot, Image]:

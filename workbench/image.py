@@ -108,6 +108,17 @@ class Image:
             entry = elf["e_entry"]
         return cls(path, path.stat().st_size, entry, sections, symbols, **build_facts)  # type: ignore[arg-type]
 
+    @classmethod
+    def foreign(cls, path: str | Path) -> Image:
+        """A kernel the workbench did not build (a Linux bzImage, say), to boot as it is.
+
+        It has no sections and no symbols, so addresses in its reports stay plain hex.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise WorkbenchError(f"there is no kernel image at {path}")
+        return cls(path, path.stat().st_size, 0, (), {}, toolchain="foreign")
+
     # Looking things up.
 
     def symbol(self, name: str) -> Symbol:

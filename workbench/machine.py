@@ -34,13 +34,13 @@ from typing import Any
 from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
+from . import paging
 from ._loop import LoopThread
 from .console import DEFAULT_LIMIT, Console
 from .cpu import Registers, parse_info_registers
 from .errors import WorkbenchError
 from .faults import FAULT_LINE, GuestFault
 from .host import qemu_info
-from . import paging
 from .image import Image, Symbol
 from .memory import GuestRAM, MonitorMemory
 from .snapshot import Snapshot
@@ -188,6 +188,9 @@ def close_all() -> None:
 class Machine:
     """A unikernel image booted in QEMU.
 
+    Any other kernel QEMU can boot with `-kernel` (a Linux bzImage, say) runs too when given
+    as `Image.foreign(path)`, with its command line in `append`; it has no symbols.
+
     Use it as a context manager, or call `start()` and later `close()`. Passing `name`
     closes an earlier machine of the same name first, so re-running a notebook cell does
     not pile up QEMU processes.
@@ -204,6 +207,7 @@ class Machine:
         console_limit: int = DEFAULT_LIMIT,
         name: str | None = None,
         shared_memory: bool = True,
+        append: str | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         if machine_type not in MACHINE_TYPES:
@@ -218,6 +222,7 @@ class Machine:
         self.memory_mib = memory_mib
         self.cpu = cpu
         self.name = name
+        self.append = append  # a kernel command line, for foreign kernels such as Linux
         self.extra_args = extra_args
         self.shared_memory = shared_memory
         self.memory_note = ""  # why guest RAM is not shared, when it is not
@@ -274,6 +279,7 @@ class Machine:
             "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
             "-action", "reboot=shutdown,shutdown=pause",  # a triple fault pauses, state intact
             "-kernel", str(self.image.path),
+            *(("-append", self.append) if self.append is not None else ()),
             "-S",  # start paused: QMP is connected before the first guest instruction
         ]
         if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr

@@ -24,6 +24,8 @@
 #define STATUS_DATA_READY        (1 << 0)
 #define STATUS_TRANSMIT_EMPTY    (1 << 5)
 #define BAUD_DIVISOR             1       /* 115200 / 1 = 115200 baud */
+#define ASCII_BACKSPACE          0x08    /* what Ctrl-H sends */
+#define ASCII_DELETE             0x7f    /* what the Backspace key sends on most terminals */
 
 /* Written only by console_receive, read only by console_read_byte, and console_read_byte
  * turns interrupts off while it looks: the two indices need no lock. */
@@ -73,6 +75,9 @@ static char console_read_byte(void)
     }
 }
 
+static void console_put(char byte);
+
+/* Reads a line and echoes it as a terminal would, so the transcript shows each request. */
 size_t console_read_line(char *line, size_t size)
 {
     static bool previous_was_return;    /* "\r\n" is one line ending, not two */
@@ -85,10 +90,21 @@ size_t console_read_line(char *line, size_t size)
             continue;
         }
         previous_was_return = (byte == '\r');
-        if (byte == '\r' || byte == '\n')
+        if (byte == '\r' || byte == '\n') {
+            console_put('\n');
             break;
-        if (length + 1 < size)
+        }
+        if (byte == ASCII_BACKSPACE || byte == ASCII_DELETE) {
+            if (length > 0) {
+                length--;
+                console_write("\b \b", 3);    /* step back, blank the character, step back */
+            }
+            continue;
+        }
+        if (length + 1 < size) {
             line[length++] = byte;
+            console_put(byte);
+        }
     }
     line[length] = '\0';
     return length;
