@@ -196,7 +196,8 @@ def _gap(start: int, end: int, image: Image | None) -> list[Region]:
             pieces += _gap(start, LOWER_HALF_END, image)
         hole_start, hole_end = max(start, LOWER_HALF_END), min(end, UPPER_HALF_START)
         if hole_start < hole_end:
-            pieces.append(Region(hole_start, hole_end, "non-canonical", "non-canonical hole: any access is a #GP", None))
+            pieces.append(Region(hole_start, hole_end, "non-canonical",
+                                 "non-canonical hole: any access is a #GP", None))
         if end > UPPER_HALF_START and max(start, UPPER_HALF_START) < end:
             pieces += _unmapped(max(start, UPPER_HALF_START), end, image)
         return pieces

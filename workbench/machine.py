@@ -573,15 +573,15 @@ class Machine:
 
     def reset(self, timeout: float = 5.0) -> None:
         """Reboot the guest from its image, keeping QEMU and the console transcript."""
+        self.console.skip_to_end()  # before the reset: the new boot log arrives within milliseconds
+        self._pending_fault = None
+        self.outcome = None
         # With reboot=shutdown every reset request would pause; allow this one through.
         self.qmp("set-action", timeout, reboot="reset")
         try:
             self.qmp("system_reset", timeout)
         finally:
             self.qmp("set-action", timeout, reboot="shutdown")
-        self._pending_fault = None
-        self.outcome = None
-        self.console.skip_to_end()
         if self.qmp("query-status", timeout)["status"] != "running":
             self.qmp("cont", timeout)
         self._set_state(MachineState.RUNNING)
