@@ -210,12 +210,13 @@ def _extract_boot_files(deb: Path, directory: Path) -> tuple[str, str | None]:
                 if parts[:1] != ("boot",) and "vmlinuz" in kept:
                     stopped_early = True
                     break
-                kind = next((k for k in ("vmlinuz", "System.map") if parts[-1:] and parts[-1].startswith(k + "-")), None)
-                if len(parts) == 2 and parts[0] == "boot" and kind and member.isreg():
+                name = parts[1] if len(parts) == 2 and parts[0] == "boot" and member.isreg() else ""
+                kind = next((k for k in ("vmlinuz", "System.map") if name.startswith(k + "-")), None)
+                if kind:
                     source = archive.extractfile(member)
                     assert source is not None
-                    (directory / parts[1]).write_bytes(source.read())
-                    kept[kind] = parts[1]
+                    (directory / name).write_bytes(source.read())
+                    kept[kind] = name
         unpacker.stdout.close()  # dpkg-deb stops on the closed pipe if it was not done
         _, errors = unpacker.communicate(timeout=APT_TIMEOUT)
         if not stopped_early and unpacker.returncode != 0:

@@ -237,6 +237,7 @@ class Machine:
         self._process: subprocess.Popen[bytes] | None = None
         self._qmp: QMPClient | None = None
         self._qemu_log_fd = -1
+        self._pidfd = -1
         self._sockets: list[socket.socket] = []
         self._started_at = 0.0
         self._partial_line = ""
@@ -361,8 +362,8 @@ class Machine:
         self._started_at = time.monotonic()
         self._set_state(MachineState.PAUSED)
 
-        pidfd = os.pidfd_open(self._process.pid)
-        loop.add_reader(pidfd, self._on_qemu_exit, pidfd)
+        self._pidfd = os.pidfd_open(self._process.pid)  # readable once QEMU has exited
+        loop.add_reader(self._pidfd, self._on_qemu_exit)
         serial_ours.setblocking(False)
         self._serial_task = loop.create_task(self._read_serial(serial_ours), name="serial")
 
@@ -403,6 +404,9 @@ class Machine:
         for sock in self._sockets:
             sock.close()
         self._sockets = []
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
         if self._qemu_log_fd >= 0:
             os.close(self._qemu_log_fd)
             self._qemu_log_fd = -1
@@ -497,10 +501,9 @@ class Machine:
             elif name == "RESUME" and self._state is MachineState.PAUSED:
                 self._set_state(MachineState.RUNNING)
 
-    def _on_qemu_exit(self, pidfd: int) -> None:
+    def _on_qemu_exit(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
+        loop.remove_reader(self._pidfd)
         self._keep(loop.create_task(self._after_exit(), name="exit"))
 
     async def _after_exit(self) -> None:

@@ -178,11 +178,16 @@ def test_qemu_that_will_not_start_reports_its_own_words(image: Image, tmp_path: 
     assert qemu_children() == []
 
 
-def test_nothing_outlives_many_machines(built_workspace: Workspace, image: Image) -> None:
+def test_nothing_outlives_many_machines(built_workspace: Workspace, image: Image, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     faulty = built_workspace.build(scenario="divide-error")
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))  # QEMU and Python would put temporary files here
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
 
-    def snapshot() -> tuple[int, int, int]:
-        return (len(os.listdir("/proc/self/fd")), len(qemu_children()), len(os.listdir(tempfile.gettempdir())))
+    def snapshot() -> tuple[int, int, list[str]]:
+        return (len(os.listdir("/proc/self/fd")), len(qemu_children()), os.listdir(private_tmp))
 
     before = snapshot()
     for _ in range(4):
