@@ -98,7 +98,9 @@ class Workspace:
             shutil.copytree(pristine, root, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
         workspace = cls(root, pristine)
         if fresh:
-            workspace.reset()
+            saved = workspace.reset()
+            if saved is not None:  # tell the student where their work went
+                print(f"Your earlier changes to this workspace were saved in {saved}")
         return workspace
 
     def __repr__(self) -> str:

@@ -58,6 +58,17 @@ def test_boots_to_the_banner_on_every_machine_type(image: Image, machine_type: s
         assert machine.state is MachineState.RUNNING
 
 
+def test_the_clang_image_boots_and_faults_the_same_way(built_workspace: Workspace) -> None:
+    image = built_workspace.build(toolchain="clang")
+    with Machine(image) as machine:
+        machine.wait_for(BANNER)
+        machine.wait_for("> ")
+        machine.send_line("fault stack-overflow")
+        outcome = machine.wait(timeout=15)
+        assert outcome.fault is not None and outcome.fault.vector == 14
+        assert "guard page" in outcome.explanation
+
+
 def test_the_line_protocol(image: Image) -> None:
     with Machine(image) as machine:
         machine.wait_for("> ")

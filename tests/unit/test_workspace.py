@@ -71,13 +71,14 @@ def test_reset_of_one_file_leaves_the_others(workspace: Workspace) -> None:
     assert workspace.changed_files() == ["kernel/new.h"]
 
 
-def test_open_fresh_keeps_earlier_work_as_a_patch(tmp_path: Path) -> None:
+def test_open_fresh_keeps_earlier_work_as_a_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = Workspace.open("lesson", parent=tmp_path)
     first.replace("app/main.c", "Hello from the unikernel!", "Mine")
     again = Workspace.open("lesson", parent=tmp_path)
     assert "Mine" in again.read("app/main.c")  # reopening keeps the edits
     fresh = Workspace.open("lesson", parent=tmp_path, fresh=True)
     assert "Mine" not in fresh.read("app/main.c")
+    assert "were saved in" in capsys.readouterr().out
     assert any("Mine" in p.read_text() for p in (tmp_path / ".saved-changes").iterdir())
 
 
