@@ -65,6 +65,11 @@ class Console:
         """Call `listener(text)` on the loop thread for every piece of new output."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling `listener` (nothing happens if it was not added)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # Called from any thread.
 
     @property

@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,7 @@ class Machine:
         self._pending_fault: GuestFault | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
+        self._state_listeners: list[Callable[[MachineState], None]] = []
 
     # Life cycle.
 
@@ -439,6 +441,23 @@ class Machine:
                 return
             self._state = state
         self.console.wake()
+        self._tell_state_listeners(state)
+
+    def add_state_listener(self, listener: Callable[[MachineState], None]) -> None:
+        """Call `listener(state)` after every change of state, on whichever thread made it
+        (often the event-loop thread: the listener must not call the machine back there)."""
+        self._state_listeners.append(listener)
+
+    def remove_state_listener(self, listener: Callable[[MachineState], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._state_listeners.remove(listener)
+
+    def _tell_state_listeners(self, state: MachineState) -> None:
+        for listener in list(self._state_listeners):
+            try:
+                listener(state)
+            except Exception:  # a broken listener must not break the machine's own bookkeeping
+                logging.getLogger(__name__).exception("a machine state listener failed")
 
     async def _read_serial(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -595,6 +614,7 @@ class Machine:
                 return
             self._state = new
         self.console.wake()
+        self._tell_state_listeners(new)
 
     # Talking to the guest.
 

@@ -110,11 +110,12 @@ size_t console_read_line(char *line, size_t size)
     return length;
 }
 
-static bool at_line_start = true;
+/* In .bss, not .data: the fault report uses it, and must work even when .data is mapped wrongly. */
+static bool mid_line;
 
 static void console_put(char byte)
 {
-    at_line_start = (byte == '\n');
+    mid_line = (byte != '\n');
     while (!(port_read_8(COM1 + UART_LINE_STATUS) & STATUS_TRANSMIT_EMPTY))
         ;
     port_write_8(COM1 + UART_DATA, (uint8_t)byte);
@@ -122,7 +123,7 @@ static void console_put(char byte)
 
 void console_start_line(void)
 {
-    if (!at_line_start)
+    if (mid_line)
         console_put('\n');
 }
 

@@ -74,6 +74,9 @@ void paging_init(const uint64_t *ram_ranges, unsigned range_count)
 {
     pml4 = PHYSICAL_TO_VIRTUAL(frame_alloc());
 
+    /* EXERCISE(04): change a mapping below (a section's flags, or the direct map's page size),
+     * rebuild, boot, and compare snapshots of the page tables before and after. */
+
     /* 1. The image, with one permission per section. Nothing at virtual 0: no identity map. */
     map_image(__text_start, __text_end, PTE_PRESENT);
     map_image(__rodata_start, __rodata_end, PTE_PRESENT | PTE_NO_EXEC);

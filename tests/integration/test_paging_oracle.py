@@ -390,7 +390,7 @@ def test_tables_the_cpu_would_refuse_or_that_alias(tables_guest: TablesGuest) ->
     for _ in range(top - 4):
         table = writer.link(table, 0, user_table)
     writer.tables[table][5] = frame(3, PAGE_1G) | ENTRY_PRESENT | ENTRY_PAGE_SIZE | ENTRY_USER
-    # A table outside RAM: QEMU reads nothing there, the model reads zeros.
+    # A table beyond RAM, where nothing is mapped: QEMU's monitor reads zeros, and so does the model.
     writer.tables[writer.root][4] = (1 << 38) | user_table
     # Non-present entries full of other bits, which must be ignored.
     writer.tables[writer.root][6] = 0x7FFF_FFFF_FFFF_FFFE

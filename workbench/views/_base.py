@@ -1,0 +1,332 @@
+"""What every view shares: the widget base class, throttled updates, and static HTML helpers.
+
+A view is an anywidget whose front-end is one ES module in `widgets/`. Python owns the state:
+traits hold what the page shows, custom messages carry what is too big or too transient for a
+trait (a table's entries, console output). The page talks back with messages of the form
+`{"kind": ..., ...}`, dispatched here to `_msg_<kind>` methods.
+
+Updates that come from a running guest (console output, state changes, live page-table
+refreshes) are never sent as they happen. They mark the view dirty; a single scheduler thread
+flushes each view at most `interval` times a second, with everything that changed in one
+message, and only while the page keeps up: every flush carries a sequence number that the page
+acknowledges once it has drawn it, and a view with `MAX_OUTSTANDING` flushes unacknowledged
+waits (for at most `STALE_SECONDS`, in case no page is showing the view at all). So a guest that
+floods its console or changes its tables constantly cannot flood the comm channel.
+
+Every view also has a deterministic `__repr__` (text/plain) and a static HTML form (text/html)
+in the same output bundle, for GitHub, nbviewer, untrusted notebooks and nbval.
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from ..errors import WorkbenchError
+
+WIDGETS = Path(__file__).resolve().parents[2] / "widgets"  # the ES modules and their CSS
+CSS = WIDGETS / "workbench.css"
+
+UPDATE_INTERVAL = 0.1  # seconds: a live view refreshes at most 10 times a second
+MAX_OUTSTANDING = 2  # flushes the page may be behind before the view waits for it
+STALE_SECONDS = 2.0  # after this long without an acknowledgement, assume no page is listening
+
+log = logging.getLogger(__name__)
+
+
+class ViewError(WorkbenchError):
+    """A view was given something it cannot show."""
+
+
+# ---------------------------------------------------------------------------------------------
+# One scheduler thread for every view's delayed work
+
+
+class _Scheduler:
+    """Runs callbacks at given times on one daemon thread, in order; callbacks never overlap."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._changed = threading.Condition()
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        with self._changed:
+            heapq.heappush(self._heap, (time.monotonic() + max(delay, 0.0), next(self._counter), callback))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="workbench-views", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    @property
+    def is_current(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._changed.wait(timeout)
+                _due, _order, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:  # a broken view must not stop every other view's updates
+                log.exception("a workbench view failed to update")
+
+
+scheduler = _Scheduler()
+
+
+class Throttle:
+    """Call `function` soon after `trigger()`, at most once per `interval` seconds.
+
+    Triggers that arrive while a call is pending are coalesced into it. `function` returns
+    False to say "not now" (the page is behind); it is then tried again one interval later.
+    """
+
+    def __init__(self, function: Callable[[], bool], interval: float = UPDATE_INTERVAL) -> None:
+        self.function = function
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._pending = False
+        self._last = -1e9
+
+    def trigger(self, *, immediately: bool = False) -> None:
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+            delay = 0.0 if immediately else self._last + self.interval - time.monotonic()
+        scheduler.call_later(delay, self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            self._pending = False
+            self._last = time.monotonic()
+        if not self.function():
+            with self._lock:
+                if self._pending:
+                    return
+                self._pending = True
+            scheduler.call_later(self.interval, self._run)
+
+
+# ---------------------------------------------------------------------------------------------
+# The widget base class
+
+
+class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type hints
+    """Base of every workbench view: message dispatch, flow control, and the output bundle."""
+
+    _css = CSS
+    error = traitlets.Unicode("", help="What went wrong with the last request from the page, for a student; "
+                                       "empty when nothing did.").tag(sync=True)
+    seq = traitlets.Int(0, help="Number of the last update batch sent as traits; the page acknowledges "
+                                "each batch it drew (custom messages carry their own `seq`).").tag(sync=True)
+
+    # Traits the page may set through a {"kind": "set"} message (validated like any Python set).
+    _settable: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.RLock()
+        self._acked = 0
+        self._sent = 0
+        self._sent_at: dict[int, float] = {}
+        self._flow = {"sent": 0, "acked": 0, "waited": 0, "max_outstanding": 0}
+        self._throttle = Throttle(self._flush_if_page_keeps_up)
+        self.on_msg(self._dispatch)
+
+    # Output bundle.
+
+    def __repr__(self) -> str:  # pragma: no cover - every view overrides it
+        return f"<{type(self).__name__}>"
+
+    def static_html(self) -> str:
+        """The view as static HTML with inline styles: what GitHub and nbviewer show."""
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        data = {**data, "text/plain": repr(self), "text/html": self.static_html()}
+        return data, metadata
+
+    # Messages from the page.
+
+    def _dispatch(self, _widget: object, content: object, buffers: object) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("kind"), str):
+            return
+        handler = getattr(self, f"_msg_{content['kind']}", None)
+        if handler is None:
+            return
+        try:
+            handler(content)
+        except (WorkbenchError, traitlets.TraitError, ValueError) as problem:
+            self.error = str(problem)
+
+    def _msg_ack(self, content: dict[str, Any]) -> None:
+        number = content.get("seq")
+        if isinstance(number, int):
+            with self._lock:
+                if number > self._acked:
+                    self._acked = number
+                    self._flow["acked"] = number
+                for old in [n for n in self._sent_at if n <= number]:
+                    del self._sent_at[old]
+
+    def _msg_set(self, content: dict[str, Any]) -> None:
+        name = content.get("name")
+        if name not in self._settable:
+            raise ViewError(f"the page may not set {name!r}")
+        setattr(self, str(name), content.get("value"))
+        self.error = ""
+
+    # Updates to the page.
+
+    def _next_seq(self) -> int:
+        """Number a new update batch (with the lock held). The batch carries the number either
+        as the `seq` trait (set it inside the same hold_sync) or as `seq` in a custom message."""
+        self._sent += 1
+        number = self._sent
+        self._sent_at[number] = time.monotonic()
+        self._flow["sent"] = number
+        self._flow["max_outstanding"] = max(self._flow["max_outstanding"], number - self._acked)
+        return number
+
+    def _post(self, message: dict[str, Any]) -> None:
+        """Send a custom message to every view of this widget on the page."""
+        self.send({**message, "t": time.time()})
+
+    def _mark_dirty(self, *, immediately: bool = False) -> None:
+        """Something changed: flush soon, throttled (safe from any thread)."""
+        self._throttle.trigger(immediately=immediately)
+
+    def _flush_if_page_keeps_up(self) -> bool:
+        with self._lock:
+            outstanding = self._sent - self._acked
+            oldest = min(self._sent_at.values(), default=time.monotonic())
+            if outstanding >= MAX_OUTSTANDING and time.monotonic() - oldest < STALE_SECONDS:
+                self._flow["waited"] += 1
+                return False
+            if outstanding >= MAX_OUTSTANDING:  # nobody is acknowledging: forget and go on, slowly
+                self._sent_at.clear()
+                self._acked = self._sent
+        self._prepare()
+        with self._lock:
+            self._flush()
+        return True
+
+    def _prepare(self) -> None:
+        """Slow work before a flush (taking a snapshot), done without holding the lock."""
+
+    def _flush(self) -> None:
+        """Send what changed since the last flush (called with the lock held)."""
+
+    @property
+    def flow(self) -> dict[str, int]:
+        """Counters of the update flow: batches sent, acknowledged, waited for the page."""
+        with self._lock:
+            return dict(self._flow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values and static HTML
+
+
+U64 = (1 << 64) - 1
+
+# One colour per permission everywhere (the CSS in widgets/workbench.css uses the same ones).
+PERMISSION_COLOURS = {"r-x": "#fed7aa", "r--": "#bfdbfe", "rw-": "#bbf7d0", "rwx": "#fecaca", None: "#e5e7eb"}
+CHANGED_COLOUR = "#fef08a"
+ADDED_COLOUR = "#bbf7d0"
+REMOVED_COLOUR = "#fecaca"
+
+
+def hex64(value: int) -> str:
+    """A 64-bit value as the page gets it: 0x and 16 hex digits (JavaScript numbers lose bits)."""
+    return f"{value:#018x}"
+
+
+def parse_address(text: object, *, what: str = "vaddr") -> int:
+    """A 64-bit address from `0x...` hex, plain hex digits, or decimal with a `0d` prefix.
+
+    Underscores and spaces are allowed as separators; the value must fit in 64 bits.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str):
+        cleaned = text.strip().replace("_", "").replace(" ", "").lower()
+        if not cleaned:
+            raise ViewError(f"give a {what}, for example 0xffffffff80100000")
+        try:
+            value = int(cleaned[2:], 10) if cleaned.startswith("0d") else int(cleaned, 16)
+        except ValueError:
+            raise ViewError(f"{text!r} is not a {what}: write it in hex, like 0xffffffff80100000") from None
+    else:
+        raise ViewError(f"a {what} is a hex string or an int, not {type(text).__name__}")
+    if not 0 <= value <= U64:
+        raise ViewError(f"{text!r} does not fit in 64 bits, so it cannot be a {what}")
+    return value
+
+
+def size_text(size: int) -> str:
+    """`4 KiB`, `2 MiB`, `128 TiB`; sizes that are not whole units get one decimal."""
+    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            whole = size % (1 << shift) == 0
+            return f"{size >> shift} {unit}" if whole else f"{size / (1 << shift):.1f} {unit}"
+    return f"{size} B"
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def permission_colour(permissions: str | None) -> str:
+    """Background colour for a permission text like `rw-` or `urw-` (the `u` is ignored)."""
+    if permissions is None:
+        return PERMISSION_COLOURS[None]
+    rights = permissions[-3:]
+    if "w" in rights and "x" in rights:
+        return PERMISSION_COLOURS["rwx"]
+    return PERMISSION_COLOURS.get(rights, PERMISSION_COLOURS[None])
+
+
+def box(title: str, body: str) -> str:
+    """The frame every static view is drawn in."""
+    return ("<div style='border:1px solid #d1d5db;border-radius:4px;padding:6px 8px;margin:2px 0;"
+            "font-family:system-ui,sans-serif;font-size:13px;max-width:100%;overflow-x:auto'>"
+            f"<div style='font-weight:600;margin-bottom:4px'>{title}</div>{body}</div>")
+
+
+def chip(text: str, background: str = "#e5e7eb", colour: str = "#111827") -> str:
+    return (f"<span style='display:inline-block;padding:0 4px;margin:0 1px;border-radius:3px;"
+            f"background:{background};color:{colour};font-family:monospace;font-size:12px'>{esc(text)}</span>")
+
+
+def table(header: list[str], rows: list[str], *, note: str = "") -> str:
+    """An HTML table; each row is a `<tr>` string already."""
+    head = "".join(f"<th style='text-align:left;padding:1px 6px'>{esc(h)}</th>" for h in header)
+    extra = f"<div style='color:#6b7280;margin-top:2px'>{esc(note)}</div>" if note else ""
+    return (f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{''.join(rows)}</table>"
+            f"{extra}")
+
+
+def cell(text: str, *, code: bool = False, style: str = "") -> str:
+    inner = f"<code>{esc(text)}</code>" if code else esc(text)
+    return f"<td style='padding:1px 6px;{style}'>{inner}</td>"
