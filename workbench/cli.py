@@ -51,11 +51,18 @@ def command_lab(args: argparse.Namespace) -> int:
     return subprocess.call(argv)
 
 
-def command_build(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace) -> Image | None:
+    """Build as the command line asks; print the diagnostics and return None if it fails."""
     try:
-        image = build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain)
+        return build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain)
     except BuildError as error:
         print(error, file=sys.stderr)
+        return None
+
+
+def command_build(args: argparse.Namespace) -> int:
+    image = _build(args)
+    if image is None:
         return 1
     print(image)
     print(f"built in {image.build_seconds * 1000:.0f} ms with {image.toolchain}: {image.path}")
@@ -63,10 +70,8 @@ def command_build(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    try:
-        image = build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain)
-    except BuildError as error:
-        print(error, file=sys.stderr)
+    image = _build(args)
+    if image is None:
         return 1
     machine = Machine(image, machine_type=args.machine_type, accel=args.accel, memory_mib=args.memory)
     def echo(text: str) -> None:

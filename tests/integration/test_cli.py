@@ -47,3 +47,20 @@ def test_doctor_finds_qemu_and_both_toolchains() -> None:
     done = workbench("doctor")
     assert done.returncode == 0, done.stdout
     assert "QEMU" in done.stdout and "gcc toolchain" in done.stdout and "clang toolchain" in done.stdout
+
+
+def test_pagetable_prints_the_labelled_address_space(workspace: Workspace) -> None:
+    done = workbench("pagetable", "--source", str(workspace.root))
+    assert done.returncode == 0, done.stderr
+    assert "image .text" in done.stdout and "guard page (boot_stack_guard)" in done.stdout
+    assert "W^X holds" in done.stdout
+    tree = workbench("pagetable", "--source", str(workspace.root), "--format", "tree", "--depth", "2")
+    assert tree.returncode == 0 and "PML4 table" in tree.stdout
+
+
+def test_translate_walks_a_symbol_and_reports_a_fault(workspace: Workspace) -> None:
+    done = workbench("translate", "app_main", "--source", str(workspace.root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("table 0x") >= 4 and "executable" in done.stdout
+    null = workbench("translate", "0x0", "--source", str(workspace.root))
+    assert null.returncode == 2 and "not mapped" in null.stdout

@@ -1,0 +1,64 @@
+"""Where the inspection views get their snapshots, and how they name addresses.
+
+A view is given either a Snapshot (fixed: the guest at one instant) or a Machine (the view
+takes snapshots itself: on every pause, and throttled while the guest runs).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..image import Image
+from ..machine import Machine, MachineState
+from ..snapshot import Snapshot
+from ._base import ViewError, parse_address
+
+SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
+
+
+def take(machine: Machine, *, consistent: bool = True) -> Snapshot:
+    """A snapshot of the machine now.
+
+    `consistent=True` pauses a running guest for the moment of the walk (Machine.snapshot).
+    `consistent=False` reads a running guest's tables as they are, without pausing it: what a
+    live view wants ten times a second (a table the guest is rewriting at that very moment may
+    show half-written; the next refresh shows it whole).
+    """
+    if consistent or machine.state is not MachineState.RUNNING:
+        return machine.snapshot()
+    return Snapshot.take(machine.memory, machine.registers(), label="live")
+
+
+def split_source(source: Snapshot | Machine, image: Image | None) -> tuple[Machine | None, Snapshot, Image | None]:
+    """(machine or None, a first snapshot, the image to name addresses with, if it has symbols)."""
+    if isinstance(source, Machine):
+        if source.state is MachineState.CREATED or source.state.terminal:
+            raise ViewError(f"the machine is {source.state.value}: boot it first, or show a snapshot "
+                            "taken while it ran")
+        image = image or source.image
+        snapshot = take(source)
+        machine: Machine | None = source
+    elif isinstance(source, Snapshot):
+        snapshot, machine = source, None
+    else:
+        raise ViewError(f"show a Snapshot or a Machine, not {type(source).__name__}")
+    return machine, snapshot, image if image is not None and image.symbols else None
+
+
+def resolve_vaddr(text: object, image: Image | None) -> int:
+    """A vaddr from hex text, an int, or (with an image) a symbol name like `app_main`."""
+    if isinstance(text, str) and image is not None:
+        name = text.strip()
+        if SYMBOL.fullmatch(name) and name in image.symbols:
+            return image.symbols[name].vaddr
+        if SYMBOL.fullmatch(name) and not re.fullmatch(r"(0x)?[0-9a-fA-F_]+", name):
+            image.symbol(name)  # raises SymbolNotFound, naming close matches
+    return parse_address(text)
+
+
+def name_of(vaddr: int, image: Image | None) -> str:
+    """`app_main+0x10` when the image knows the address, else empty."""
+    if image is None:
+        return ""
+    named = image.symbolize(vaddr)
+    return "" if named.startswith("0x") else named
