@@ -75,8 +75,12 @@ ASSERT(__kernel_end - KERNEL_VIRTUAL_BASE <= BOOT_MAP_SIZE, "image larger than t
 ASSERT(boot_stack_guard % PAGE_SIZE == 0, "the stack guard must be a whole page")
 ASSERT(interrupt_stubs_end - interrupt_stubs == VECTOR_COUNT * INTERRUPT_STUB_SIZE,
        "an interrupt stub is larger than INTERRUPT_STUB_SIZE")
+ASSERT(user_program_end - user_program_start <= PAGE_SIZE,
+       "the ring-3 program must fit in its one page at USER_CODE_BASE")
 
 /* Absolute symbols for the bases in memory_layout.h, so the workbench finds them in the ELF
  * like any other address instead of parsing a header. */
 __direct_map_base = DIRECT_MAP_BASE;
 __heap_base = HEAP_BASE;
+__user_code_base = USER_CODE_BASE;
+__user_stack_base = USER_STACK_BASE;

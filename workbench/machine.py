@@ -41,6 +41,7 @@ from .console import DEFAULT_LIMIT, Console
 from .cpu import Registers, parse_info_registers
 from .errors import WorkbenchError
 from .faults import FAULT_LINE, GuestFault
+from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
 from .image import Image, Symbol
 from .memory import GuestRAM, MonitorMemory
@@ -210,6 +211,7 @@ class Machine:
         shared_memory: bool = True,
         append: str | None = None,
         extra_args: tuple[str, ...] = (),
+        gdb: bool = False,
     ) -> None:
         if machine_type not in MACHINE_TYPES:
             raise ValueError(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
@@ -226,6 +228,7 @@ class Machine:
         self.append = append  # a kernel command line, for foreign kernels such as Linux
         self.extra_args = extra_args
         self.shared_memory = shared_memory
+        self.gdb_enabled = gdb  # QEMU's gdbstub on a private socket pair: see the `gdb` property
         self.memory_note = ""  # why guest RAM is not shared, when it is not
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
@@ -240,6 +243,7 @@ class Machine:
         self._qemu_log_fd = -1
         self._pidfd = -1
         self._sockets: list[socket.socket] = []
+        self._gdb: GdbClient | None = None
         self._started_at = 0.0
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
@@ -263,7 +267,7 @@ class Machine:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def command_line(self, ram_fd: int | None, qmp_fd: int, serial_fd: int) -> list[str]:
+    def command_line(self, ram_fd: int | None, qmp_fd: int, serial_fd: int, gdb_fd: int | None = None) -> list[str]:
         """The QEMU command line for this machine, given the descriptors QEMU inherits."""
         info = qemu_info()
         machine = self.machine_type + (",memory-backend=ram" if ram_fd is not None else "")
@@ -285,6 +289,8 @@ class Machine:
             *(("-append", self.append) if self.append is not None else ()),
             "-S",  # start paused: QMP is connected before the first guest instruction
         ]
+        if gdb_fd is not None:  # the gdbstub on a connected socket: no port, no socket file
+            args += ["-chardev", f"socket,id=gdb,fd={gdb_fd}", "-gdb", "chardev:gdb"]
         if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr
             args += ["-object", f"memory-backend-file,id=ram,size={self.memory_mib}M,"
                                 f"mem-path=/proc/self/fd/{ram_fd},share=on"]
@@ -309,13 +315,20 @@ class Machine:
         _live_machines.add(self)
         try:
             self._loop = LoopThread(f"machine-{self.name or id(self)}")
-            self._loop.run(self._start(paused), timeout)
+            # The gdbstub handshake needs a stopped guest: a byte that reaches it while the
+            # guest runs only stops the guest.
+            self._loop.run(self._start(paused or self.gdb_enabled), timeout)
+            if self.gdb_enabled:
+                self._gdb = GdbClient(self._sockets[2], timeout)
+                self._gdb.connect()
+                if not paused:
+                    self.resume(timeout)
         except BaseException as error:
             log = self.qemu_log()
             self.close()
             if isinstance(error, TimeoutError):
                 raise QemuStartError(f"QEMU did not become ready within {timeout:g} s.", qemu_log=log) from error
-            if isinstance(error, (OSError, QMPError, EOFError)):
+            if isinstance(error, (OSError, QMPError, EOFError, GdbError)):
                 status = self._process.returncode if self._process else None
                 raise QemuStartError(
                     f"QEMU exited with status {status} before the guest ran." if status is not None
@@ -336,10 +349,12 @@ class Machine:
             self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
         qmp_ours, qmp_theirs = socket.socketpair()
         serial_ours, serial_theirs = socket.socketpair()
-        self._sockets = [qmp_ours, serial_ours]
+        gdb_ours, gdb_theirs = socket.socketpair() if self.gdb_enabled else (None, None)
+        self._sockets = [sock for sock in (qmp_ours, serial_ours, gdb_ours) if sock is not None]
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
         ram_fd = self.ram.fd if self.ram is not None else None
-        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), serial_theirs.fileno()) if fd is not None)
+        gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
+        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd) if fd is not None)
         parent = os.getpid()
 
         def die_with_parent() -> None:
@@ -350,7 +365,7 @@ class Machine:
 
         try:
             self._process = subprocess.Popen(
-                self.command_line(ram_fd, qmp_theirs.fileno(), serial_theirs.fileno()),
+                self.command_line(ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd),
                 pass_fds=inherited,
                 stdin=subprocess.DEVNULL,
                 stdout=self._qemu_log_fd,
@@ -361,6 +376,8 @@ class Machine:
         finally:
             qmp_theirs.close()
             serial_theirs.close()
+            if gdb_theirs is not None:
+                gdb_theirs.close()
         self._started_at = time.monotonic()
         self._set_state(MachineState.PAUSED)
 
@@ -406,6 +423,7 @@ class Machine:
         for sock in self._sockets:
             sock.close()
         self._sockets = []
+        self._gdb = None
         if self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
@@ -657,9 +675,17 @@ class Machine:
 
     def request(self, line: str, timeout: float = 10.0) -> Reply:
         """Send one request of the application's protocol and return its parsed reply."""
-        command = line.split(maxsplit=1)[0] if line.split() else ""
+        self.send_request(line)
+        return self.wait_for_reply(line, timeout)
+
+    def send_request(self, line: str) -> None:
+        """Send a request without waiting: `wait_for_reply(line)` collects its reply later."""
         self.console.skip_to_end()
         self.send_line(line)
+
+    def wait_for_reply(self, line: str, timeout: float = 10.0) -> Reply:
+        """The reply to the request `line` sent last with `send_request`."""
+        command = line.split(maxsplit=1)[0] if line.split() else ""
         # A whole line, after a newline or the prompt; never a line still arriving.
         reply = re.compile(rf"(?:^|(?<=> ))(ok|error) {re.escape(command)}\b([^\n]*)\n", re.MULTILINE)
         match = self.wait_for(reply, timeout)
@@ -697,6 +723,14 @@ class Machine:
         tail, log = self.console.tail(), self._qemu_log_if_failed()
         self.close()
         return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
+
+    @property
+    def gdb(self) -> GdbClient:
+        """QEMU's gdbstub, connected: breakpoints, single steps, registers (Machine(gdb=True))."""
+        self._require_qemu()
+        if self._gdb is None:
+            raise MachineError("this machine has no gdbstub connection; create it with Machine(..., gdb=True)")
+        return self._gdb
 
     # Guest memory.
 

@@ -21,23 +21,36 @@ How much work a full enumeration may do:
     the PML4 itself (the recursive-mapping trick) just makes the PML4 serve as a PDPT one level
     down, which the hardware and QEMU's `info tlb` both do. What can explode is fan-out, when
     many entries point at the same tables (garbage memory can make every entry do so: 512**4
-    leaves). So every table is read and decoded once and cached, and `leaves()` stops after
-    examining `max_entries` present entries (default 1,000,000, about 40 times a stock Linux
-    guest), returning what it found with `truncated=True`. Nothing else is bounded because
-    nothing else can grow.
+    leaves). So `leaves()` stops after examining `max_entries` present entries (default
+    1,000,000, about 40 times a stock Linux guest), counted in QEMU's depth-first order, and
+    returns exactly what a depth-first walk stopping there finds, with `truncated=True`; no
+    level of its work decodes more than about `max_entries` entries. Nothing else is bounded
+    because nothing else can grow.
+
+How it stays fast (a stock Linux guest has some 75,000 leaves):
+    `leaves()` decodes a whole level of tables at a time with numpy, reading guest RAM in
+    place when the memory lends a window on it (`view`, as `GuestRAM` and `BytesMemory` do);
+    a table that many entries point at is read once per level. Results stay numpy columns
+    until asked for: `Leaves` builds `Leaf` objects and `rows`, and `mappings()` its
+    `MappedRange`s, only when they are looked at.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import gc
 import itertools
+import operator
 import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, overload
+from typing import Protocol, TypeVar, overload, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from workbench.cpu import (
     CR0_PG,
@@ -83,6 +96,7 @@ __all__ = [
     "Leaves",
     "Level",
     "MappedRange",
+    "MappedRanges",
     "MonitorOutputError",
     "PageFault",
     "PageFaultError",
@@ -112,6 +126,7 @@ __all__ = [
     "mappings",
     "parse_info_mem",
     "parse_info_tlb",
+    "read_tables",
     "tlb_lines",
     "translate",
     "vaddrs_for_frame",
@@ -212,6 +227,16 @@ class PhysicalMemory(Protocol):
         ...
 
 
+@runtime_checkable
+class _LendingMemory(Protocol):
+    """A `PhysicalMemory` that also lends a zero-copy window on its RAM, as `GuestRAM` and
+    `BytesMemory` do: `leaves()` then reads all the tables of a level in one array operation."""
+
+    def view(self, paddr: int, length: int) -> memoryview:
+        """A read-only window on `length` bytes at `paddr`."""
+        ...
+
+
 class BytesMemory:
     """Guest RAM held in a bytes-like object, the paddr being the offset.
 
@@ -238,6 +263,18 @@ class BytesMemory:
                 f"paddr range {paddr:#x}..{paddr + length:#x} lies outside RAM (0x0..{len(self._view):#x})"
             )
         return bytes(self._view[paddr : paddr + length])
+
+    def view(self, paddr: int, length: int) -> memoryview:
+        """A zero-copy, read-only window on `length` bytes at `paddr`.
+
+        Raises:
+            PhysicalMemoryError: the range is not inside RAM.
+        """
+        if paddr < 0 or length < 0 or paddr + length > len(self._view):
+            raise PhysicalMemoryError(
+                f"paddr range {paddr:#x}..{paddr + length:#x} lies outside RAM (0x0..{len(self._view):#x})"
+            )
+        return self._view[paddr : paddr + length].toreadonly()
 
 
 class PagingRegisters(Protocol):
@@ -1068,55 +1105,84 @@ def format_walk(result: Walk) -> str:
 # ---------------------------------------------------------------------------------------------
 # Reading tables fast
 
+_WORD = np.dtype("<u8")  # one page-table entry
+_Words = npt.NDArray[np.uint64]
+_Indices = npt.NDArray[np.intp]
+_T = TypeVar("_T", bound=np.generic)
+_CHUNK_TABLES = 4096  # tables of one level read at once: at most 16 MiB of entries in flight
+
 
 class _TableReader:
-    """Reads each 4 KiB table once: all 512 entries and the present ones."""
+    """Reads 4 KiB tables: a batch at once as the rows of one array, or one at a time.
+
+    When the memory lends a window on its RAM (`view`), all of RAM is one zero-copy array of
+    tables and a batch is a single fancy-indexing copy. Otherwise (QMP copies, snapshots) each
+    table is read through `read` once and kept. QEMU reads zeros where a table runs past the
+    end of RAM; so do we.
+    """
 
     def __init__(self, memory: PhysicalMemory) -> None:
         self.memory = memory
         self.size = memory.size
+        self._ram: _Words | None = None
+        whole = self.size // TABLE_SIZE  # tables wholly inside RAM
+        if whole and isinstance(memory, _LendingMemory):
+            window = memory.view(0, whole * TABLE_SIZE)
+            self._ram = np.frombuffer(window, dtype=_WORD).reshape(whole, ENTRIES_PER_TABLE)
+        self._lent = whole if self._ram is not None else 0  # pages readable from self._ram
+        self._copies: dict[int, _Words] = {}
         self._entries: dict[int, tuple[int, ...]] = {}
         self._present: dict[int, list[tuple[int, int]]] = {}
 
-    def _data(self, paddr: int) -> bytes:
-        # QEMU reads zeros where a table runs past RAM; so do we.
-        if paddr >= self.size:
-            return bytes(TABLE_SIZE)
-        if paddr + TABLE_SIZE <= self.size:
-            return bytes(self.memory.read(paddr, TABLE_SIZE))
-        part = bytes(self.memory.read(paddr, self.size - paddr))
-        return part + bytes(TABLE_SIZE - len(part))
+    def table(self, paddr: int) -> _Words:
+        """The 512 entries of the table at `paddr` (4 KiB aligned), read-only."""
+        page = paddr // TABLE_SIZE
+        if page < self._lent:
+            assert self._ram is not None
+            row: _Words = self._ram[page]
+            return row
+        cached = self._copies.get(paddr)
+        if cached is None:
+            data = bytes(self.memory.read(paddr, min(TABLE_SIZE, self.size - paddr))) if paddr < self.size else b""
+            cached = self._copies[paddr] = np.frombuffer(data.ljust(TABLE_SIZE, b"\0"), dtype=_WORD)
+        return cached
+
+    def tables(self, paddrs: _Words) -> _Words:
+        """The tables at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) array."""
+        pages = paddrs // TABLE_SIZE
+        if self._ram is not None and (not len(pages) or int(pages.max()) < self._lent):
+            rows: _Words = self._ram[pages]
+            return rows
+        out = np.empty((len(paddrs), ENTRIES_PER_TABLE), dtype=_WORD)
+        for row, paddr in enumerate(paddrs.tolist()):
+            out[row] = self.table(paddr)
+        return out
 
     def entries(self, paddr: int) -> tuple[int, ...]:
         cached = self._entries.get(paddr)
         if cached is None:
-            cached = self._entries[paddr] = _TABLE.unpack(self._data(paddr))
+            cached = self._entries[paddr] = tuple(self.table(paddr).tolist())
         return cached
 
     def present(self, paddr: int) -> list[tuple[int, int]]:
         cached = self._present.get(paddr)
-        if cached is not None:
-            return cached
-        data = self._data(paddr)
-        flags = data[::8].translate(_LOW_BIT)  # one byte per entry: 1 if P is set
-        count = flags.count(1)
-        if count == 0:
-            result: list[tuple[int, int]] = []
-        else:
-            values = self.entries(paddr) if paddr in self._entries else _TABLE.unpack(data)
-            if count == ENTRIES_PER_TABLE:
-                result = list(enumerate(values))
-            else:
-                result = []
-                i = flags.find(1)
-                while i >= 0:
-                    result.append((i, values[i]))
-                    i = flags.find(1, i + 1)
-        self._present[paddr] = result
-        return result
+        if cached is None:
+            table = self.table(paddr)
+            where = np.flatnonzero(table & ENTRY_PRESENT)
+            cached = self._present[paddr] = list(zip(where.tolist(), table[where].tolist(), strict=True))
+        return cached
 
     def present_count(self, paddr: int) -> int:
         return len(self.present(paddr))
+
+
+def read_tables(memory: PhysicalMemory, paddrs: Sequence[int]) -> _Words:
+    """The 4 KiB pages at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) uint64 array.
+
+    One copy when `memory` lends a window on its RAM, one `read` per page otherwise; a page
+    beyond RAM reads as zeros. Snapshots keep the tables `leaves()` read with it.
+    """
+    return _TableReader(memory).tables(np.array(paddrs, dtype=_WORD).reshape(-1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1192,9 +1258,9 @@ class Leaf:
         }
 
 
-# A leaf as the enumeration stores it: (vaddr, paddr, size, entries, rights, reserved), where
-# rights indexes _PERMISSIONS (bit 0 no-execute, bit 1 R/W, bit 2 U/S). Rows hold only ints so
-# that CPython's collector untracks them: 100,000 rows then cost it nothing.
+# A leaf as a plain tuple: (vaddr, paddr, size, entries, rights, reserved), where rights
+# indexes _PERMISSIONS (bit 0 no-execute, bit 1 R/W, bit 2 U/S). Rows hold only ints so that
+# CPython's collector untracks them: 100,000 rows then cost it nothing.
 _Row = tuple[int, int, int, tuple[int, ...], int, bool]
 
 
@@ -1233,30 +1299,130 @@ class TableProblem:
         return f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} has reserved bits set"
 
 
-@dataclass(frozen=True)
+def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class _Columns:
+    """The leaves as columns, one element per leaf, in vaddr order.
+
+    A leaf's path of table entries is not copied per leaf: `link` indexes the table entry
+    above it in `chain[level + 1]`, whose own link indexes the entry above that, up to the top.
+    """
+
+    vaddr: _Words
+    pte: _Words  # the leaf entry
+    level: npt.NDArray[np.uint8]  # 1, 2 or 3
+    rights: npt.NDArray[np.uint8]  # as in _Row
+    reserved: npt.NDArray[np.bool_]
+    link: _Indices
+    chain: dict[int, tuple[_Words, _Indices]]  # level: (entries followed to a table, their links)
+
+    @classmethod
+    def empty(cls) -> _Columns:
+        words = _frozen(np.zeros(0, _WORD))
+        return cls(words, words, _frozen(np.zeros(0, np.uint8)), _frozen(np.zeros(0, np.uint8)),
+                   _frozen(np.zeros(0, np.bool_)), _frozen(np.zeros(0, np.intp)), {})
+
+
+@dataclass(frozen=True, eq=False)
 class Leaves(Sequence[Leaf]):
     """Every present leaf in vaddr order, like QEMU's `info tlb`.
 
-    Rows are kept as plain tuples of ints and turned into `Leaf` objects only when asked for,
-    so that enumerating a large guest stays fast.
+    The leaves are kept as numpy columns (`vaddrs`, `paddrs`, `sizes`, `ptes`, `rights`,
+    `reserved`) and turned into `Leaf` objects, or into `rows`, only when asked for, so that
+    enumerating a large guest stays fast.
 
     Attributes:
         mode: the paging mode they were read with.
-        rows: one tuple per leaf: vaddr, paddr, size, entries, rights index, reserved.
+        columns: the leaves, column by column (internal; use the properties).
         problems: entries that could not be followed, or that have reserved bits.
-        truncated: the enumeration stopped at its work bound; the rows are incomplete.
+        truncated: the enumeration stopped at its work bound; the leaves are incomplete.
         entries_examined: present entries looked at (the quantity the bound limits).
+        table_paddrs: the tables the enumeration read, in paddr order.
     """
 
     mode: PagingMode
-    rows: tuple[_Row, ...]
+    columns: _Columns = field(default_factory=_Columns.empty, repr=False)
     problems: tuple[TableProblem, ...] = ()
     truncated: bool = False
     entries_examined: int = 0
+    table_paddrs: tuple[int, ...] = ()
+
+    @property
+    def vaddrs(self) -> _Words:
+        """First vaddr of each page (read-only array)."""
+        return self.columns.vaddr
+
+    @functools.cached_property
+    def sizes(self) -> _Words:
+        """Size of each page: 4 KiB, 2 MiB or 1 GiB (read-only array)."""
+        return _frozen(np.uint64(1) << (self.columns.level.astype(_WORD) * np.uint64(9) + np.uint64(3)))
+
+    @functools.cached_property
+    def paddrs(self) -> _Words:
+        """First paddr of each frame (read-only array)."""
+        return _frozen(self.columns.pte & np.uint64(_ADDRESS_BITS) & ~(self.sizes - np.uint64(1)))
+
+    @property
+    def ptes(self) -> _Words:
+        """The leaf entry of each page (read-only array)."""
+        return self.columns.pte
+
+    @property
+    def rights(self) -> npt.NDArray[np.uint8]:
+        """Effective rights of each page: bit 0 no-execute, bit 1 R/W, bit 2 U/S (read-only array)."""
+        return self.columns.rights
+
+    @property
+    def reserved(self) -> npt.NDArray[np.bool_]:
+        """Whether each page's path has a reserved bit set (read-only array)."""
+        return self.columns.reserved
+
+    @functools.cached_property
+    def rows(self) -> tuple[_Row, ...]:
+        """One tuple per leaf: vaddr, paddr, size, entries, rights index, reserved (built on first use)."""
+        c = self.columns
+        with _collector_paused():
+            return tuple(zip(c.vaddr.tolist(), self.paddrs.tolist(), self.sizes.tolist(), self._paths(),
+                             c.rights.tolist(), c.reserved.tolist(), strict=True))
+
+    def _paths(self) -> list[tuple[int, ...]]:
+        """Each leaf's entries, top level first, the leaf last."""
+        c = self.columns
+        top = self.mode.top_level.value
+        paths: list[tuple[int, ...]] = [()] * len(c.vaddr)
+        for level in np.unique(c.level).tolist():
+            where = np.flatnonzero(c.level == level)
+            columns = [c.pte[where]]
+            link = c.link[where]
+            for above in range(level + 1, top + 1):
+                values, links = c.chain[above]
+                columns.append(values[link])
+                link = links[link]
+            for at, path in zip(where.tolist(), zip(*(col.tolist() for col in reversed(columns)), strict=True),
+                                strict=True):
+                paths[at] = path
+        return paths
+
+    def _leaf_at(self, index: int) -> Leaf:
+        c = self.columns
+        level = int(c.level[index])
+        path = [int(c.pte[index])]
+        link = int(c.link[index])
+        for above in range(level + 1, self.mode.top_level.value + 1):
+            values, links = c.chain[above]
+            path.append(int(values[link]))
+            link = int(links[link])
+        size = 1 << (9 * level + 3)
+        return Leaf(int(c.vaddr[index]), path[0] & _ADDRESS_BITS & ~(size - 1), size, tuple(reversed(path)),
+                    _PERMISSIONS[int(c.rights[index])], bool(c.reserved[index]))
 
     def __len__(self) -> int:
         """Number of leaves."""
-        return len(self.rows)
+        return len(self.columns.vaddr)
 
     @overload
     def __getitem__(self, index: int) -> Leaf: ...
@@ -1267,18 +1433,37 @@ class Leaves(Sequence[Leaf]):
     def __getitem__(self, index: int | slice) -> Leaf | Sequence[Leaf]:
         """A leaf, or a list of leaves for a slice."""
         if isinstance(index, slice):
-            return [_leaf(row) for row in self.rows[index]]
-        return _leaf(self.rows[index])
+            return [self._leaf_at(i) for i in range(*index.indices(len(self)))]
+        position = operator.index(index)
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError(f"leaf index {index} out of range for {len(self)} leaves")
+        return self._leaf_at(position)
 
     def __iter__(self) -> Iterator[Leaf]:
         """Every leaf in vaddr order."""
         for row in self.rows:
             yield _leaf(row)
 
+    def __eq__(self, other: object) -> bool:
+        """Same mode, leaves (paths included), problems and bound."""
+        if not isinstance(other, Leaves):
+            return NotImplemented
+        return self is other or (
+            (self.mode, self.problems, self.truncated, self.entries_examined, len(self))
+            == (other.mode, other.problems, other.truncated, other.entries_examined, len(other))
+            and self.rows == other.rows
+        )
+
+    def __hash__(self) -> int:
+        """Consistent with ==."""
+        return hash((self.mode, self.problems, self.truncated, self.entries_examined, len(self)))
+
     def __repr__(self) -> str:
         """Deterministic and short: kind and count."""
         more = ", truncated" if self.truncated else ""
-        return f"<Leaves: {len(self.rows)} pages, {self.mode.kind.value}{more}>"
+        return f"<Leaves: {len(self)} pages, {self.mode.kind.value}{more}>"
 
 
 def leaves(
@@ -1307,76 +1492,216 @@ def leaves(
     mode = PagingMode.from_registers(regs, maxphyaddr=maxphyaddr)
     mode.require_long_mode()
     if not mode.enabled:
-        return Leaves(mode, ())
+        return Leaves(mode)
     return _Enumerator(_TableReader(memory), mode, max_entries).run()
 
 
+@dataclass(frozen=True, eq=False)
+class _Frontier:
+    """The tables of one level still to read, in vaddr order, and what their paths carry."""
+
+    table: _Words  # paddr
+    base: _Words  # first vaddr its entries cover
+    rights: _Words  # bit 0: some entry above has XD; bits 1, 2: every entry above has R/W, U/S
+    reserved: npt.NDArray[np.bool_]  # some entry above has a reserved bit
+    link: _Indices  # the entry pointing to it, in the chain of the level above (-1 for CR3)
+
+
+@dataclass(frozen=True, eq=False)
+class _Present:
+    """Present entries of one level, in vaddr order, and what their paths carry."""
+
+    vaddr: _Words  # first vaddr the entry covers
+    entry: _Words
+    rights: _Words  # as _Frontier.rights, this entry included
+    reserved_above: npt.NDArray[np.bool_]
+    link: _Indices  # the entry above it, in the chain of the level above
+
+    def __getitem__(self, which: npt.NDArray[np.bool_]) -> _Present:
+        return _Present(self.vaddr[which], self.entry[which], self.rights[which], self.reserved_above[which],
+                        self.link[which])
+
+
 class _Enumerator:
-    """The depth-first enumeration behind `leaves()`: the hot loop of the module."""
+    """The enumeration behind `leaves()`: the hot path of the module.
+
+    QEMU's `info tlb` goes depth first. Here each level is done at once, over all its tables
+    (the frontier) in a few array operations: the frontier is kept in vaddr order, so each
+    level's leaves come out in vaddr order, and merging the levels gives QEMU's order.
+
+    The work bound counts present entries table by table in depth-first order (QEMU's, which is
+    vaddr order with a table before its children), and the result is what a depth-first walk
+    that stops at the first table taking the count over `max_entries` would have found. Level by
+    level, a level's tables beyond the point where that level's own count exceeds the bound
+    come after that stopping table, so they are not read: no level reads more than about
+    `max_entries` entries. `_stopping_table` then finds the exact stopping point.
+    """
 
     def __init__(self, reader: _TableReader, mode: PagingMode, max_entries: int) -> None:
         self.reader = reader
         self.mode = mode
         self.max_entries = max_entries
-        self.rows: list[_Row] = []
-        self.problems: list[TableProblem] = []
-        self.examined = 0
-        self.truncated = False
-        self.nxe = int(mode.nxe)
-        self.reserved_table = {lv.value: mode.reserved_mask(lv, False) for lv in Level}
-        self.reserved_leaf = {lv.value: mode.reserved_mask(lv, True) for lv in Level}
-        self.sign = U64 & ~((1 << mode.vaddr_bits) - 1)
+        self.top = mode.top_level.value
+        self.rights_mask = np.uint64(7 if mode.nxe else 6)  # XD counts only with EFER.NXE
+        self.reserved_table = {lv.value: np.uint64(mode.reserved_mask(lv, False)) for lv in Level}
+        self.reserved_leaf = {lv.value: np.uint64(mode.reserved_mask(lv, True)) for lv in Level}
+        self.sign = np.uint64(U64 & ~((1 << mode.vaddr_bits) - 1))
+        # Found so far, in pieces: per level and chunk of tables, each in vaddr order.
+        self.leaf_parts: list[tuple[_Words, _Words, int, _Words, npt.NDArray[np.bool_], _Indices]] = []
+        self.problem_parts: list[tuple[_Words, int, int, _Words]] = []  # vaddr, level, kind, entry
+        self.chain: dict[int, tuple[_Words, _Indices]] = {}
+        self.visits: list[tuple[_Words, int, _Indices]] = []  # tables read: bases, level, present counts
+        self.tables_read: list[_Words] = []
 
     def run(self) -> Leaves:
         mode = self.mode
         root = mode.cr3 & _QEMU_TABLE_MASK  # as QEMU's monitor locates it
         if root >= self.reader.size:
-            self.problems.append(TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3, from_cr3=True))
-        else:
-            self.visit(root, mode.top_level.value, 0, (U64, 0, (), False))
-        return Leaves(mode, tuple(self.rows), tuple(self.problems), self.truncated, self.examined)
+            problem = TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3, from_cr3=True)
+            return Leaves(mode, problems=(problem,))
+        frontier = _Frontier(np.array([root], _WORD), np.zeros(1, _WORD), np.array([6], _WORD),
+                             np.zeros(1, np.bool_), np.array([-1], np.intp))
+        for level in range(self.top, 0, -1):
+            frontier = self.read_level(frontier, level)
+        return self.result()
 
-    def visit(self, table: int, level: int, base: int, inherited: tuple[int, int, tuple[int, ...], bool]) -> None:
-        """Enumerate one table; `inherited` is (AND of entries above, OR of them, path, reserved above)."""
-        present = self.reader.present(table)
-        self.examined += len(present)
-        if self.examined > self.max_entries:
-            self.truncated = True
-            return
-        p_and, p_or, path, p_res = inherited
-        nxe = self.nxe
+    def read_level(self, frontier: _Frontier, level: int) -> _Frontier:
+        """Read the frontier's tables (up to the bound); keep leaves and problems; return the next frontier."""
+        examined = 0
+        below: list[_Frontier] = []
+        followed: list[tuple[_Words, _Indices]] = []
+        chain_length = 0
+        for start in range(0, len(frontier.table), _CHUNK_TABLES):
+            # Each distinct table is read once, however many entries point to it (Linux shares
+            # page tables, and garbage tables can all point to the same few).
+            distinct, which = np.unique(frontier.table[start : start + _CHUNK_TABLES], return_inverse=True)
+            rows = self.reader.tables(distinct)
+            present = (rows.view(np.uint8)[:, ::8] & 1).view(np.bool_)  # P: bit 0 of each entry's low byte
+            distinct_counts = np.count_nonzero(present, axis=1)
+            counts = distinct_counts[which]
+            cumulative = examined + np.cumsum(counts)
+            over = bool(cumulative[-1] > self.max_entries)
+            if over:  # later tables of this level come after the depth-first stopping point
+                keep = int(np.searchsorted(cumulative, self.max_entries, side="right")) + 1
+                which, counts = which[:keep], counts[:keep]
+            examined = int(cumulative[len(counts) - 1])
+            self.tables_read.append(distinct)
+            self.visits.append((frontier.base[start : start + len(counts)], level, counts))
+            # The present entries of the distinct tables, table after table; then those of each
+            # table of the frontier, in frontier order, picked out of them.
+            flat = np.flatnonzero(present)
+            first_of_distinct = np.cumsum(distinct_counts) - distinct_counts
+            first_of_table = np.cumsum(counts) - counts
+            owner = np.repeat(np.arange(len(counts)), counts)
+            picked = np.arange(len(owner)) + (first_of_distinct[which] - first_of_table)[owner]
+            flat = flat[picked]
+            entries = rows.reshape(-1)[flat]
+            index = flat % ENTRIES_PER_TABLE
+            owner += start
+            part = self.decode(frontier, level, owner, index, entries, chain_start=chain_length)
+            if part is not None:
+                below.append(part[0])
+                followed.append(part[1])
+                chain_length += len(part[1][0])
+            if over:
+                break
+        if followed:
+            self.chain[level] = (np.concatenate([f[0] for f in followed]), np.concatenate([f[1] for f in followed]))
+        if not below:
+            return _Frontier(np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, np.bool_),
+                             np.zeros(0, np.intp))
+        return _Frontier(*(np.concatenate([getattr(b, name) for b in below])
+                           for name in ("table", "base", "rights", "reserved", "link")))
+
+    def decode(self, frontier: _Frontier, level: int, owner: _Indices, index: _Indices, entries: _Words, *,
+               chain_start: int) -> tuple[_Frontier, tuple[_Words, _Indices]] | None:
+        """Decode present entries of one level (given their tables and indices): keep the leaves
+        and problems, and return the tables below with the entries that lead to them."""
+        vaddr = frontier.base[owner] + (index.astype(_WORD) << np.uint64(12 + 9 * (level - 1)))
+        if level == self.top:
+            vaddr[index >= 256] |= self.sign
+        rights = (frontier.rights[owner] & entries) | (entries >> np.uint64(63))
+        found = _Present(vaddr, entries, rights, frontier.reserved[owner], frontier.link[owner])
         if level == 1:
-            res_mask = 0 if p_res else self.reserved_leaf[1]  # with p_res every leaf is marked anyway
-            self.rows.extend([
-                (base + (i << 12), e & _ADDRESS_BITS, PAGE_SIZE_4K, (*path, e),
-                 (p_and & e & 6) | (nxe & ((p_or | e) >> 63)), p_res or (e & res_mask) != 0)
-                for i, e in present
-            ])
-            return
-        shift = 12 + 9 * (level - 1)
-        sign = self.sign if level == self.mode.top_level.value else 0
-        can_map = level <= 3
-        span = 1 << shift
-        size = self.reader.size
-        for i, e in present:
-            vaddr = base + (i << shift)
-            if i >= 256:
-                vaddr |= sign
-            if can_map and e & ENTRY_PAGE_SIZE:
-                self.rows.append((vaddr, e & _ADDRESS_BITS & ~(span - 1), span, (*path, e),
-                                  (p_and & e & 6) | (nxe & ((p_or | e) >> 63)),
-                                  p_res or bool(e & self.reserved_leaf[level])))
-                continue
-            own_res = bool(e & self.reserved_table[level])
-            if own_res:
-                self.problems.append(TableProblem(FaultKind.RESERVED_BIT, Level(level), vaddr, e))
-            child = e & _QEMU_TABLE_MASK
-            if child >= size:
-                self.problems.append(TableProblem(FaultKind.OUTSIDE_RAM, Level(level), vaddr, e))
-                continue
-            self.visit(child, level - 1, vaddr, (p_and & e, p_or | e, (*path, e), p_res or own_res))
-            if self.truncated:
-                return
+            self.keep_leaves(level, found)
+            return None
+        if level <= 3:
+            leaf = (entries & np.uint64(ENTRY_PAGE_SIZE)) != 0
+            if leaf.any():
+                self.keep_leaves(level, found[leaf])
+                found = found[~leaf]
+        own_reserved = (found.entry & self.reserved_table[level]) != 0
+        child = found.entry & np.uint64(_QEMU_TABLE_MASK)
+        outside = child >= np.uint64(self.reader.size)
+        if own_reserved.any():
+            self.problem_parts.append((found.vaddr[own_reserved], level, 0, found.entry[own_reserved]))
+        if outside.any():
+            self.problem_parts.append((found.vaddr[outside], level, 1, found.entry[outside]))
+            inside = ~outside
+            found, child, own_reserved = found[inside], child[inside], own_reserved[inside]
+        below = _Frontier(child, found.vaddr, found.rights, found.reserved_above | own_reserved,
+                          np.arange(chain_start, chain_start + len(child), dtype=np.intp))
+        return below, (found.entry, found.link)
+
+    def keep_leaves(self, level: int, found: _Present) -> None:
+        reserved = found.reserved_above | ((found.entry & self.reserved_leaf[level]) != 0)
+        self.leaf_parts.append((found.vaddr, found.entry, level, found.rights & self.rights_mask, reserved, found.link))
+
+    def stopping_table(self) -> tuple[int, int, int] | None:
+        """Where a depth-first walk would stop: (its base vaddr, level, entries examined), or None."""
+        counts = np.concatenate([counts for _bases, _level, counts in self.visits])
+        if int(counts.sum()) <= self.max_entries:
+            return None
+        bases = np.concatenate([bases for bases, _level, _counts in self.visits])
+        levels = np.concatenate([np.full(len(c), level, np.intp) for _b, level, c in self.visits])
+        order = np.lexsort((-levels, bases))  # depth-first: by vaddr, a table before its children
+        cumulative = np.cumsum(counts[order])
+        at = int(np.searchsorted(cumulative, self.max_entries, side="right"))
+        return int(bases[order[at]]), int(levels[order[at]]), int(cumulative[at])
+
+    def result(self) -> Leaves:
+        stop = self.stopping_table()
+        examined = stop[2] if stop is not None else sum(int(counts.sum()) for _b, _l, counts in self.visits)
+        tables = tuple(np.unique(np.concatenate(self.tables_read)).tolist())
+        return Leaves(self.mode, self.columns(stop), self.problems(stop), stop is not None, examined, tables)
+
+    def columns(self, stop: tuple[int, int, int] | None) -> _Columns:
+        parts = self.leaf_parts
+        if not parts:
+            return _Columns.empty()
+        vaddr = np.concatenate([p[0] for p in parts])
+        pte = np.concatenate([p[1] for p in parts])
+        level = np.concatenate([np.full(len(p[0]), p[2], np.uint8) for p in parts])
+        rights = np.concatenate([p[3] for p in parts]).astype(np.uint8)
+        reserved = np.concatenate([p[4] for p in parts])
+        link = np.concatenate([p[5] for p in parts])
+        if stop is not None:  # the leaves a depth-first walk found before it stopped
+            keep = vaddr < stop[0]
+            vaddr, pte, level, rights, reserved, link = (
+                vaddr[keep], pte[keep], level[keep], rights[keep], reserved[keep], link[keep])
+        if len(parts) > 1:  # merge the levels' (and chunks') runs, each already in vaddr order
+            order = np.argsort(vaddr, kind="stable")
+            vaddr, pte, level, rights, reserved, link = (
+                vaddr[order], pte[order], level[order], rights[order], reserved[order], link[order])
+        for column in (vaddr, pte, level, rights, reserved, link):
+            _frozen(column)
+        return _Columns(vaddr, pte, level, rights, reserved, link, self.chain)
+
+    def problems(self, stop: tuple[int, int, int] | None) -> tuple[TableProblem, ...]:
+        parts = self.problem_parts
+        if not parts:
+            return ()
+        vaddr = np.concatenate([p[0] for p in parts])
+        level = np.concatenate([np.full(len(p[0]), p[1], np.intp) for p in parts])
+        kind = np.concatenate([np.full(len(p[0]), p[2], np.intp) for p in parts])
+        entry = np.concatenate([p[3] for p in parts])
+        if stop is not None:  # a depth-first walk reports an entry before reading the table below it
+            keep = (vaddr < stop[0]) | ((vaddr == stop[0]) & (level > stop[1]))
+            vaddr, level, kind, entry = vaddr[keep], level[keep], kind[keep], entry[keep]
+        order = np.lexsort((kind, -level, vaddr))  # depth-first order; reserved bits before outside RAM
+        kinds = (FaultKind.RESERVED_BIT, FaultKind.OUTSIDE_RAM)
+        return tuple(TableProblem(kinds[k], Level(lv), v, e) for v, lv, k, e in zip(
+            vaddr[order].tolist(), level[order].tolist(), kind[order].tolist(), entry[order].tolist(), strict=True))
 
 
 def vaddrs_for_frame(found: Leaves, paddr: int) -> tuple[int, ...]:
@@ -1385,11 +1710,11 @@ def vaddrs_for_frame(found: Leaves, paddr: int) -> tuple[int, ...]:
     Pass a frame-aligned paddr to get the vaddrs of the frame's first byte. Leaves marked
     `reserved` are skipped: the CPU would fault on them.
     """
-    out: list[int] = []
-    for vaddr, frame, size, _entries, _perm, reserved in found.rows:
-        if frame <= paddr < frame + size and not reserved:
-            out.append(vaddr + (paddr - frame))
-    return tuple(out)
+    if not 0 <= paddr <= U64:
+        return ()
+    frames = found.paddrs
+    hits = (frames <= paddr) & (paddr < frames + found.sizes) & ~found.reserved
+    return tuple((found.vaddrs[hits] + (paddr - frames[hits])).tolist())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1432,7 +1757,70 @@ class MappedRange:
                 "permissions": self.permissions_text}
 
 
-def mappings(found: Leaves, *, split_on_execute: bool = False) -> tuple[MappedRange, ...]:
+class MappedRanges(Sequence[MappedRange]):
+    """What `mappings()` returns: a tuple-like sequence of `MappedRange`, each made when looked at.
+
+    A large guest has tens of thousands of ranges; they are kept as arrays. It compares equal
+    to a tuple of the same ranges (and to another `MappedRanges`); a slice is a `MappedRanges`.
+    """
+
+    __slots__ = ("_keys", "_sizes", "_split", "_starts")
+
+    def __init__(self, starts: _Words, sizes: _Words, keys: npt.NDArray[np.uint8], split_on_execute: bool) -> None:
+        self._starts = starts
+        self._sizes = sizes
+        self._keys = keys  # rights as in Leaves.rights, no-execute bit cleared unless split
+        self._split = split_on_execute
+
+    def _range(self, start: int, size: int, key: int) -> MappedRange:
+        return MappedRange(start, size, bool(key & 4), bool(key & 2), not key & 1 if self._split else None)
+
+    def __len__(self) -> int:
+        """Number of ranges."""
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> MappedRange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MappedRanges: ...
+
+    def __getitem__(self, index: int | slice) -> MappedRange | MappedRanges:
+        """A range, or the ranges of a slice."""
+        if isinstance(index, slice):
+            return MappedRanges(self._starts[index], self._sizes[index], self._keys[index], self._split)
+        position = operator.index(index)
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError(f"range index {index} out of range for {len(self)} ranges")
+        return self._range(int(self._starts[position]), int(self._sizes[position]), int(self._keys[position]))
+
+    def __iter__(self) -> Iterator[MappedRange]:
+        """Every range in vaddr order."""
+        for start, size, key in zip(self._starts.tolist(), self._sizes.tolist(), self._keys.tolist(), strict=True):
+            yield self._range(start, size, key)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a tuple of the same ranges, or to another MappedRanges holding them."""
+        if isinstance(other, MappedRanges):
+            return len(self) == len(other) and (not len(self) or (
+                self._split == other._split and bool(np.array_equal(self._starts, other._starts))
+                and bool(np.array_equal(self._sizes, other._sizes)) and bool(np.array_equal(self._keys, other._keys))))
+        if isinstance(other, tuple):
+            return len(self) == len(other) and tuple(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        """That of the equal tuple."""
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        """That of the equal tuple."""
+        return repr(tuple(self))
+
+
+def mappings(found: Leaves, *, split_on_execute: bool = False) -> MappedRanges:
     """Coalesce leaves into ranges with QEMU's `info mem` rule.
 
     Neighbouring pages merge when the second starts where the first ends and both have the same
@@ -1445,20 +1833,17 @@ def mappings(found: Leaves, *, split_on_execute: bool = False) -> tuple[MappedRa
         split_on_execute: also require equal execute rights, so each range says whether it is
             executable (QEMU's `info mem` does not).
     """
-    out: list[MappedRange] = []
-    start = end = -1
-    key: tuple[bool, bool, bool | None] = (False, False, None)
-    for vaddr, _frame, size, _entries, rights, _reserved in found.rows:
-        this = (bool(rights & 4), bool(rights & 2), not rights & 1 if split_on_execute else None)
-        if vaddr == end and this == key:
-            end = vaddr + size
-            continue
-        if start >= 0:
-            out.append(MappedRange(start, end - start, *key))
-        start, end, key = vaddr, vaddr + size, this
-    if start >= 0:
-        out.append(MappedRange(start, end - start, *key))
-    return tuple(out)
+    vaddr = found.vaddrs
+    end = vaddr + found.sizes  # 0 after the last page of the address space, never a next vaddr
+    keys = found.rights & np.uint8(7 if split_on_execute else 6)
+    starts_range = np.ones(len(vaddr), np.bool_)
+    starts_range[1:] = (vaddr[1:] != end[:-1]) | (keys[1:] != keys[:-1])
+    first = np.flatnonzero(starts_range)
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1:] = len(vaddr) - 1
+    starts = vaddr[first]
+    return MappedRanges(starts, end[last] - starts, keys[first], split_on_execute)
 
 
 def format_mappings(ranges: Iterable[MappedRange]) -> str:
@@ -1509,10 +1894,9 @@ def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
     out: list[TlbLine] = []
     masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
     with _collector_paused():
-        for vaddr, _frame, size, entries, _perm, _reserved in found.rows:
-            pte = entries[-1]
-            if size == PAGE_SIZE_4K:
-                pte &= ~ENTRY_PAGE_SIZE  # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+        for vaddr, size, entry in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.ptes.tolist(), strict=True):
+            # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+            pte = entry & ~ENTRY_PAGE_SIZE if size == PAGE_SIZE_4K else entry
             out.append(TlbLine(vaddr, pte & masks[size], _tlb_flags(pte)))
     return tuple(out)
 
@@ -1550,10 +1934,8 @@ def format_info_tlb(
     masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
     letters: dict[int, str] = {}
     out: list[str] = []
-    for vaddr, _frame, size, entries, _rights, _reserved in found.rows:
-        pte = entries[-1]
-        if size == PAGE_SIZE_4K:
-            pte &= ~ENTRY_PAGE_SIZE  # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+    for vaddr, size, entry in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.ptes.tolist(), strict=True):
+        pte = entry & ~ENTRY_PAGE_SIZE if size == PAGE_SIZE_4K else entry  # as print_pte is given it
         key = (pte & 0x1FE) | (pte >> 63)
         flags = letters.get(key)
         if flags is None:
@@ -1620,7 +2002,7 @@ def _qemu_mem_events_from_leaves(found: Leaves) -> list[tuple[int, int]]:
     events: list[tuple[int, int]] = []
     end = -1
     last = 0
-    for vaddr, _frame, size, _entries, rights, _reserved in found.rows:
+    for vaddr, size, rights in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.rights.tolist(), strict=True):
         start = vaddr & internal
         prot = ENTRY_PRESENT | (rights & (ENTRY_USER | ENTRY_WRITABLE))
         if start != end and last:

@@ -1,14 +1,18 @@
 """The guest at one instant: its registers and its page tables, frozen for later questions.
 
 Machine.snapshot() pauses the guest (if it runs), reads the registers, walks every page table
-once from shared memory while recording each table page it reads, and lets the guest go on.
+once from shared memory, copies each table page the walk read, and lets the guest go on.
 Walks, mappings, trees and diffs asked of a Snapshot later read those recorded pages, so they
 describe that instant even though the guest has moved on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from . import address_space, paging
 from .address_space import AddressSpace
@@ -19,31 +23,24 @@ from .paging import PhysicalMemory
 PAGE_SIZE = 4096
 
 
-class RecordingMemory:
-    """Reads through to `inner` and keeps a copy of every 4 KiB page that was read."""
-
-    def __init__(self, inner: PhysicalMemory) -> None:
-        self.inner = inner
-        self.pages: dict[int, bytes] = {}
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    def read(self, paddr: int, length: int) -> bytes:
-        first, last = paddr // PAGE_SIZE, (paddr + max(length, 1) - 1) // PAGE_SIZE
-        for page in range(first, last + 1):
-            if page not in self.pages:
-                self.pages[page] = self.inner.read(page * PAGE_SIZE, PAGE_SIZE)
-        return self.inner.read(paddr, length)
-
-
 class FrozenMemory:
-    """The pages a RecordingMemory saw, as they were; other RAM reads as zeros."""
+    """Copies of some 4 KiB pages of guest RAM, as they were; other RAM reads as zeros.
 
-    def __init__(self, size: int, pages: dict[int, bytes]) -> None:
+    Args:
+        size: bytes of guest RAM.
+        paddrs: the pages' paddrs (4 KiB aligned).
+        pages: their contents, one row of 512 entries per page, as `paging.read_tables` returns them.
+    """
+
+    def __init__(self, size: int, paddrs: Sequence[int], pages: npt.NDArray[np.uint64]) -> None:
         self._size = size
-        self._pages = pages
+        self._where = {paddr // PAGE_SIZE: row for row, paddr in enumerate(paddrs)}
+        self._bytes = np.ascontiguousarray(pages, dtype="<u8").reshape(-1).view(np.uint8)
+
+    @classmethod
+    def copy(cls, memory: PhysicalMemory, paddrs: Sequence[int]) -> FrozenMemory:
+        """Copy the pages at `paddrs` (4 KiB aligned) out of `memory` now."""
+        return cls(memory.size, paddrs, paging.read_tables(memory, paddrs))
 
     @property
     def size(self) -> int:
@@ -51,14 +48,19 @@ class FrozenMemory:
 
     @property
     def page_count(self) -> int:
-        return len(self._pages)
+        return len(self._where)
 
     def read(self, paddr: int, length: int) -> bytes:
         chunks = []
         while length > 0:
             page, offset = divmod(paddr, PAGE_SIZE)
             take = min(length, PAGE_SIZE - offset)
-            chunks.append(self._pages.get(page, bytes(PAGE_SIZE))[offset : offset + take])
+            row = self._where.get(page)
+            if row is None:
+                chunks.append(bytes(take))
+            else:
+                start = row * PAGE_SIZE + offset
+                chunks.append(self._bytes[start : start + take].tobytes())
             paddr, length = paddr + take, length - take
         return b"".join(chunks)
 
@@ -77,9 +79,8 @@ class Snapshot:
     def take(cls, memory: PhysicalMemory, registers: Registers, *, seconds: float = 0.0,
              label: str = "") -> Snapshot:
         """Walk every table from `memory` now; the caller makes sure the guest is paused."""
-        recording = RecordingMemory(memory)
-        found = paging.leaves(recording, registers)
-        return cls(registers, FrozenMemory(memory.size, recording.pages), found, seconds, label)
+        found = paging.leaves(memory, registers)
+        return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label)
 
     def walk(self, vaddr: int) -> paging.Walk:
         """Every step of translating `vaddr`, ending in a paddr or a fault."""
@@ -89,7 +90,7 @@ class Snapshot:
         """The paddr of `vaddr`; raises paging.PageFaultError when it is not mapped."""
         return paging.translate(self.memory, self.registers, vaddr)
 
-    def mappings(self) -> tuple[paging.MappedRange, ...]:
+    def mappings(self) -> paging.MappedRanges:
         """Coalesced ranges of equal permissions, as QEMU's `info mem` groups them."""
         return paging.mappings(self.leaves)
 

@@ -98,6 +98,64 @@ static void command_exit(char **arguments)
         machine_exit((uint32_t)status);
 }
 
+/* The unikernel's way to ask the kernel for a service: a plain function call, into code in the
+ * same address space at the same privilege level. */
+static void command_call(char **arguments)
+{
+    uint64_t value;
+    if (strcmp(arguments[0], "noop") == 0)
+        value = kernel_noop();
+    else if (strcmp(arguments[0], "ticks") == 0)
+        value = kernel_get_ticks();
+    else {
+        console_printf("error call unknown service %s\n", arguments[0]);
+        return;
+    }
+    console_printf("ok call service=%s value=0x%lx\n", arguments[0], value);
+}
+
+/* The classic way, for contrast: the kernel runs a small program in ring 3, which asks for the
+ * service by its number with the syscall instruction (kernel/syscall.c). */
+static const struct service {
+    const char *name;
+    uint64_t number;
+} services[] = {
+    {"noop", SYSCALL_NOOP},
+    {"ticks", SYSCALL_GET_TICKS},
+};
+
+static void system_call(const char *command, const char *name, bool switch_cr3)
+{
+    for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+        if (strcmp(name, services[i].name) == 0) {
+            uint64_t value = user_syscall(services[i].number, switch_cr3);
+            console_printf("ok %s service=%s value=0x%lx\n", command, name, value);
+            return;
+        }
+    }
+    console_printf("error %s unknown service %s\n", command, name);
+}
+
+static void command_syscall(char **arguments)
+{
+    system_call("syscall", arguments[0], false);
+}
+
+static void command_syscall_cr3(char **arguments)
+{
+    system_call("syscall-cr3", arguments[0], true);
+}
+
+/* In app/bench.c: time each way of asking for kernel_noop(), and reply. */
+void bench(uint64_t rounds, uint64_t iterations);
+
+static void command_bench(char **arguments)
+{
+    uint64_t numbers[2];            /* rounds, iterations */
+    if (parse_numbers("bench", arguments, 2, numbers))
+        bench(numbers[0], numbers[1]);
+}
+
 /* EXERCISE(02): add a command: write a function like command_ticks() above and add a line
  * here; "help" lists it by itself. */
 static const struct command {
@@ -113,6 +171,10 @@ static const struct command {
     {"write", "write VADDR VALUE", 2, command_write},
     {"fault", "fault SCENARIO", 1, command_fault},
     {"exit", "exit STATUS", 1, command_exit},
+    {"call", "call SERVICE", 1, command_call},
+    {"syscall", "syscall SERVICE", 1, command_syscall},
+    {"syscall-cr3", "syscall-cr3 SERVICE", 1, command_syscall_cr3},
+    {"bench", "bench ROUNDS ITERATIONS", 2, command_bench},
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

@@ -25,6 +25,32 @@ void *heap_alloc_pages(size_t count);
 /* Incremented by the timer interrupt, TIMER_HZ times a second, from boot on. */
 extern volatile uint64_t timer_ticks;
 
+/* Kernel services (kernel/services.c). The application asks for them by a plain function call;
+ * the ring-3 program of kernel/syscall.c asks for the same ones by number, with syscall. */
+uint64_t kernel_noop(void);         /* does nothing and returns 0: the cost of asking, alone */
+uint64_t kernel_get_ticks(void);    /* timer_ticks */
+
+/* The classic path, for contrast: run a small program in ring 3 that asks for service `number`
+ * through the syscall instruction, once, and return the service's value. With switch_cr3, each
+ * entry into the kernel and each return also switches page tables (CR3), as kernels do since
+ * Meltdown. The first call sets the path up: the syscall MSRs and the ring-3 region. */
+#include "syscall_numbers.h"   /* the numbers: SYSCALL_NOOP ... */
+uint64_t user_syscall(uint64_t number, bool switch_cr3);
+
+/* The same, `iterations` times in a row within ring 3 (iterations >= 1). Returns the TSC ticks
+ * that took, read in ring 3 around the loop. */
+uint64_t user_syscall_repeatedly(uint64_t number, uint64_t iterations, bool switch_cr3);
+
+/* The CPU's time-stamp counter (SDM Vol. 3B 18.17). Under TCG it follows the host's clock, so it
+ * measures emulation, not this CPU. lfence first: rdtsc does not wait for earlier instructions
+ * to finish, so without it the count could be read too early. */
+static inline uint64_t read_tsc(void)
+{
+    uint32_t low, high;
+    __asm__ volatile("lfence; rdtsc" : "=a"(low), "=d"(high) : : "memory");
+    return (uint64_t)high << 32 | low;
+}
+
 /* Leave QEMU through isa-debug-exit: QEMU's exit status is (status << 1) | 1. Without that
  * device the machine just halts. */
 __attribute__((noreturn)) void machine_exit(uint32_t status);

@@ -1,6 +1,7 @@
 /* The memory map of the unikernel: where everything lives, virtually and physically.
  * Included by C, by the assembly boot code and by the linker script (kernel.ld.S); the
- * workbench also reads the three *_BASE constants from this file, so keep them plain numbers. */
+ * workbench reads the *_BASE constants through absolute symbols (kernel.ld.S), so keep them
+ * plain numbers. */
 #ifndef MEMORY_LAYOUT_H
 #define MEMORY_LAYOUT_H
 
@@ -23,7 +24,13 @@
  *  0xffff800000000000 +---------------------------------+  DIRECT_MAP_BASE
  *                     |   non-canonical: #GP on access  |
  *  0x00007fffffffffff +---------------------------------+
- *                     | lower half: unmapped            |  (room for a ring-3 region later)
+ *                     |            unmapped             |
+ *                     +---------------------------------+
+ *                     | ring-3 stack       RW-  (NX)    |  USER_STACK_BASE  user pages for the
+ *                     | (one unmapped page)             |                   classic path of
+ *  0x0000000000400000 | ring-3 code        R-X          |  USER_CODE_BASE   kernel/syscall.c,
+ *                     +---------------------------------+                   mapped on first use
+ *                     |            unmapped             |
  *  0x0000000000000000 +---------------------------------+  null page: unmapped, so NULL faults
  *
  * Physical memory (from the PVH memory map; -m 64M on QEMU gives 0 .. 0x4000000):
@@ -40,6 +47,9 @@
 #define KERNEL_PHYSICAL_BASE  0x100000            /* 1 MiB: above the BIOS hole */
 #define DIRECT_MAP_BASE       0xffff800000000000  /* virtual = physical + this, for all RAM */
 #define HEAP_BASE             0xffffc00000000000  /* first heap page */
+#define LOWER_HALF_END        0x0000800000000000  /* the first non-canonical address */
+#define USER_CODE_BASE        0x400000            /* the ring-3 program: one page, user R-X */
+#define USER_STACK_BASE       0x402000            /* its stack: one page, user RW-, over a gap */
 
 #define PAGE_SIZE             0x1000              /* 4 KiB */
 #define LARGE_PAGE_SIZE       0x200000            /* 2 MiB, one page-directory entry */
@@ -47,5 +57,6 @@
 
 #define BOOT_STACK_SIZE       0x4000              /* 16 KiB; kernel_main and app_main run here */
 #define INTERRUPT_STACK_SIZE  0x2000              /* 8 KiB each, for the IST (see kernel/cpu.c) */
+#define SYSCALL_STACK_SIZE    0x2000              /* 8 KiB: syscalls and interrupts from ring 3 */
 
 #endif

@@ -20,9 +20,25 @@
 
 /* Model-specific registers, SDM Vol. 4 table 2-2; EFER is SDM Vol. 3A 2.2.1. */
 #define MSR_EFER            0xc0000080
-#define EFER_SYSCALL        (ULL(1) << 0)   /* SCE: enables syscall/sysret (not used yet) */
+#define EFER_SYSCALL        (ULL(1) << 0)   /* SCE: enables syscall/sysret (kernel/syscall.c) */
 #define EFER_LME            (ULL(1) << 8)   /* long mode enable: takes effect with CR0.PG */
 #define EFER_NXE            (ULL(1) << 11)  /* no-execute enable: makes PTE_NO_EXEC legal */
+
+/* syscall and sysret, SDM Vol. 2B (SYSCALL, SYSRET) and Vol. 3A 5.8.8: the MSRs they read. */
+#define MSR_STAR            0xc0000081      /* the segment selectors both load */
+#define MSR_LSTAR           0xc0000082      /* where syscall jumps: the kernel's entry point */
+#define MSR_SYSCALL_MASK    0xc0000084      /* RFLAGS bits that syscall clears (SFMASK) */
+#define MSR_GS_BASE         0xc0000101      /* the GS segment's base address */
+#define MSR_KERNEL_GS_BASE  0xc0000102      /* swapgs exchanges it with MSR_GS_BASE */
+#define STAR_SYSCALL_CS_SHIFT  32           /* syscall: CS = this selector, SS = it + 8 */
+#define STAR_SYSRET_CS_SHIFT   48           /* sysretq: CS = it + 16, SS = it + 8, both RPL 3 */
+
+/* RFLAGS, SDM Vol. 1 3.4.3. */
+#define RFLAGS_RESERVED     (ULL(1) << 1)   /* always 1 */
+#define RFLAGS_TRAP         (ULL(1) << 8)   /* TF: single-step trap after each instruction */
+#define RFLAGS_INTERRUPT    (ULL(1) << 9)   /* IF: maskable interrupts are delivered */
+#define RFLAGS_DIRECTION    (ULL(1) << 10)  /* DF: string instructions count down */
+#define RFLAGS_ALIGNMENT    (ULL(1) << 18)  /* AC: alignment checks (and SMAP overrides) */
 
 /* Local APIC, SDM Vol. 3A 11.4 "Local APIC" and 11.5.1 "Local Vector Table":
  * memory-mapped registers at the physical address in MSR_APIC_BASE. */
@@ -80,6 +96,7 @@
 #define GDT_TSS             6
 #define GDT_ENTRIES         8
 #define SELECTOR(slot)      ((slot) * 8)    /* table indicator GDT, requested privilege 0 */
+#define PRIVILEGE_USER      3               /* ring 3: a selector's RPL, the CPL in CS */
 
 /* Exception vectors that get special treatment, SDM Vol. 3A 6.3.1, table 6-1. */
 #define VECTOR_NMI               2
@@ -114,6 +131,25 @@ static inline uint64_t read_cr2(void)
 {
     uint64_t value;
     __asm__ volatile("mov %%cr2, %0" : "=r"(value));
+    return value;
+}
+
+static inline uint64_t read_msr(uint32_t msr)
+{
+    uint32_t low, high;
+    __asm__ volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
+    return (uint64_t)high << 32 | low;
+}
+
+static inline void write_msr(uint32_t msr, uint64_t value)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)value), "d"((uint32_t)(value >> 32)));
+}
+
+static inline uint64_t read_cr3(void)
+{
+    uint64_t value;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(value));
     return value;
 }
 

@@ -14,7 +14,7 @@ struct descriptor_table_pointer {
  * the CPU reads only the interrupt stack table from it. */
 struct task_state_segment {
     uint32_t reserved0;
-    uint64_t privilege_stack[3];    /* RSP0-2: for a later ring-3 region */
+    uint64_t privilege_stack[3];    /* RSP0-2: RSP0 for interrupts from ring 3 */
     uint64_t reserved1;
     uint64_t interrupt_stack[7];    /* IST1-7 */
     uint64_t reserved2;
@@ -72,6 +72,13 @@ void gdt_init(void)
                      : : "m"(pointer), "i"(SELECTOR(GDT_KERNEL_CODE)),
                        "r"(SELECTOR(GDT_KERNEL_DATA)), "r"(SELECTOR(GDT_TSS))
                      : "rax", "memory");
+}
+
+/* An interrupt or exception in ring 3 switches to this stack, unless its gate names an IST stack
+ * (SDM Vol. 3A 6.14.4); kernel/syscall.c sets it before anything runs in ring 3. */
+void tss_set_ring0_stack(uint64_t rsp)
+{
+    tss.privilege_stack[0] = rsp;
 }
 
 /* An IDT entry (SDM Vol. 3A 6.14.1, "64-Bit Mode IDT"). */

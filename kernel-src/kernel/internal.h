@@ -14,6 +14,13 @@
 #define VECTOR_COUNT         (IRQ_BASE + IRQ_COUNT)
 #define INTERRUPT_STUB_SIZE  16     /* bytes per entry stub: stub v is at interrupt_stubs + 16 v */
 
+/* struct cpu_local (kernel/syscall.c), as the syscall entry code sees it through GS. */
+#define CPU_KERNEL_RSP       0      /* the stack syscall_entry switches to */
+#define CPU_USER_RSP         8      /* ring 3's RSP, kept there during a system call */
+#define CPU_KERNEL_CR3       16     /* the kernel's page tables */
+#define CPU_USER_CR3         24     /* ring 3's: the same, or the copy that switches CR3 */
+#define CPU_RETURN_RSP       32     /* where user_run left the kernel's stack */
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 #include "kernel.h"
@@ -39,6 +46,9 @@ void console_start_line(void);     /* end a partly written line, if there is one
 /* kernel/paging.c: physical frames above the image, the final page tables, the heap. */
 void frames_init(uint64_t first_paddr, uint64_t end_paddr);
 void paging_init(const uint64_t *ram_ranges, unsigned range_count);
+uint64_t frame_alloc(void);         /* a zeroed physical frame; halts when there is none */
+/* Map the 4 KiB page at vaddr to paddr. The caller guarantees nothing was mapped there. */
+void paging_map_page(uint64_t vaddr, uint64_t paddr, uint64_t flags);
 
 /* kernel/cpu.c: GDT with TSS (interrupt stacks), and the IDT. Each stack sits over an unmapped
  * guard page; paging.c leaves the guard pages out of the page tables. */
@@ -51,6 +61,7 @@ struct guarded_stack {
 extern struct guarded_stack interrupt_stacks[INTERRUPT_STACK_COUNT];
 void gdt_init(void);
 void idt_init(void);
+void tss_set_ring0_stack(uint64_t rsp);  /* where interrupts from ring 3 push their frame */
 
 /* What kernel/interrupts.S pushes: general registers, then vector and error code (0 when the
  * CPU pushes none), then what the CPU pushed itself (SDM Vol. 3A 6.14.2, 64-bit stack frame). */
@@ -71,6 +82,24 @@ void timer_init(void);
 
 /* kernel/scenario.c: the fault selected at build time (make SCENARIO=...). */
 void scenario_at_boot(void);
+
+/* kernel/syscall.c and kernel/syscall_entry.S: the classic path, ring 3 and syscall. */
+struct cpu_local {                  /* offsets: the CPU_* constants above */
+    uint64_t kernel_rsp, user_rsp, kernel_cr3, user_cr3, return_rsp;
+};
+extern struct cpu_local cpu_local;
+uint64_t syscall_dispatch(uint64_t number, uint64_t argument0, uint64_t argument1,
+                          uint64_t argument2);
+void syscall_entry(void);                   /* for MSR_LSTAR; not called from C */
+void syscall_entry_switching_cr3(void);
+/* Enter ring 3 at entry_vaddr with the arguments in RDI and RSI; returns the value the program
+ * passes to SYSCALL_EXIT. The caller has set cpu_local and the MSRs up. */
+uint64_t user_run(uint64_t entry_vaddr, uint64_t argument0, uint64_t argument1);
+__attribute__((noreturn)) void user_exit(uint64_t value);   /* SYSCALL_EXIT, on the syscall stack */
+
+/* kernel/user_program.S: the ring-3 program, copied to USER_CODE_BASE. */
+extern char user_program_start[], user_program_end[];
+extern char user_call_once[], user_call_repeatedly[], user_syscall_instruction[];
 
 #endif /* __ASSEMBLER__ */
 #endif

@@ -21,7 +21,7 @@ static uint64_t frames_free(void)
 }
 
 /* A zeroed frame, reached through the direct map; callers first check frames_free(). */
-static uint64_t frame_alloc(void)
+uint64_t frame_alloc(void)
 {
     uint64_t paddr = next_frame;
     if (frames_free() == 0) {
@@ -36,16 +36,16 @@ static uint64_t frame_alloc(void)
 static uint64_t *pml4;      /* the final top-level table, through the direct map */
 
 /* The entry that maps vaddr at the given level (1 = PT for 4 KiB pages, 2 = PD for 2 MiB
- * pages), creating the tables above it on the way down. Table entries get PTE_PRESENT and
- * PTE_WRITABLE only and no PTE_NO_EXEC: the CPU combines all levels (SDM Vol. 3A 4.6), so the
- * leaf entry alone decides what a page allows. */
+ * pages), creating the tables above it on the way down. Table entries allow all (PTE_WRITABLE,
+ * no PTE_NO_EXEC; PTE_USER in the lower half, the ring-3 region): the CPU combines all levels
+ * (SDM Vol. 3A 4.6), so the leaf entry alone decides what a page allows. */
 static uint64_t *page_table_entry(uint64_t vaddr, int level)
 {
     uint64_t *table = pml4;
     for (int current = 4; current > level; current--) {
         uint64_t *entry = &table[PT_INDEX(current, vaddr)];
         if (!(*entry & PTE_PRESENT))
-            *entry = frame_alloc() | PTE_PRESENT | PTE_WRITABLE;
+            *entry = frame_alloc() | PTE_PRESENT | PTE_WRITABLE | (vaddr < LOWER_HALF_END ? PTE_USER : 0);
         table = PHYSICAL_TO_VIRTUAL(*entry & PTE_ADDRESS_MASK);
     }
     return &table[PT_INDEX(level, vaddr)];
@@ -114,4 +114,10 @@ void *heap_alloc_pages(size_t count)
         *entry = frame_alloc() | PTE_PRESENT | PTE_WRITABLE | PTE_NO_EXEC;
     }
     return (void *)start;
+}
+
+void paging_map_page(uint64_t vaddr, uint64_t paddr, uint64_t flags)
+{
+    /* Making a not-present entry present needs no TLB flush (SDM Vol. 3A 4.10.4.3). */
+    *page_table_entry(vaddr, 1) = paddr | flags;
 }

@@ -11,12 +11,13 @@ import json
 import random
 import struct
 import time
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from workbench.cpu import CR0_PE, CR0_PG, CR4_PAE, CR4_PKE, CR4_PKS, EFER_LMA
+from workbench.cpu import CR0_PE, CR0_PG, CR4_PAE, CR4_PKE, CR4_PKS, EFER_LMA, Registers
 from workbench.errors import WorkbenchError
 from workbench.paging import (
     ENTRY_ACCESSED,
@@ -64,11 +65,13 @@ from workbench.paging import (
     mappings,
     parse_info_mem,
     parse_info_tlb,
+    read_tables,
     tlb_lines,
     translate,
     vaddrs_for_frame,
     walk,
 )
+from workbench.snapshot import Snapshot
 
 P = ENTRY_PRESENT
 RW = ENTRY_WRITABLE
@@ -941,3 +944,203 @@ def test_linux_sized_tables_enumerate_quickly() -> None:
     found = leaves(t.memory, t.regs())
     assert len(found) == 64 * 512 and not found.truncated
     assert mappings(found) == (MappedRange(base, 64 * PAGE_SIZE_2M, False, True),)
+
+
+# ------------------------------------------------------------------------------------------
+# The vectorised enumeration against a plain depth-first one, lazy results, snapshots
+
+
+QEMU_TABLE_MASK = 0x3_FFFF_FFFF_F000
+
+
+def depth_first_leaves(
+    data: bytes, regs: ControlRegisters, max_entries: int, maxphyaddr: int = 52
+) -> tuple[list[tuple[int, int, int, tuple[int, ...], int, bool]], list[tuple[FaultKind, Level, int, int]], bool, int]:
+    """QEMU's `info tlb` recursion with the work bound, written plainly: (rows, problems, truncated, examined).
+
+    The oracle for where `leaves()` stops: it must stop exactly where this does.
+    """
+    mode = PagingMode.from_registers(regs, maxphyaddr=maxphyaddr)
+    rows: list[tuple[int, int, int, tuple[int, ...], int, bool]] = []
+    problems: list[tuple[FaultKind, Level, int, int]] = []
+    examined = 0
+
+    class Stop(Exception):
+        pass
+
+    def visit(table: int, level: int, base: int, and_bits: int, or_bits: int, path: tuple[int, ...],
+              reserved_above: bool) -> None:
+        nonlocal examined
+        raw = data[table : table + 0x1000].ljust(0x1000, b"\0")
+        present = [(i, e) for i, e in enumerate(struct.unpack("<512Q", raw)) if e & P]
+        examined += len(present)
+        if examined > max_entries:
+            raise Stop
+        shift = 12 + 9 * (level - 1)
+        for i, e in present:
+            vaddr = base + (i << shift)
+            if level == mode.top_level:
+                vaddr = mode.canonical(vaddr)
+            if level == 1 or (level <= 3 and e & PS):
+                size = 1 << shift
+                rights = (and_bits & e & (RW | US)) | (int(mode.nxe) & ((or_bits | e) >> 63))
+                reserved = reserved_above or bool(e & mode.reserved_mask(Level(level), True))
+                rows.append((vaddr, e & ADDRESS & ~(size - 1), size, (*path, e), rights, reserved))
+                continue
+            own = bool(e & mode.reserved_mask(Level(level), False))
+            if own:
+                problems.append((FaultKind.RESERVED_BIT, Level(level), vaddr, e))
+            if e & QEMU_TABLE_MASK >= len(data):
+                problems.append((FaultKind.OUTSIDE_RAM, Level(level), vaddr, e))
+                continue
+            visit(e & QEMU_TABLE_MASK, level - 1, vaddr, and_bits & e, or_bits | e, (*path, e), reserved_above or own)
+
+    root = regs.cr3 & QEMU_TABLE_MASK
+    if root >= len(data):
+        return rows, [(FaultKind.OUTSIDE_RAM, mode.top_level, 0, regs.cr3)], False, 0
+    try:
+        visit(root, mode.top_level, 0, (1 << 64) - 1, 0, (), False)
+    except Stop:
+        return rows, problems, True, examined
+    return rows, problems, False, examined
+
+
+class CopyingMemory:
+    """Guest RAM that can only be read through `read` (as QMP copies and snapshots are)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reads = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, paddr: int, length: int) -> bytes:
+        assert 0 <= paddr and paddr + length <= len(self.data)
+        self.reads += 1
+        return self.data[paddr : paddr + length]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    writes=st.lists(st.tuples(st.integers(0, 4 * 512 - 1), st.integers(0, (1 << 64) - 1)), max_size=40),
+    switches=st.tuples(st.booleans(), st.booleans(), st.sampled_from([52, 46, 36])),
+    cr3_table=st.integers(0, 4),
+    max_entries=st.one_of(st.integers(0, 600), st.integers(0, 30_000)),
+    tail=st.sampled_from([0, 0x800]),
+)
+def test_leaves_stop_exactly_where_a_depth_first_walk_stops(
+    writes: list[tuple[int, int]], switches: tuple[bool, bool, int], cr3_table: int, max_entries: int, tail: int
+) -> None:
+    # Four tables of random entries pointing at each other (and past the end of RAM, into the
+    # half table at its end), so that walks alias, loop, hit reserved bits and hit the bound.
+    la57, nxe, maxphyaddr = switches
+    mem = bytearray(4 * 0x1000 + tail)
+    for slot, value in writes:
+        struct.pack_into("<Q", mem, 8 * slot, (value & ~ADDRESS) | ((value >> 12) % 5) << 12)
+    regs = ControlRegisters.long_mode(cr3_table * 0x1000, la57=la57, nxe=nxe)
+    rows, problems, truncated, examined = depth_first_leaves(bytes(mem), regs, max_entries, maxphyaddr)
+    for memory in (BytesMemory(mem), CopyingMemory(bytes(mem))):
+        found = leaves(memory, regs, maxphyaddr=maxphyaddr, max_entries=max_entries)
+        assert found.rows == tuple(rows)
+        assert [(p.kind, p.level, p.vaddr, p.entry) for p in found.problems] == problems
+        assert (found.truncated, found.entries_examined) == (truncated, examined)
+
+
+def test_leaves_read_each_table_once_however_many_entries_point_to_it() -> None:
+    t = Tables(size=1 << 20)
+    pt = t.alloc()
+    for i in range(512):
+        t.set(pt, i, (i << 12) | P | RW)
+    for chunk in range(64):  # 64 PD entries share one PT: 32,768 leaves from 4 tables
+        assert t.map(chunk * PAGE_SIZE_2M, 0, PAGE_SIZE_2M)
+        table, index = entry_for(t, chunk * PAGE_SIZE_2M, 2)
+        t.set(table, index, pt | P | RW)
+    memory = CopyingMemory(bytes(t.mem))
+    found = leaves(memory, t.regs())
+    assert len(found) == 64 * 512 and memory.reads == 4
+    assert found.table_paddrs == (t.root, pt, pt + 0x1000, pt + 0x2000)
+    assert found.entries_examined == 1 + 1 + 64 + 64 * 512
+
+
+def test_leaves_columns_rows_and_leaf_objects_agree() -> None:
+    t = Tables()
+    assert t.map(KERNEL, 0x20_0000, PAGE_SIZE_2M, P | RW | G | XD)
+    assert t.map(0x1000, 0x5000, flags=P | RW | US | D)
+    assert t.map(0x80_0000_0000, 0x4000_0000, PAGE_SIZE_1G, P | US)
+    assert t.map(0x40_0000, 0x20_0000 | 1 << 13, PAGE_SIZE_2M, P)  # bit 13 is reserved in a 2 MiB page
+    found = leaves(t.memory, t.regs())
+    assert found.vaddrs.tolist() == [row[0] for row in found.rows] == [0x1000, 0x40_0000, 0x80_0000_0000, KERNEL]
+    assert found.paddrs.tolist() == [row[1] for row in found.rows] == [0x5000, 0x20_0000, 0x4000_0000, 0x20_0000]
+    assert found.sizes.tolist() == [PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G, PAGE_SIZE_2M]
+    assert found.ptes.tolist() == [row[3][-1] for row in found.rows]
+    assert found.rights.tolist() == [row[4] for row in found.rows] == [6, 0, 4, 3]
+    assert found.reserved.tolist() == [False, True, False, False]
+    assert list(found) == [found[i] for i in range(len(found))] == found[:] == [found[i - 4] for i in range(4)]
+    assert found[-1].entries == (t.get(t.root, 511), *found[-1].entries[1:]) and len(found[-1].entries) == 3
+    with pytest.raises(IndexError):
+        found[4]
+    with pytest.raises(ValueError, match="read-only"):
+        found.vaddrs[0] = 0
+    again = leaves(t.memory, t.regs())
+    assert again == found and hash(again) == hash(found) and again != leaves(t.memory, t.regs(nxe=False))
+    assert sorted(found.table_paddrs) == list(found.table_paddrs) and t.root in found.table_paddrs
+
+
+def test_mappings_are_a_tuple_like_sequence_made_on_demand() -> None:
+    t = Tables()
+    assert t.map(0x1000, 0x5000, flags=P | RW)
+    assert t.map(0x2000, 0x9000, flags=P | RW | XD)
+    assert t.map(0x3000, 0x6000, flags=P)
+    assert t.map(0xFFFF_FFFF_FFFF_F000, 0x7000, flags=P | US)
+    found = leaves(t.memory, t.regs())
+    ranges = mappings(found)
+    expected = (MappedRange(0x1000, 0x2000, False, True), MappedRange(0x3000, 0x1000, False, False),
+                MappedRange(0xFFFF_FFFF_FFFF_F000, 0x1000, True, False))
+    assert ranges == expected and expected == ranges and tuple(ranges) == expected and list(ranges) == list(expected)
+    assert len(ranges) == 3 and ranges[-1] == expected[-1] and ranges[-1].end == 1 << 64
+    assert ranges[1:] == expected[1:] and ranges[::-1] == expected[::-1] and ranges[5:] == ()
+    assert hash(ranges) == hash(expected) and repr(ranges) == repr(expected)
+    assert ranges == mappings(found) and ranges != mappings(found, split_on_execute=True)
+    assert ranges != list(expected) and ranges != expected[:2]
+    assert expected[1] in ranges and ranges.index(expected[2]) == 2
+    with pytest.raises(IndexError):
+        ranges[3]
+    split = mappings(found, split_on_execute=True)
+    assert [r.executable for r in split] == [True, False, True, True]
+    empty = mappings(leaves(BytesMemory(bytes(0x20000)), ControlRegisters.long_mode(0x10000)))
+    assert empty == () and len(empty) == 0 and empty == mappings(leaves(t.memory, t.regs()))[3:]
+
+
+def test_read_tables_reads_zeros_past_the_end_of_ram() -> None:
+    data = bytes(range(256)) * 16 * 2 + b"\xff" * 0x800
+    for memory in (BytesMemory(data), CopyingMemory(data)):
+        rows = read_tables(memory, [0x1000, 0x2000, 0x3000])
+        assert rows.shape == (3, 512)
+        assert rows[0].tobytes() == data[0x1000:0x2000]
+        assert rows[1].tobytes() == b"\xff" * 0x800 + bytes(0x800)
+        assert not rows[2].any()
+    assert BytesMemory(data).view(0x10, 4).tobytes() == data[0x10:0x14]
+    with pytest.raises(PhysicalMemoryError):
+        BytesMemory(data).view(0x2000, 0x1000)
+
+
+def test_a_snapshot_keeps_the_tables_as_they_were() -> None:
+    t = Tables()
+    assert t.map(0x1000, 0x5000, flags=P | RW | US)
+    assert t.map(KERNEL, 0x20_0000, PAGE_SIZE_2M, P | RW)
+    regs = t.regs()
+    snapshot = Snapshot.take(t.memory, cast(Registers, regs))
+    tlb, mem = format_info_tlb(t.memory, regs), format_info_mem(t.memory, regs)
+    tree = format_tree(PageTableTree(t.memory, regs))
+    assert snapshot.memory.page_count == len(snapshot.leaves.table_paddrs) == 6  # PML4; PDPT, PD, PT; PDPT, PD
+    t.set(entry_for(t, 0x1000, 1)[0], 1, 0)  # the guest moves on: unmaps 0x1000 and maps more
+    assert t.map(0x2000, 0x6000)
+    assert snapshot.info_tlb() == tlb and snapshot.info_mem() == mem and format_tree(snapshot.tree()) == tree
+    assert snapshot.translate(0x1234) == 0x5234 and snapshot.walk(0x2000).fault is not None
+    assert snapshot.mappings() == mappings(snapshot.leaves) and len(snapshot.mappings()) == 2
+    assert snapshot.memory.read(t.root - 4, 8) == bytes(4) + t.mem[t.root : t.root + 4]  # other pages read as 0
+    later = Snapshot.take(t.memory, cast(Registers, regs))
+    assert [leaf.vaddr for leaf in snapshot.diff(later).added] == [0x2000]
+    assert [leaf.vaddr for leaf in snapshot.diff(later).removed] == [0x1000]

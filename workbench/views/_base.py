@@ -127,7 +127,7 @@ class Throttle:
 # The widget base class
 
 
-class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type hints
+class View(anywidget.AnyWidget):
     """Base of every workbench view: message dispatch, flow control, and the output bundle."""
 
     _css = CSS
@@ -140,13 +140,14 @@ class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type
     _settable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self._lock = threading.RLock()
+        self._page_seen = False  # flow control starts once a page has shown this view
         self._acked = 0
         self._sent = 0
         self._sent_at: dict[int, float] = {}
         self._flow = {"sent": 0, "acked": 0, "waited": 0, "max_outstanding": 0}
         self._throttle = Throttle(self._flush_if_page_keeps_up)
+        super().__init__(**kwargs)
         self.on_msg(self._dispatch)
 
     # Output bundle.
@@ -171,6 +172,11 @@ class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type
     def _dispatch(self, _widget: object, content: object, buffers: object) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("kind"), str):
             return
+        if not self._page_seen:  # what was sent before any page showed the view is not owed an answer
+            with self._lock:
+                self._page_seen = True
+                self._acked = self._sent
+                self._sent_at.clear()
         handler = getattr(self, f"_msg_{content['kind']}", None)
         if handler is None:
             return
@@ -193,8 +199,8 @@ class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type
         name = content.get("name")
         if name not in self._settable:
             raise ViewError(f"the page may not set {name!r}")
-        setattr(self, str(name), content.get("value"))
         self.error = ""
+        setattr(self, str(name), content.get("value"))
 
     # Updates to the page.
 
@@ -218,7 +224,7 @@ class View(anywidget.AnyWidget):  # type: ignore[misc]  # ipywidgets has no type
 
     def _flush_if_page_keeps_up(self) -> bool:
         with self._lock:
-            outstanding = self._sent - self._acked
+            outstanding = self._sent - self._acked if self._page_seen else 0
             oldest = min(self._sent_at.values(), default=time.monotonic())
             if outstanding >= MAX_OUTSTANDING and time.monotonic() - oldest < STALE_SECONDS:
                 self._flow["waited"] += 1

@@ -1,0 +1,37 @@
+"""Fixtures for the browser tests: one JupyterLab and one Chromium for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyterlab_session import Browser, LabServer, LabUnavailable, chromium_missing
+from lab_notebooks import ARTIFACTS, LESSONS, VIEWS_NOTEBOOK, views_notebook
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabServer]:
+    missing = chromium_missing()
+    if missing:
+        pytest.fail(f"the browser tests need Chromium and Playwright: {missing}")
+    server = LabServer(LESSONS, extra_files={VIEWS_NOTEBOOK: views_notebook()})
+    try:
+        server.start()
+    except LabUnavailable as error:
+        pytest.fail(str(error))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(lab: LabServer) -> Iterator[Browser]:
+    chromium = Browser()
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,43 @@
+"""The notebooks the browser tests open: every lesson, and one that shows every view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]-*.ipynb"))
+VIEWS_NOTEBOOK = "views.ipynb"
+
+# The notebook the view tests run: every view, on the unikernel, each in its own cell.
+VIEW_CELLS = [
+    '''from workbench import Machine, Workspace
+from workbench.views import (AddressSpaceMap, BuildView, MachineView, PageTableExplorer, SnapshotDiff,
+                             Translator)
+
+ws = Workspace.open("browser-views", fresh=True)
+image = ws.build()
+machine = Machine(image, name="browser-views").start()
+machine.wait_for("> ")''',
+    "MachineView(machine)",
+    '''before = machine.snapshot("before alloc")
+machine.request("alloc 2")
+after = machine.snapshot("after alloc")
+explorer = PageTableExplorer(machine)
+explorer''',
+    'Translator(explorer, "app_main")',
+    "AddressSpaceMap(after, image, explorer=explorer)",
+    "SnapshotDiff(before, after, hide_accessed_dirty=True)",
+    '''ws.replace("app/main.c", 'console_printf("app: Hello from the unikernel!\\\\n");',
+           'console_printf("app: Hello from the unikernel!\\\\n")')
+BuildView(ws)''',
+]
+
+
+def views_notebook() -> str:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in VIEW_CELLS]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return str(nbformat.writes(notebook))

@@ -1,0 +1,38 @@
+"""Live views of the machine, its page tables and its address space, for JupyterLab.
+
+Each view is an anywidget whose front-end is one ES module in `widgets/`, plus a static HTML
+form in the same output bundle for places that cannot run it (GitHub, nbviewer, nbval).
+
+    MachineView(machine)                    state, buttons, live serial console
+    PageTableExplorer(snapshot_or_machine)  the tables as a lazily opened tree
+    Translator(snapshot_or_machine, vaddr)  one vaddr's bits, walk and result
+    AddressSpaceMap(snapshot, image)        the whole address space as one zoomable strip
+    SnapshotDiff(before, after)             two snapshots side by side
+    BuildView(workspace)                    the source with the compiler's diagnostics
+    Inspector(snapshot_or_machine)          map, explorer and translator, linked
+    TraceView(trace, ...)                   calls into the kernel, instruction by instruction
+"""
+
+from __future__ import annotations
+
+from ._base import ViewError
+from .address_map import AddressSpaceMap
+from .build_view import BuildView
+from .inspector import Inspector
+from .machine_view import MachineView
+from .pagetable import PageTableExplorer
+from .snapshot_diff import SnapshotDiff
+from .trace_view import TraceView
+from .translator import Translator
+
+__all__ = [
+    "AddressSpaceMap",
+    "BuildView",
+    "Inspector",
+    "MachineView",
+    "PageTableExplorer",
+    "SnapshotDiff",
+    "TraceView",
+    "Translator",
+    "ViewError",
+]

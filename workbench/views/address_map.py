@@ -1,0 +1,298 @@
+"""The address-space map: all 2**64 vaddrs as one strip, regions coloured by permission.
+
+    AddressSpaceMap(snapshot, image)
+    AddressSpaceMap(machine)                 redrawn on every pause
+    AddressSpaceMap(snapshot, image, explorer=explorer)   a click opens the region there
+
+The strip is not to scale: empty stretches (unmapped, the non-canonical hole) are squeezed to a
+sliver with their size written on them, and a mapped region's width grows with the logarithm
+of its size, so a 4 KiB guard page and a 64 MiB direct map are both visible. A guest with
+thousands of regions (Linux has about 130,000) is drawn as at most MAX_SEGMENTS segments: the
+largest empty stretches split it into clusters, and clicking a cluster zooms into it (computed
+here, on request), with a breadcrumb trail back out.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import traitlets
+
+from ..address_space import AddressSpace, Region
+from ..errors import WorkbenchError
+from ..image import Image
+from ..machine import Machine, MachineState
+from ..snapshot import Snapshot
+from ._base import (
+    PERMISSION_COLOURS,
+    WIDGETS,
+    View,
+    ViewError,
+    box,
+    esc,
+    hex64,
+    parse_address,
+    permission_colour,
+    size_text,
+)
+from ._snapshots import split_source, take
+from .pagetable import PageTableExplorer
+
+MAX_SEGMENTS = 240  # per zoom level
+TOP = 1 << 64
+STATIC_ROWS = 60
+
+
+def _weight(region: Region) -> float:
+    """Width on the strip: log-scaled for mapped regions and guard pages, a sliver for gaps."""
+    if region.kind == "non-canonical":
+        return 3.0
+    if region.mapped or region.kind == "guard":
+        return 2.0 + math.log2(max(region.size, 4096) / 4096) / 2
+    return 1.2 if region.size >= 1 << 30 else 0.8
+
+
+def _clip(region: Region, start: int, end: int) -> Region:
+    if region.start >= start and region.end <= end:
+        return region
+    low, high = max(region.start, start), min(region.end, end)
+    fraction = (high - low) / region.size if region.size else 1
+    return Region(low, high, region.kind, region.label, region.permissions, region.page_sizes,
+                  max(1, round(region.pages * fraction)) if region.pages else 0)
+
+
+def _segment(region: Region) -> dict[str, Any]:
+    return {"start": hex64(region.start), "last": hex64(region.end - 1), "size": size_text(region.size),
+            "kind": region.kind, "label": region.label, "permissions": region.permissions,
+            "pages": region.pages, "page_sizes": [size_text(s) for s in region.page_sizes],
+            "wx": region.writable_and_executable, "weight": round(_weight(region), 3), "cluster": None}
+
+
+def _cluster(regions: Sequence[Region]) -> dict[str, Any]:
+    """Many regions drawn as one segment: what they hold, by permission."""
+    start, end = regions[0].start, regions[-1].end
+    by_permission: dict[str, int] = {}
+    mapped = wx = 0
+    for region in regions:
+        if region.permissions is not None:
+            by_permission[region.permissions] = by_permission.get(region.permissions, 0) + region.size
+            mapped += region.size
+            wx += region.writable_and_executable
+    dominant = max(by_permission.items(), key=lambda kv: kv[1])[0] if by_permission else None
+    weight = 3.0 + math.log2(max(mapped, 4096) / 4096) / 2 + math.log2(len(regions)) / 2
+    label = f"{len(regions):,} regions, {size_text(mapped)} mapped"
+    return {"start": hex64(start), "last": hex64(end - 1), "size": size_text(end - start), "kind": "cluster",
+            "label": label, "permissions": dominant, "pages": sum(r.pages for r in regions), "page_sizes": [],
+            "wx": wx > 0, "weight": round(weight, 3),
+            "cluster": {"regions": len(regions), "mapped": size_text(mapped), "wx": wx,
+                        "by_permission": [{"permissions": p, "size": size_text(s)}
+                                          for p, s in sorted(by_permission.items(), key=lambda kv: -kv[1])]}}
+
+
+def segments(space: AddressSpace, start: int = 0, end: int = TOP, limit: int = MAX_SEGMENTS) -> list[dict[str, Any]]:
+    """The strip for vaddrs start..end: every region, or clusters split at the largest gaps."""
+    starts = [r.start for r in space.regions]
+    first = max(0, bisect.bisect_right(starts, start) - 1)
+    last = bisect.bisect_left(starts, end)
+    regions = [_clip(r, start, end) for r in space.regions[first:last] if r.end > start and r.start < end]
+    if len(regions) <= limit:
+        return [_segment(r) for r in regions]
+    # Keep the largest empty stretches (and always the non-canonical hole) as separators.
+    gaps = [i for i, r in enumerate(regions) if not r.mapped and r.kind != "guard"]
+    gaps.sort(key=lambda i: (regions[i].kind != "non-canonical", -regions[i].size, i))
+    separators = sorted(gaps[: (limit - 1) // 2])
+    out: list[dict[str, Any]] = []
+    previous = 0
+    for index in [*separators, len(regions)]:
+        run = regions[previous:index]
+        if len(run) == 1:
+            out.append(_segment(run[0]))
+        elif run:
+            out.append(_cluster(run))
+        if index < len(regions):
+            out.append(_segment(regions[index]))
+        previous = index + 1
+    return out
+
+
+class AddressSpaceMap(View):
+    """The canonical address space as one zoomable strip; hover for details, click to explore."""
+
+    _esm = WIDGETS / "address_map.js"
+
+    segments: traitlets.List[Any] = traitlets.List(
+        help="The strip at the current zoom, left to right (hex strings; `weight` is a relative width, "
+             "`cluster` set when a segment stands for many regions).").tag(sync=True)
+    crumbs: traitlets.List[Any] = traitlets.List(
+        help="The zoom path, outermost first: start, last and a label each.").tag(sync=True)
+    summary = traitlets.Dict(help="Mapped regions, W^X violations and the audit in words.").tag(sync=True)
+    selected = traitlets.Dict(help="The region last clicked, as one segment.").tag(sync=True)
+    linked = traitlets.Bool(False, help="A click opens the region in an explorer.").tag(sync=True)
+    source = traitlets.Enum(("snapshot", "machine"), default_value="snapshot",
+                            help="A fixed snapshot, or a machine redrawn on every pause.").tag(sync=True)
+
+    def __init__(self, source: Snapshot | Machine, image: Image | None = None, *,
+                 explorer: PageTableExplorer | None = None) -> None:
+        machine, snapshot, named = split_source(source, image)
+        self.machine = machine
+        self.image = named
+        self.explorer = explorer
+        self._pending: Snapshot | None = None
+        super().__init__(linked=explorer is not None, source="machine" if machine is not None else "snapshot")
+        self._install(snapshot)
+        if machine is not None:
+            machine.add_state_listener(self._on_state)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.space = snapshot.address_space(self.image)
+        mapped = self.space.mapped
+        violations = self.space.wx_violations()
+        with self.hold_sync():
+            self.summary = {"mapped_regions": len(mapped), "regions": len(self.space.regions),
+                            "mapped": size_text(sum(r.size for r in mapped)), "wx_violations": len(violations),
+                            "audit": self.space.audit(), "pages": len(snapshot.leaves)}
+            crumbs = list(self.crumbs) or [{"start": hex64(0), "last": hex64(TOP - 1), "label": "all of it"}]
+            self._zoom_to(crumbs)
+
+    def _zoom_to(self, crumbs: list[dict[str, Any]]) -> None:
+        last = crumbs[-1]
+        self.segments = segments(self.space, int(last["start"], 16), int(last["last"], 16) + 1)
+        self.crumbs = crumbs
+
+    # Zoom and clicks, from Python or from the page.
+
+    def zoom(self, start: int | str, last: int | str) -> list[dict[str, Any]]:
+        """Show only the vaddrs start..last (inclusive) on the strip; returns its segments."""
+        low, high = parse_address(start), parse_address(last)
+        if high < low:
+            raise ViewError("zoom to a range whose last address is not below its first")
+        with self._lock, self.hold_sync():
+            label = f"{size_text(high - low + 1)} from {hex64(low)}"
+            self._zoom_to([*self.crumbs, {"start": hex64(low), "last": hex64(high), "label": label}])
+        return list(self.segments)
+
+    def zoom_out(self, depth: int = 0) -> None:
+        """Back to one of the breadcrumbs (0: the whole address space)."""
+        if not 0 <= depth < len(self.crumbs):
+            raise ViewError(f"there are breadcrumbs 0 to {len(self.crumbs) - 1}, not {depth}")
+        with self._lock, self.hold_sync():
+            self._zoom_to(list(self.crumbs[: depth + 1]))
+
+    def open_region(self, start: int | str) -> dict[str, Any]:
+        """Select the region containing `start`; with a linked explorer, show it there."""
+        vaddr = parse_address(start)
+        region = self.space.region_at(vaddr)
+        chosen = _segment(region)
+        self.selected = chosen
+        if self.explorer is not None and region.mapped:
+            self.explorer.show_range(region.start, region.end)
+        return chosen
+
+    def refresh(self) -> None:
+        """Redraw from a new snapshot of the machine (pausing it for a moment if it runs)."""
+        if self.machine is None:
+            raise ViewError("this map shows a fixed snapshot; make it from a Machine to refresh")
+        snapshot = take(self.machine)
+        with self._lock:
+            self._install(snapshot)
+
+    def _on_state(self, state: MachineState) -> None:
+        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
+            self._mark_dirty(immediately=True)
+        elif state.terminal and self.machine is not None:
+            self.machine.remove_state_listener(self._on_state)
+
+    def _prepare(self) -> None:
+        machine = self.machine
+        self._pending = None
+        if machine is not None and machine.state in (MachineState.PAUSED, MachineState.FAULTED,
+                                                     MachineState.TRIPLE_FAULT):
+            try:
+                self._pending = take(machine)
+            except WorkbenchError:  # gone meanwhile; keep the last drawing
+                self._pending = None
+
+    def _flush(self) -> None:
+        snapshot, self._pending = self._pending, None
+        if snapshot is not None:
+            self._install(snapshot)
+
+    def _msg_zoom(self, content: dict[str, Any]) -> None:
+        self.zoom(str(content.get("start")), str(content.get("last")))
+
+    def _msg_zoom_out(self, content: dict[str, Any]) -> None:
+        depth = content.get("depth", 0)
+        self.zoom_out(depth if isinstance(depth, int) else 0)
+
+    def _msg_open(self, content: dict[str, Any]) -> None:
+        self.open_region(str(content.get("start")))
+
+    def _msg_refresh(self, content: dict[str, Any]) -> None:
+        self.refresh()
+
+    # Output bundle.
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"<AddressSpaceMap: {s['mapped_regions']} mapped regions, {s['mapped']} mapped, "
+                f"{s['wx_violations']} W^X violations>")
+
+    def static_html(self) -> str:
+        return box("Address space " + f"<span style='font-weight:normal'>{esc(self.summary['mapped'])} mapped in "
+                   f"{self.summary['mapped_regions']} regions</span>", _static_strip(self.segments)
+                   + _static_table(self.segments)
+                   + f"<pre style='font-size:12px;margin:4px 0 0'>{esc(self.summary['audit'])}</pre>")
+
+
+def _static_strip(parts: list[dict[str, Any]]) -> str:
+    """The strip as inline SVG: no script, no CSS classes, the same bytes for the same map."""
+    total = sum(p["weight"] for p in parts) or 1.0
+    width, height = 1000.0, 36.0
+    x = 0.0
+    shapes = []
+    for part in parts:
+        w = part["weight"] / total * width
+        fill = _fill(part)
+        title = f"{part['start']}-{part['last']} {part['size']} {part['label']}"
+        shapes.append(f"<rect x='{x:.1f}' y='0' width='{max(w, 0.5):.1f}' height='{height:.0f}' fill='{fill}' "
+                      f"stroke='#ffffff' stroke-width='0.5'><title>{esc(title)}</title></rect>")
+        text = part["label"] if part["permissions"] or part["kind"] == "guard" else part["size"]
+        if len(text) * 6.2 < w - 4:
+            shapes.append(f"<text x='{x + w / 2:.1f}' y='22' font-size='11' text-anchor='middle' "
+                          f"font-family='sans-serif' fill='#111827'>{esc(text)}</text>")
+        x += w
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width:.0f} {height:.0f}' width='100%' "
+            f"style='max-width:1000px;display:block'>{''.join(shapes)}</svg>")
+
+
+def _fill(part: dict[str, Any]) -> str:
+    if part["kind"] == "non-canonical":
+        return "#9ca3af"
+    if part["kind"] == "guard":
+        return "#fca5a5"
+    if part["wx"]:
+        return PERMISSION_COLOURS["rwx"]
+    if part["permissions"] is None:
+        return "#f3f4f6"
+    return permission_colour(part["permissions"])
+
+
+def _static_table(parts: list[dict[str, Any]]) -> str:
+    rows = []
+    for part in parts[:STATIC_ROWS]:
+        colour = _fill(part)
+        pages = f"{part['pages']} x {'/'.join(part['page_sizes'])}" if part["page_sizes"] else ""
+        rows.append(f"<tr style='background:{colour}'><td style='padding:0 6px'><code>{esc(part['start'])}</code></td>"
+                    f"<td style='padding:0 6px'><code>{esc(part['last'])}</code></td>"
+                    f"<td style='padding:0 6px;text-align:right'>{esc(part['size'])}</td>"
+                    f"<td style='padding:0 6px'><code>{esc(part['permissions'] or '')}</code></td>"
+                    f"<td style='padding:0 6px'>{esc(pages)}</td>"
+                    f"<td style='padding:0 6px'>{esc(part['label'])}</td></tr>")
+    more = (f"<div style='color:#6b7280'>... and {len(parts) - STATIC_ROWS} more segments</div>"
+            if len(parts) > STATIC_ROWS else "")
+    return ("<table style='border-collapse:collapse;font-size:12px;margin-top:4px'><tr><th>start</th><th>last</th>"
+            "<th>size</th><th>perm</th><th>pages</th><th>what</th></tr>" + "".join(rows) + "</table>" + more)

@@ -1,0 +1,45 @@
+"""Map, explorer and translator of one guest in one output, linked to each other.
+
+    Inspector(machine)            or Inspector(snapshot, image)
+
+A click on the map opens the region in the explorer; a slice or step of the translator opens
+its entry there too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+
+from ..image import Image
+from ..machine import Machine
+from ..snapshot import Snapshot
+from .address_map import AddressSpaceMap
+from .pagetable import PageTableExplorer
+from .translator import Translator
+
+
+class Inspector(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
+    """An AddressSpaceMap, a PageTableExplorer and a Translator of the same guest, linked."""
+
+    def __init__(self, source: Snapshot | Machine, image: Image | None = None, *, vaddr: int | str = "",
+                 live: bool = True) -> None:
+        self.explorer = PageTableExplorer(source, image=image, live=live)
+        snapshot = self.explorer.snapshot
+        named = self.explorer.image or image
+        self.map = AddressSpaceMap(source if isinstance(source, Machine) else snapshot, named,
+                                   explorer=self.explorer)
+        self.translator = Translator(self.explorer, vaddr)
+        super().__init__(children=[self.map, self.explorer, self.translator])
+
+    def __repr__(self) -> str:
+        return f"<Inspector: {self.map!r}, {self.explorer!r}, {self.translator!r}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        html = "".join(part.static_html() for part in (self.map, self.explorer, self.translator))
+        return {**data, "text/plain": repr(self), "text/html": html}, metadata
