@@ -96,7 +96,7 @@ EXPAND = """async (id) => {
     return await new Promise((resolve) => {
         const look = () => {
             const rows = root.querySelectorAll(`.wb-children[data-table="${id}"] > .wb-row`);
-            if (rows.length) resolve({ms: performance.now() - started, rows: rows.length});
+            if (rows.length) resolve({ms: performance.now() - started, rows: rows.length, started});
             else requestAnimationFrame(look);
         };
         look();

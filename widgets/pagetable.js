@@ -92,86 +92,181 @@ function render({ model, el }) {
     h("div", { class: "wb-explorer-body" }, tree, details));
   el.append(root);
 
-  function row(entry, expanded, changed, selected) {
-    const isTable = entry.kind === "table" && entry.children !== null;
-    const open = expanded.has(entry.id);
-    const twisty = h("span", { class: "wb-twisty" }, isTable ? (open ? "▾" : "▸") : "");
-    const flags = entry.flags.map((flag) => h("span", { class: `wb-flag wb-flag-${flag}` }, flag));
+  // The tree is drawn incrementally: each open table has one container element, filled from
+  // one HTML string when its entries change; opening, closing, selecting and highlighting touch
+  // only the rows concerned. Clicks are handled once, on the tree.
+  const boxes = new Map([["", tree]]); // table id -> its container ("" is the top table)
+  const rowsOf = new Map(); // table id -> ids of its rows
+  const rowEls = new Map(); // entry id -> row element
+  let openNow = new Set();
+  let changedNow = new Set();
+  let selectedNow = "";
+
+  function escape(text) {
+    return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
+  function rowHtml(entry) {
+    const opens = entry.kind === "table" && entry.children !== null;
     const parts = [
-      twisty,
-      h("span", { class: "wb-level" }, `${entry.level}[${entry.index}]`),
-      h("span", { class: "wb-vaddr", title: `${entry.vaddr} – ${entry.last}` }, entry.vaddr),
-      h("span", {}, ...flags),
+      `<span class="wb-twisty">${opens ? (openNow.has(entry.id) ? "▾" : "▸") : ""}</span>`,
+      `<span class="wb-level">${entry.level}[${entry.index}]</span>`,
+      `<span class="wb-vaddr" title="${escape(entry.vaddr)} – ${escape(entry.last)}">${escape(entry.vaddr)}</span>`,
+      `<span>${entry.flags.map((f) => `<span class="wb-flag wb-flag-${escape(f)}">${escape(f)}</span>`).join("")}</span>`,
     ];
     if (entry.kind === "page") {
-      const rights = entry.rights.slice(1);
-      const wx = rights === "rwx";
-      parts.push(h("span", { class: `wb-perm wb-perm-${rights}` }, entry.rights));
-      parts.push(entry.huge ? h("span", { class: "wb-huge" }, `${entry.page_size} page`)
-        : h("span", { class: "wb-note" }, `${entry.page_size} page`));
-      parts.push(h("span", { class: "wb-target" }, `→ frame ${shortHex(entry.target)}`));
-      if (wx) parts.push(h("span", { class: "wb-warn" }, "W+X"));
+      const rights = escape(entry.rights);
+      parts.push(`<span class="wb-perm wb-perm-${rights.slice(1)}">${rights}</span>`);
+      parts.push(`<span class="${entry.huge ? "wb-huge" : "wb-note"}">${escape(entry.page_size)} page</span>`);
+      parts.push(`<span class="wb-target">→ frame ${shortHex(escape(entry.target))}</span>`);
+      if (rights.slice(1) === "rwx") parts.push('<span class="wb-warn">W+X</span>');
     } else {
       const count = entry.children === null ? "" : ` (${entry.children} present)`;
-      parts.push(h("span", { class: "wb-target" }, `→ ${BELOW[entry.level]} ${shortHex(entry.target)}${count}`));
-      if (entry.kind !== "table") parts.push(h("span", { class: "wb-warn" }, "table outside RAM"));
+      parts.push(`<span class="wb-target">→ ${BELOW[entry.level]} ${shortHex(escape(entry.target))}${count}</span>`);
+      if (entry.kind !== "table") parts.push('<span class="wb-warn">table outside RAM</span>');
     }
-    if (entry.recursive) parts.push(h("span", { class: "wb-warn", title: "points back to a table on its own path" }, "↺ recursive"));
-    if (entry.reserved) parts.push(h("span", { class: "wb-warn" }, "⚠ reserved bits set"));
+    if (entry.recursive) parts.push('<span class="wb-warn" title="points back to a table on its own path">↺ recursive</span>');
+    if (entry.reserved) parts.push('<span class="wb-warn">⚠ reserved bits set</span>');
     const classes = ["wb-row"];
-    if (changed.has(entry.id)) classes.push("wb-changed");
-    if (selected === entry.id) classes.push("wb-selected");
-    const node = h("div", { class: classes.join(" "), dataset: { id: entry.id, kind: entry.kind } }, ...parts);
-    twisty.addEventListener("click", (event) => {
-      event.stopPropagation();
-      if (!isTable) return;
-      if (open) {
-        model.send({ kind: "collapse", id: entry.id });
-      } else {
-        pending.add(entry.id);
-        model.send({ kind: "expand", id: entry.id });
-        schedule();
-      }
-    });
-    node.addEventListener("click", () => model.send({ kind: "select", id: entry.id }));
-    node.addEventListener("dblclick", () => twisty.click());
-    return node;
+    if (changedNow.has(entry.id)) classes.push("wb-changed");
+    if (selectedNow === entry.id) classes.push("wb-selected");
+    return `<div class="${classes.join(" ")}" data-id="${escape(entry.id)}" data-kind="${escape(entry.kind)}"` +
+      `${opens ? ' data-opens="1"' : ""}>${parts.join("")}</div>`;
   }
 
-  function table(entries, hidden, expanded, changed, selected) {
-    const out = [];
-    for (const entry of entries) {
-      out.push(row(entry, expanded, changed, selected));
-      if ((expanded.has(entry.id) || pending.has(entry.id)) && entry.children !== null) {
-        const loaded = tables.get(entry.id);
-        const children = h("div", { class: "wb-children", dataset: { table: entry.id } });
-        if (loaded && expanded.has(entry.id)) {
-          children.append(...table(loaded.entries, loaded.hidden, expanded, changed, selected));
-          if (!loaded.entries.length && !loaded.hidden) children.append(h("div", { class: "wb-hidden-note" }, "no present entries"));
-        } else {
-          children.append(h("div", { class: "wb-loading" }, "reading the table…"));
-        }
-        out.push(children);
-      }
-    }
-    if (hidden && !entries.length) {
-      out.push(h("div", { class: "wb-hidden-note" }, `Nothing here matches the filters (${hidden} ${hidden === 1 ? "entry" : "entries"} hidden).`));
-    } else if (hidden) {
-      out.push(h("div", { class: "wb-hidden-note" }, `${hidden} ${hidden === 1 ? "entry" : "entries"} hidden by the filters`));
-    }
-    return out;
+  function loaded(id) {
+    return id === "" ? { entries: model.get("root_entries"), hidden: model.get("root_hidden") } : tables.get(id);
   }
 
-  function drawTree() {
-    const expanded = new Set(model.get("expanded"));
-    for (const id of pending) if (expanded.has(id) && tables.has(id)) pending.delete(id);
+  function forget(id) {
+    for (const child of rowsOf.get(id) ?? []) rowEls.delete(child);
+    rowsOf.delete(id);
+  }
+
+  // A table is drawn CHUNK rows at a time, one chunk per frame: the rows in sight appear at once
+  // and a 512-entry table never blocks the page for long.
+  const CHUNK = 64;
+  const filling = new Map(); // table id -> token of the fill in progress
+
+  function fill(id) {
+    const box = boxes.get(id);
+    const data = loaded(id);
+    if (!box) return;
+    forget(id);
+    rowsOf.set(id, []);
+    const token = {};
+    filling.set(id, token);
+    if (!data) {
+      box.innerHTML = '<div class="wb-loading">reading the table…</div>';
+      return;
+    }
+    box.replaceChildren();
+    const step = (from) => {
+      if (filling.get(id) !== token || boxes.get(id) !== box) return; // superseded or closed
+      const { entries, hidden } = data;
+      const upto = Math.min(entries.length, from + CHUNK);
+      const before = box.lastElementChild;
+      box.insertAdjacentHTML("beforeend", entries.slice(from, upto).map(rowHtml).join(""));
+      const ids = rowsOf.get(id);
+      for (let el = before ? before.nextElementSibling : box.firstElementChild; el; el = el.nextElementSibling) {
+        rowEls.set(el.dataset.id, el);
+        ids.push(el.dataset.id);
+        if (openNow.has(el.dataset.id)) attach(el.dataset.id);
+      }
+      if (upto < entries.length) {
+        requestAnimationFrame(() => step(upto));
+        return;
+      }
+      filling.delete(id);
+      const some = `${hidden} ${hidden === 1 ? "entry" : "entries"}`;
+      let note = "";
+      if (hidden && !entries.length) note = `Nothing here matches the filters (${some} hidden).`;
+      else if (hidden) note = `${some} hidden by the filters`;
+      else if (!entries.length) note = "no present entries";
+      if (note) box.append(h("div", { class: "wb-hidden-note" }, note));
+      root.dataset.rows = String(rowEls.size);
+    };
+    step(0);
+  }
+
+  function attach(id) {
+    const row = rowEls.get(id);
+    if (!row || row.dataset.opens !== "1") return;
+    let box = boxes.get(id);
+    if (!box) {
+      box = h("div", { class: "wb-children", dataset: { table: id } });
+      boxes.set(id, box);
+      fill(id);
+    }
+    row.after(box);
+  }
+
+  function detach(id) {
+    for (const key of [...boxes.keys()]) {
+      if (key === id || key.startsWith(`${id}/`)) {
+        boxes.get(key).remove();
+        boxes.delete(key);
+        forget(key);
+      }
+    }
+  }
+
+  function twisty(id) {
+    const row = rowEls.get(id);
+    if (row && row.dataset.opens === "1") row.firstChild.textContent = openNow.has(id) ? "▾" : "▸";
+  }
+
+  function syncOpen() {
+    const wanted = new Set([...model.get("expanded"), ...pending]);
+    const before = openNow;
+    openNow = wanted;
+    for (const id of before) if (!wanted.has(id)) { detach(id); twisty(id); }
+    for (const id of [...wanted].sort((a, b) => a.split("/").length - b.split("/").length)) {
+      if (!before.has(id)) { attach(id); twisty(id); }
+    }
+  }
+
+  function syncMarks() {
     const changed = new Set(model.get("changed"));
-    const rows = table(model.get("root_entries"), model.get("root_hidden"), expanded, changed, model.get("selected"));
-    if (!rows.length) rows.push(h("div", { class: "wb-hidden-note" }, "no present entries"));
-    const top = tree.scrollTop;
-    tree.replaceChildren(...rows);
-    tree.scrollTop = top;
-    root.dataset.rows = String(tree.querySelectorAll(".wb-row").length);
+    for (const id of changedNow) if (!changed.has(id)) rowEls.get(id)?.classList.remove("wb-changed");
+    for (const id of changed) rowEls.get(id)?.classList.add("wb-changed");
+    changedNow = changed;
+    const selected = model.get("selected");
+    if (selected !== selectedNow) rowEls.get(selectedNow)?.classList.remove("wb-selected");
+    rowEls.get(selected)?.classList.add("wb-selected");
+    selectedNow = selected;
+  }
+
+  tree.addEventListener("click", (event) => {
+    const row = event.target.closest(".wb-row");
+    if (!row) return;
+    if (event.target.closest(".wb-twisty")) toggle(row);
+    else model.send({ kind: "select", id: row.dataset.id });
+  });
+  tree.addEventListener("dblclick", (event) => {
+    const row = event.target.closest(".wb-row");
+    if (row && !event.target.closest(".wb-twisty")) toggle(row);
+  });
+  function toggle(row) {
+    const id = row.dataset.id;
+    if (row.dataset.opens !== "1") return;
+    if (openNow.has(id)) {
+      pending.delete(id);
+      model.send({ kind: "collapse", id });
+    } else {
+      pending.add(id);
+      model.send({ kind: "expand", id });
+      syncOpen(); // show "reading the table…" at once
+    }
+  }
+
+  function drawTree(dirty) {
+    for (const id of model.get("expanded")) pending.delete(id);
+    if (dirty.has("")) fill("");
+    for (const id of dirty) if (id !== "" && boxes.has(id)) fill(id);
+    syncOpen();
+    syncMarks();
+    root.dataset.rows = String(rowEls.size);
   }
 
   function drawDetails() {
@@ -219,12 +314,17 @@ function render({ model, el }) {
     error.textContent = model.get("error");
   }
 
+  let dirty = new Set([""]);
+  let detailsDirty = true;
   function draw() {
     frame = 0;
     const started = performance.now();
     drawBars();
-    drawTree();
-    drawDetails();
+    const tablesToFill = dirty;
+    dirty = new Set();
+    drawTree(tablesToFill);
+    if (detailsDirty) drawDetails();
+    detailsDirty = false;
     const stats = (globalThis.__workbench ??= { updates: [] });
     (stats.draws ??= []).push({ view: "pagetable", at: started, ms: performance.now() - started });
     if (stats.draws.length > 1000) stats.draws.splice(0, stats.draws.length - 1000);
@@ -249,9 +349,12 @@ function render({ model, el }) {
     }
     if (message.kind !== "tables") return;
     const stats = (globalThis.__workbench ??= { updates: [] });
-    (stats.tables ??= []).push({ at: performance.now(), ids: Object.keys(message.tables) });
+    (stats.tables ??= []).push({ at: performance.now(), wall: Date.now(), sent: message.t * 1000, ids: Object.keys(message.tables), handled: message.handled });
     const entry = message.seq != null ? record("pagetable", message.seq, message.t) : null;
-    for (const [id, loaded] of Object.entries(message.tables)) tables.set(id, loaded);
+    for (const [id, table] of Object.entries(message.tables)) {
+      tables.set(id, table);
+      dirty.add(id);
+    }
     schedule();
     if (message.seq != null) {
       requestAnimationFrame(() => {
@@ -265,9 +368,14 @@ function render({ model, el }) {
     requestAnimationFrame(() => model.send({ kind: "ack", seq }));
   }
 
-  const traits = ["root_entries", "root_hidden", "expanded", "changed", "selected", "details", "mode", "root",
-    "snapshot_label", "pages", "source", "live", "permission_filter", "range_start", "range_end", "note", "error"];
+  const onRoot = () => { dirty.add(""); schedule(); };
+  const onDetails = () => { detailsDirty = true; schedule(); };
+  const traits = ["expanded", "changed", "selected", "mode", "root", "snapshot_label", "pages", "source", "live",
+    "permission_filter", "range_start", "range_end", "note", "error"];
   for (const name of traits) model.on(`change:${name}`, schedule);
+  model.on("change:root_entries", onRoot);
+  model.on("change:root_hidden", onRoot);
+  model.on("change:details", onDetails);
   model.on("change:seq", onSeq);
   model.on("msg:custom", onMessage);
   draw();
@@ -276,6 +384,9 @@ function render({ model, el }) {
   return () => {
     if (frame) cancelAnimationFrame(frame);
     for (const name of traits) model.off(`change:${name}`, schedule);
+    model.off("change:root_entries", onRoot);
+    model.off("change:root_hidden", onRoot);
+    model.off("change:details", onDetails);
     model.off("change:seq", onSeq);
     model.off("msg:custom", onMessage);
   };

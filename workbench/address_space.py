@@ -24,6 +24,9 @@ ADDRESS_SPACE_END = 1 << 64
 # Absolute symbols the unikernel's linker script defines for the bases in memory_layout.h.
 LAYOUT_SYMBOLS = {"__direct_map_base": ("direct-map", "direct map of all RAM"),
                   "__heap_base": ("heap", "heap")}
+# The ring-3 region of the classic path (kernel/syscall.c): one page each, mapped on first use.
+USER_PAGE_SYMBOLS = {"__user_code_base": ("user", "ring-3 program (a copy of user_program_start)"),
+                     "__user_stack_base": ("stack", "ring-3 stack")}
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Region:
 
     start: int
     end: int
-    kind: str  # section, stack, guard, heap, direct-map, other, unmapped, non-canonical
+    kind: str  # section, stack, guard, heap, direct-map, user, other, unmapped, non-canonical
     label: str
     permissions: str | None  # "r-x", "rw-", "r--" (with "u" prefix if user) or None if unmapped
     page_sizes: tuple[int, ...] = ()
@@ -132,6 +135,10 @@ def _labels(image: Image | None, ram_size: int) -> list[tuple[int, int, str, str
     bottom, top = image.symbols.get("boot_stack_bottom"), image.symbols.get("boot_stack_top")
     if bottom and top:
         labels.append((bottom.vaddr, top.vaddr, "stack", "boot stack"))
+    for name, (kind, label) in USER_PAGE_SYMBOLS.items():
+        base = image.symbols.get(name)
+        if base is not None:
+            labels.append((base.vaddr, base.vaddr + PAGE_SIZE, kind, label))
     for name, (kind, label) in LAYOUT_SYMBOLS.items():
         base = image.symbols.get(name)
         if base is not None:

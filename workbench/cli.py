@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                                  ("run", command_run, "build and boot, console on this terminal")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
-        sub.add_argument("--scenario", default="none", choices=SCENARIOS, help="a fault to provoke at boot")
+        sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
         sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
         sub.set_defaults(run=function)
     run = commands.choices["run"]

@@ -137,10 +137,12 @@ class Image:
         raise WorkbenchError(f"the image has no section {name!r}")
 
     def symbolize(self, vaddr: int) -> str:
-        """`function+0xoffset` for a code or data address, or the hex address if unknown."""
+        """`function+0xoffset` for a code or data address, a label's name at its exact address,
+        or the hex address if nothing is known there."""
         found = self._containing_symbol(vaddr)
         if found is None:
-            return f"{vaddr:#x}"
+            labels = sorted(s.name for s in self.symbols.values() if s.vaddr == vaddr and s.kind == "label")
+            return labels[0] if labels else f"{vaddr:#x}"
         offset = vaddr - found.vaddr
         return found.name if offset == 0 else f"{found.name}+{offset:#x}"
 
@@ -189,7 +191,7 @@ class Image:
             return None
         owner = self._containing_symbol(vaddr)
         inside = f" ({owner.name})" if owner else ""
-        return f"the image's {section.name} section{inside}, mapped {section.permissions}"
+        return f"the image's {section.name} section{inside}"
 
     # Display.
 

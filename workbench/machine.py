@@ -196,6 +196,10 @@ class Machine:
     Use it as a context manager, or call `start()` and later `close()`. Passing `name`
     closes an earlier machine of the same name first, so re-running a notebook cell does
     not pile up QEMU processes.
+
+    With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
+    file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
+    (workbench/gdbstub.py; workbench/trace.py builds on it).
     """
 
     def __init__(

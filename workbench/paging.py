@@ -47,7 +47,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -1108,6 +1108,9 @@ def format_walk(result: Walk) -> str:
 _WORD = np.dtype("<u8")  # one page-table entry
 _Words = npt.NDArray[np.uint64]
 _Indices = npt.NDArray[np.intp]
+_Links = npt.NDArray[np.int32]  # indices into a level's chain of table entries
+_Bytes = npt.NDArray[np.uint8]
+_Flags = npt.NDArray[np.bool_]
 _T = TypeVar("_T", bound=np.generic)
 _CHUNK_TABLES = 4096  # tables of one level read at once: at most 16 MiB of entries in flight
 
@@ -1299,6 +1302,11 @@ class TableProblem:
         return f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} has reserved bits set"
 
 
+# Per leaf level (1 to 3): the page size, and the entry bits that hold the frame.
+_PAGE_SIZES = np.array([0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G], _WORD)
+_FRAME_MASKS = np.array([0, *(_ADDRESS_BITS & ~(size - 1) for size in _PAGE_SIZES[1:].tolist())], _WORD)
+
+
 def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
     array.flags.writeable = False
     return array
@@ -1314,17 +1322,17 @@ class _Columns:
 
     vaddr: _Words
     pte: _Words  # the leaf entry
-    level: npt.NDArray[np.uint8]  # 1, 2 or 3
-    rights: npt.NDArray[np.uint8]  # as in _Row
-    reserved: npt.NDArray[np.bool_]
-    link: _Indices
-    chain: dict[int, tuple[_Words, _Indices]]  # level: (entries followed to a table, their links)
+    level: _Bytes  # 1, 2 or 3
+    rights: _Bytes  # as in _Row
+    reserved: _Flags
+    link: _Links
+    chain: dict[int, tuple[_Words, _Links]]  # level: (entries followed to a table, their links)
 
     @classmethod
     def empty(cls) -> _Columns:
         words = _frozen(np.zeros(0, _WORD))
         return cls(words, words, _frozen(np.zeros(0, np.uint8)), _frozen(np.zeros(0, np.uint8)),
-                   _frozen(np.zeros(0, np.bool_)), _frozen(np.zeros(0, np.intp)), {})
+                   _frozen(np.zeros(0, np.bool_)), _frozen(np.zeros(0, np.int32)), {})
 
 
 @dataclass(frozen=True, eq=False)
@@ -1359,12 +1367,12 @@ class Leaves(Sequence[Leaf]):
     @functools.cached_property
     def sizes(self) -> _Words:
         """Size of each page: 4 KiB, 2 MiB or 1 GiB (read-only array)."""
-        return _frozen(np.uint64(1) << (self.columns.level.astype(_WORD) * np.uint64(9) + np.uint64(3)))
+        return _frozen(_PAGE_SIZES[self.columns.level])
 
     @functools.cached_property
     def paddrs(self) -> _Words:
         """First paddr of each frame (read-only array)."""
-        return _frozen(self.columns.pte & np.uint64(_ADDRESS_BITS) & ~(self.sizes - np.uint64(1)))
+        return _frozen(self.columns.pte & _FRAME_MASKS[self.columns.level])
 
     @property
     def ptes(self) -> _Words:
@@ -1502,9 +1510,9 @@ class _Frontier:
 
     table: _Words  # paddr
     base: _Words  # first vaddr its entries cover
-    rights: _Words  # bit 0: some entry above has XD; bits 1, 2: every entry above has R/W, U/S
-    reserved: npt.NDArray[np.bool_]  # some entry above has a reserved bit
-    link: _Indices  # the entry pointing to it, in the chain of the level above (-1 for CR3)
+    rights: _Bytes  # bit 0: some entry above has XD; bits 1, 2: every entry above has R/W, U/S
+    reserved: _Flags  # some entry above has a reserved bit
+    link: _Links  # the entry pointing to it, in the chain of the level above (-1 for CR3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1513,13 +1521,17 @@ class _Present:
 
     vaddr: _Words  # first vaddr the entry covers
     entry: _Words
-    rights: _Words  # as _Frontier.rights, this entry included
-    reserved_above: npt.NDArray[np.bool_]
-    link: _Indices  # the entry above it, in the chain of the level above
+    rights: _Bytes  # as _Frontier.rights, this entry included
+    reserved_above: _Flags
+    link: _Links  # the entry above it, in the chain of the level above
 
-    def __getitem__(self, which: npt.NDArray[np.bool_]) -> _Present:
+    def __getitem__(self, which: _Flags) -> _Present:
         return _Present(self.vaddr[which], self.entry[which], self.rights[which], self.reserved_above[which],
                         self.link[which])
+
+
+# A run of leaves of one level, in vaddr order: vaddr, entry, level, rights, reserved, link.
+_LeafRun = tuple[_Words, _Words, int, _Bytes, _Flags, _Links]
 
 
 class _Enumerator:
@@ -1533,8 +1545,11 @@ class _Enumerator:
     vaddr order with a table before its children), and the result is what a depth-first walk
     that stops at the first table taking the count over `max_entries` would have found. Level by
     level, a level's tables beyond the point where that level's own count exceeds the bound
-    come after that stopping table, so they are not read: no level reads more than about
-    `max_entries` entries. `_stopping_table` then finds the exact stopping point.
+    come after that stopping table, so they are not read: no level decodes more than about
+    `max_entries` entries. `stopping_table` then finds the exact stopping point.
+
+    Arrays are updated in place where they can be: a large guest's columns are megabytes, and
+    fresh memory costs page faults.
     """
 
     def __init__(self, reader: _TableReader, mode: PagingMode, max_entries: int) -> None:
@@ -1542,14 +1557,14 @@ class _Enumerator:
         self.mode = mode
         self.max_entries = max_entries
         self.top = mode.top_level.value
-        self.rights_mask = np.uint64(7 if mode.nxe else 6)  # XD counts only with EFER.NXE
+        self.rights_mask = np.uint8(7 if mode.nxe else 6)  # XD counts only with EFER.NXE
         self.reserved_table = {lv.value: np.uint64(mode.reserved_mask(lv, False)) for lv in Level}
         self.reserved_leaf = {lv.value: np.uint64(mode.reserved_mask(lv, True)) for lv in Level}
         self.sign = np.uint64(U64 & ~((1 << mode.vaddr_bits) - 1))
         # Found so far, in pieces: per level and chunk of tables, each in vaddr order.
-        self.leaf_parts: list[tuple[_Words, _Words, int, _Words, npt.NDArray[np.bool_], _Indices]] = []
+        self.leaf_runs: list[_LeafRun] = []
         self.problem_parts: list[tuple[_Words, int, int, _Words]] = []  # vaddr, level, kind, entry
-        self.chain: dict[int, tuple[_Words, _Indices]] = {}
+        self.chain: dict[int, tuple[_Words, _Links]] = {}
         self.visits: list[tuple[_Words, int, _Indices]] = []  # tables read: bases, level, present counts
         self.tables_read: list[_Words] = []
 
@@ -1559,8 +1574,8 @@ class _Enumerator:
         if root >= self.reader.size:
             problem = TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3, from_cr3=True)
             return Leaves(mode, problems=(problem,))
-        frontier = _Frontier(np.array([root], _WORD), np.zeros(1, _WORD), np.array([6], _WORD),
-                             np.zeros(1, np.bool_), np.array([-1], np.intp))
+        frontier = _Frontier(np.array([root], _WORD), np.zeros(1, _WORD), np.array([6], np.uint8),
+                             np.zeros(1, np.bool_), np.array([-1], np.int32))
         for level in range(self.top, 0, -1):
             frontier = self.read_level(frontier, level)
         return self.result()
@@ -1569,7 +1584,7 @@ class _Enumerator:
         """Read the frontier's tables (up to the bound); keep leaves and problems; return the next frontier."""
         examined = 0
         below: list[_Frontier] = []
-        followed: list[tuple[_Words, _Indices]] = []
+        followed: list[tuple[_Words, _Links]] = []
         chain_length = 0
         for start in range(0, len(frontier.table), _CHUNK_TABLES):
             # Each distinct table is read once, however many entries point to it (Linux shares
@@ -1592,13 +1607,13 @@ class _Enumerator:
             flat = np.flatnonzero(present)
             first_of_distinct = np.cumsum(distinct_counts) - distinct_counts
             first_of_table = np.cumsum(counts) - counts
-            owner = np.repeat(np.arange(len(counts)), counts)
-            picked = np.arange(len(owner)) + (first_of_distinct[which] - first_of_table)[owner]
+            picked = np.repeat(first_of_distinct[which] - first_of_table, counts)
+            picked += np.arange(len(picked))
             flat = flat[picked]
             entries = rows.reshape(-1)[flat]
-            index = flat % ENTRIES_PER_TABLE
-            owner += start
-            part = self.decode(frontier, level, owner, index, entries, chain_start=chain_length)
+            index = np.bitwise_and(flat, ENTRIES_PER_TABLE - 1, out=flat).view(_WORD)
+            tables = slice(start, start + len(counts))
+            part = self.decode(frontier, level, (tables, counts), index, entries, chain_start=chain_length)
             if part is not None:
                 below.append(part[0])
                 followed.append(part[1])
@@ -1608,25 +1623,34 @@ class _Enumerator:
         if followed:
             self.chain[level] = (np.concatenate([f[0] for f in followed]), np.concatenate([f[1] for f in followed]))
         if not below:
-            return _Frontier(np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, np.bool_),
-                             np.zeros(0, np.intp))
+            return _Frontier(np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, np.uint8), np.zeros(0, np.bool_),
+                             np.zeros(0, np.int32))
         return _Frontier(*(np.concatenate([getattr(b, name) for b in below])
                            for name in ("table", "base", "rights", "reserved", "link")))
 
-    def decode(self, frontier: _Frontier, level: int, owner: _Indices, index: _Indices, entries: _Words, *,
-               chain_start: int) -> tuple[_Frontier, tuple[_Words, _Indices]] | None:
-        """Decode present entries of one level (given their tables and indices): keep the leaves
-        and problems, and return the tables below with the entries that lead to them."""
-        vaddr = frontier.base[owner] + (index.astype(_WORD) << np.uint64(12 + 9 * (level - 1)))
-        if level == self.top:
-            vaddr[index >= 256] |= self.sign
-        rights = (frontier.rights[owner] & entries) | (entries >> np.uint64(63))
-        found = _Present(vaddr, entries, rights, frontier.reserved[owner], frontier.link[owner])
+    def decode(self, frontier: _Frontier, level: int, owners: tuple[slice, _Indices], index: _Words,
+               entries: _Words, *, chain_start: int) -> tuple[_Frontier, tuple[_Words, _Links]] | None:
+        """Decode present entries of one level, given the frontier tables holding them (a slice
+        of the frontier and the number of entries of each) and their indices (overwritten):
+        keep the leaves and problems, and return the tables below with the entries leading there."""
+        tables, counts = owners
+        upper_half = index >= 256 if level == self.top else None
+        vaddr = np.left_shift(index, np.uint64(12 + 9 * (level - 1)), out=index)
+        vaddr += np.repeat(frontier.base[tables], counts)
+        if upper_half is not None:
+            vaddr[upper_half] |= self.sign
+        # Rights in a byte: R/W and U/S are bits 1 and 2 of an entry's low byte, XD bit 7 of its high byte.
+        entry_bytes = entries.view(np.uint8)
+        rights = np.repeat(frontier.rights[tables], counts)
+        rights &= entry_bytes[::8]
+        rights |= entry_bytes[7::8] >> 7
+        found = _Present(vaddr, entries, rights, np.repeat(frontier.reserved[tables], counts),
+                         np.repeat(frontier.link[tables], counts))
         if level == 1:
             self.keep_leaves(level, found)
             return None
         if level <= 3:
-            leaf = (entries & np.uint64(ENTRY_PAGE_SIZE)) != 0
+            leaf = (entry_bytes[::8] & ENTRY_PAGE_SIZE).view(np.bool_)
             if leaf.any():
                 self.keep_leaves(level, found[leaf])
                 found = found[~leaf]
@@ -1640,12 +1664,14 @@ class _Enumerator:
             inside = ~outside
             found, child, own_reserved = found[inside], child[inside], own_reserved[inside]
         below = _Frontier(child, found.vaddr, found.rights, found.reserved_above | own_reserved,
-                          np.arange(chain_start, chain_start + len(child), dtype=np.intp))
+                          np.arange(chain_start, chain_start + len(child), dtype=np.int32))
         return below, (found.entry, found.link)
 
     def keep_leaves(self, level: int, found: _Present) -> None:
-        reserved = found.reserved_above | ((found.entry & self.reserved_leaf[level]) != 0)
-        self.leaf_parts.append((found.vaddr, found.entry, level, found.rights & self.rights_mask, reserved, found.link))
+        reserved = (found.entry & self.reserved_leaf[level]) != 0
+        reserved |= found.reserved_above
+        rights = np.bitwise_and(found.rights, self.rights_mask, out=found.rights)
+        self.leaf_runs.append((found.vaddr, found.entry, level, rights, reserved, found.link))
 
     def stopping_table(self) -> tuple[int, int, int] | None:
         """Where a depth-first walk would stop: (its base vaddr, level, entries examined), or None."""
@@ -1666,26 +1692,16 @@ class _Enumerator:
         return Leaves(self.mode, self.columns(stop), self.problems(stop), stop is not None, examined, tables)
 
     def columns(self, stop: tuple[int, int, int] | None) -> _Columns:
-        parts = self.leaf_parts
-        if not parts:
+        runs = self.leaf_runs
+        if stop is not None:  # the leaves a depth-first walk found before it stopped: a prefix of each run
+            runs = [(run[0][:end], run[1][:end], run[2], run[3][:end], run[4][:end], run[5][:end])
+                    for run in runs for end in [int(np.searchsorted(run[0], np.uint64(stop[0])))]]
+        runs = [run for run in runs if len(run[0])]
+        if not runs:
             return _Columns.empty()
-        vaddr = np.concatenate([p[0] for p in parts])
-        pte = np.concatenate([p[1] for p in parts])
-        level = np.concatenate([np.full(len(p[0]), p[2], np.uint8) for p in parts])
-        rights = np.concatenate([p[3] for p in parts]).astype(np.uint8)
-        reserved = np.concatenate([p[4] for p in parts])
-        link = np.concatenate([p[5] for p in parts])
-        if stop is not None:  # the leaves a depth-first walk found before it stopped
-            keep = vaddr < stop[0]
-            vaddr, pte, level, rights, reserved, link = (
-                vaddr[keep], pte[keep], level[keep], rights[keep], reserved[keep], link[keep])
-        if len(parts) > 1:  # merge the levels' (and chunks') runs, each already in vaddr order
-            order = np.argsort(vaddr, kind="stable")
-            vaddr, pte, level, rights, reserved, link = (
-                vaddr[order], pte[order], level[order], rights[order], reserved[order], link[order])
-        for column in (vaddr, pte, level, rights, reserved, link):
-            _frozen(column)
-        return _Columns(vaddr, pte, level, rights, reserved, link, self.chain)
+        vaddr, pte, level, rights, reserved, link = _merge_runs(runs)
+        return _Columns(_frozen(vaddr), _frozen(pte), _frozen(level), _frozen(rights), _frozen(reserved),
+                        _frozen(link), self.chain)
 
     def problems(self, stop: tuple[int, int, int] | None) -> tuple[TableProblem, ...]:
         parts = self.problem_parts
@@ -1702,6 +1718,37 @@ class _Enumerator:
         kinds = (FaultKind.RESERVED_BIT, FaultKind.OUTSIDE_RAM)
         return tuple(TableProblem(kinds[k], Level(lv), v, e) for v, lv, k, e in zip(
             vaddr[order].tolist(), level[order].tolist(), kind[order].tolist(), entry[order].tolist(), strict=True))
+
+
+def _merge_runs(runs: list[_LeafRun]) -> tuple[_Words, _Words, _Bytes, _Bytes, _Flags, _Links]:
+    """Merge runs of leaves, each in vaddr order, into columns in vaddr order (vaddrs are distinct).
+
+    The largest run (a guest's 4 KiB pages) fills the places the others leave free; the others
+    (its huge pages, usually few) are placed by binary search.
+    """
+    if len(runs) == 1:
+        vaddr, entry, level, rights, reserved, link = runs[0]
+        return vaddr, entry, np.full(len(vaddr), level, np.uint8), rights, reserved, link
+    largest = max(range(len(runs)), key=lambda r: len(runs[r][0]))
+    total = sum(len(run[0]) for run in runs)
+    places: list[tuple[_LeafRun, _Indices]] = []
+    free = np.ones(total, np.bool_)
+    for r, run in enumerate(runs):
+        if r != largest:
+            place = np.arange(len(run[0]))
+            for q, other in enumerate(runs):
+                if q != r:
+                    place += np.searchsorted(other[0], run[0])
+            free[place] = False
+            places.append((run, place))
+    out = (np.empty(total, _WORD), np.empty(total, _WORD), np.empty(total, np.uint8), np.empty(total, np.uint8),
+           np.empty(total, np.bool_), np.empty(total, np.int32))
+    columns: tuple[npt.NDArray[Any], ...] = out
+    for column, merged in enumerate(columns):
+        merged[free] = runs[largest][column]
+        for run, place in places:
+            merged[place] = run[column]
+    return out
 
 
 def vaddrs_for_frame(found: Leaves, paddr: int) -> tuple[int, ...]:

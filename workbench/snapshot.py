@@ -103,7 +103,7 @@ class Snapshot:
         return paging.diff(self.leaves, later.leaves)
 
     def vaddrs_for_frame(self, paddr: int) -> tuple[int, ...]:
-        """Every vaddr that maps the physical frame containing `paddr`."""
+        """Every vaddr that translates to `paddr` (a page's own vaddr plus the offset)."""
         return paging.vaddrs_for_frame(self.leaves, paddr)
 
     def address_space(self, image: Image | None = None) -> AddressSpace:

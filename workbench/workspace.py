@@ -154,7 +154,11 @@ class Workspace:
         start_line = text[: text.index(old)].count("\n") + 1
         self.write(relative, text.replace(old, new))
         end_line = start_line + new.count("\n")
-        return self.show(relative, lines=(start_line - 1, end_line + 1), marked=set(range(start_line, end_line + 1)))
+        # Mark only the lines that really changed, not the unchanged text quoted around them.
+        matcher = difflib.SequenceMatcher(a=old.split("\n"), b=new.split("\n"), autojunk=False)
+        changed = {start_line + line for tag, _, _, first, last in matcher.get_opcodes() if tag != "equal"
+                   for line in range(first, last)}
+        return self.show(relative, lines=(start_line - 1, end_line + 1), marked=changed)
 
     def show(self, relative: str, *, function: str | None = None, lines: tuple[int, int] | None = None,
              marked: set[int] | None = None) -> SourceView:

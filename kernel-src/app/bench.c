@@ -53,7 +53,8 @@ static void print_quartiles(const char *name, uint64_t *values, unsigned count)
     }
 }
 
-/* The "bench ROUNDS ITERATIONS" request (app/main.c): replies "ok bench ..." or "error bench ...". */
+/* The "bench ROUNDS ITERATIONS" request of app/main.c: one reply line, "ok bench ..." or
+ * "error bench ...". */
 void bench(uint64_t rounds, uint64_t iterations)
 {
     if (rounds < 1 || rounds > MAX_ROUNDS || iterations < 1 || iterations > MAX_ITERATIONS) {

@@ -98,9 +98,11 @@ static void classic_path_init(void)
      *    sysretq loads CS = user code and SS = user data, counting from the 32-bit user code
      *    slot (see the GDT slots in x86.h). SFMASK: interrupts off on entry, and the flags the
      *    kernel must not inherit. GS: the kernel's base now, ring 3's (0) in KERNEL_GS_BASE. */
+    uint64_t sysret_base = SELECTOR(GDT_USER_CODE_32) | PRIVILEGE_USER;
     write_msr(MSR_STAR, (uint64_t)SELECTOR(GDT_KERNEL_CODE) << STAR_SYSCALL_CS_SHIFT |
-                        (uint64_t)(SELECTOR(GDT_USER_CODE_32) | PRIVILEGE_USER) << STAR_SYSRET_CS_SHIFT);
-    write_msr(MSR_SYSCALL_MASK, RFLAGS_INTERRUPT | RFLAGS_TRAP | RFLAGS_DIRECTION | RFLAGS_ALIGNMENT);
+                        sysret_base << STAR_SYSRET_CS_SHIFT);
+    write_msr(MSR_SYSCALL_MASK,
+              RFLAGS_INTERRUPT | RFLAGS_TRAP | RFLAGS_DIRECTION | RFLAGS_ALIGNMENT);
     write_msr(MSR_GS_BASE, (uint64_t)&cpu_local);
     write_msr(MSR_KERNEL_GS_BASE, 0);
     write_msr(MSR_EFER, read_msr(MSR_EFER) | EFER_SYSCALL);

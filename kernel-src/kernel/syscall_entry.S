@@ -65,6 +65,7 @@ SYSCALL_ENTRY syscall_entry_switching_cr3, 1
  * with the arguments in RDI and RSI and RSP at the top of the ring-3 stack. */
 ENTRY(user_run)
 	pushfq				/* IF: syscall clears it, user_exit must restore it */
+	cli				/* no interrupt while RSP and GS are half ring 3's */
 	push	%rbx			/* the registers the C ABI says a call preserves */
 	push	%rbp
 	push	%r12

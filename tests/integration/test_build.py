@@ -77,3 +77,8 @@ def test_switching_scenario_in_one_build_directory_rebuilds(workspace: Workspace
     faulty = make("invalid-opcode")
     assert plain != faulty
     assert make("none") == plain
+
+
+def test_an_unknown_scenario_is_refused_by_the_makefile_in_words(workspace: Workspace) -> None:
+    with pytest.raises(BuildError, match="SCENARIO must be one of: none null-write"):
+        workspace.build(scenario="no-such-fault")

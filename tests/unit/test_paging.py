@@ -968,9 +968,10 @@ def depth_first_leaves(
     class Stop(Exception):
         pass
 
-    def visit(table: int, level: int, base: int, and_bits: int, or_bits: int, path: tuple[int, ...],
-              reserved_above: bool) -> None:
+    def visit(table: int, level: int, base: int, above: tuple[int, int, tuple[int, ...], bool]) -> None:
+        """`above`: the AND and the OR of the entries above, the entries, and whether one has reserved bits."""
         nonlocal examined
+        and_bits, or_bits, path, reserved_above = above
         raw = data[table : table + 0x1000].ljust(0x1000, b"\0")
         present = [(i, e) for i, e in enumerate(struct.unpack("<512Q", raw)) if e & P]
         examined += len(present)
@@ -993,13 +994,13 @@ def depth_first_leaves(
             if e & QEMU_TABLE_MASK >= len(data):
                 problems.append((FaultKind.OUTSIDE_RAM, Level(level), vaddr, e))
                 continue
-            visit(e & QEMU_TABLE_MASK, level - 1, vaddr, and_bits & e, or_bits | e, (*path, e), reserved_above or own)
+            visit(e & QEMU_TABLE_MASK, level - 1, vaddr, (and_bits & e, or_bits | e, (*path, e), reserved_above or own))
 
     root = regs.cr3 & QEMU_TABLE_MASK
     if root >= len(data):
         return rows, [(FaultKind.OUTSIDE_RAM, mode.top_level, 0, regs.cr3)], False, 0
     try:
-        visit(root, mode.top_level, 0, (1 << 64) - 1, 0, (), False)
+        visit(root, mode.top_level, 0, ((1 << 64) - 1, 0, (), False))
     except Stop:
         return rows, problems, True, examined
     return rows, problems, False, examined
@@ -1024,21 +1025,27 @@ class CopyingMemory:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    writes=st.lists(st.tuples(st.integers(0, 4 * 512 - 1), st.integers(0, (1 << 64) - 1)), max_size=40),
+    writes=st.lists(st.tuples(st.integers(0, 3), st.sampled_from([0, 1, 2, 3, 100, 255, 256, 257, 300, 510, 511]),
+                              st.integers(0, (1 << 64) - 1), st.booleans()), min_size=8, max_size=60),
     switches=st.tuples(st.booleans(), st.booleans(), st.sampled_from([52, 46, 36])),
     cr3_table=st.integers(0, 4),
-    max_entries=st.one_of(st.integers(0, 600), st.integers(0, 30_000)),
+    max_entries=st.one_of(st.integers(0, 100), st.integers(0, 30_000)),
     tail=st.sampled_from([0, 0x800]),
 )
 def test_leaves_stop_exactly_where_a_depth_first_walk_stops(
-    writes: list[tuple[int, int]], switches: tuple[bool, bool, int], cr3_table: int, max_entries: int, tail: int
+    writes: list[tuple[int, int, int, bool]],
+    switches: tuple[bool, bool, int],
+    cr3_table: int,
+    max_entries: int,
+    tail: int,
 ) -> None:
     # Four tables of random entries pointing at each other (and past the end of RAM, into the
     # half table at its end), so that walks alias, loop, hit reserved bits and hit the bound.
     la57, nxe, maxphyaddr = switches
     mem = bytearray(4 * 0x1000 + tail)
-    for slot, value in writes:
-        struct.pack_into("<Q", mem, 8 * slot, (value & ~ADDRESS) | ((value >> 12) % 5) << 12)
+    for table, index, value, present in writes:
+        entry = (value & ~ADDRESS) | ((value >> 12) % 5) << 12 | present
+        struct.pack_into("<Q", mem, table * 0x1000 + 8 * index, entry)
     regs = ControlRegisters.long_mode(cr3_table * 0x1000, la57=la57, nxe=nxe)
     rows, problems, truncated, examined = depth_first_leaves(bytes(mem), regs, max_entries, maxphyaddr)
     for memory in (BytesMemory(mem), CopyingMemory(bytes(mem))):
