@@ -166,9 +166,7 @@ _QEMU_2M_MASK = 0x3_FFFF_FFE0_0000
 _QEMU_1G_MASK = 0x3_FFFF_C000_0000
 _QEMU_PROT_BITS = ENTRY_USER | ENTRY_WRITABLE | ENTRY_PRESENT
 
-_TABLE = struct.Struct(f"<{ENTRIES_PER_TABLE}Q")
 _ENTRY = struct.Struct("<Q")
-_LOW_BIT = bytes(i & 1 for i in range(256))  # maps an entry's low byte to its P bit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1302,14 +1300,14 @@ class TableProblem:
         return f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} has reserved bits set"
 
 
-# Per leaf level (1 to 3): the page size, and the entry bits that hold the frame.
-_PAGE_SIZES = np.array([0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G], _WORD)
-_FRAME_MASKS = np.array([0, *(_ADDRESS_BITS & ~(size - 1) for size in _PAGE_SIZES[1:].tolist())], _WORD)
-
-
 def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
     array.flags.writeable = False
     return array
+
+
+# Per leaf level (1 to 3): the page size, and the entry bits that hold the frame.
+_PAGE_SIZES = _frozen(np.array([0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G], _WORD))
+_FRAME_MASKS = _frozen(np.array([0, *(_ADDRESS_BITS & ~(size - 1) for size in _PAGE_SIZES[1:].tolist())], _WORD))
 
 
 @dataclass(frozen=True, eq=False)
@@ -1602,16 +1600,16 @@ class _Enumerator:
             examined = int(cumulative[len(counts) - 1])
             self.tables_read.append(distinct)
             self.visits.append((frontier.base[start : start + len(counts)], level, counts))
-            # The present entries of the distinct tables, table after table; then those of each
-            # table of the frontier, in frontier order, picked out of them.
+            # The present entries of the distinct tables, table after table (as positions in
+            # `rows`); then those of each table of the frontier, in frontier order, picked out.
             flat = np.flatnonzero(present)
             first_of_distinct = np.cumsum(distinct_counts) - distinct_counts
             first_of_table = np.cumsum(counts) - counts
             picked = np.repeat(first_of_distinct[which] - first_of_table, counts)
             picked += np.arange(len(picked))
-            flat = flat[picked]
-            entries = rows.reshape(-1)[flat]
-            index = np.bitwise_and(flat, ENTRIES_PER_TABLE - 1, out=flat).view(_WORD)
+            flat = np.take(flat, picked)
+            entries = np.take(rows, flat)
+            index = np.bitwise_and(flat, ENTRIES_PER_TABLE - 1, out=flat)
             tables = slice(start, start + len(counts))
             part = self.decode(frontier, level, (tables, counts), index, entries, chain_start=chain_length)
             if part is not None:
@@ -1628,17 +1626,17 @@ class _Enumerator:
         return _Frontier(*(np.concatenate([getattr(b, name) for b in below])
                            for name in ("table", "base", "rights", "reserved", "link")))
 
-    def decode(self, frontier: _Frontier, level: int, owners: tuple[slice, _Indices], index: _Words,
+    def decode(self, frontier: _Frontier, level: int, owners: tuple[slice, _Indices], index: _Indices,
                entries: _Words, *, chain_start: int) -> tuple[_Frontier, tuple[_Words, _Links]] | None:
         """Decode present entries of one level, given the frontier tables holding them (a slice
-        of the frontier and the number of entries of each) and their indices (overwritten):
-        keep the leaves and problems, and return the tables below with the entries leading there."""
+        of the frontier and the number of entries of each) and their indices: keep the leaves
+        and problems, and return the tables below with the entries leading there."""
         tables, counts = owners
-        upper_half = index >= 256 if level == self.top else None
-        vaddr = np.left_shift(index, np.uint64(12 + 9 * (level - 1)), out=index)
+        vaddr = index.astype(_WORD)
+        vaddr <<= np.uint64(12 + 9 * (level - 1))
         vaddr += np.repeat(frontier.base[tables], counts)
-        if upper_half is not None:
-            vaddr[upper_half] |= self.sign
+        if level == self.top:
+            vaddr[index >= 256] |= self.sign
         # Rights in a byte: R/W and U/S are bits 1 and 2 of an entry's low byte, XD bit 7 of its high byte.
         entry_bytes = entries.view(np.uint8)
         rights = np.repeat(frontier.rights[tables], counts)
@@ -1654,7 +1652,7 @@ class _Enumerator:
             if leaf.any():
                 self.keep_leaves(level, found[leaf])
                 found = found[~leaf]
-        own_reserved = (found.entry & self.reserved_table[level]) != 0
+        own_reserved = self.reserved_bits(found.entry, self.reserved_table[level])
         child = found.entry & np.uint64(_QEMU_TABLE_MASK)
         outside = child >= np.uint64(self.reader.size)
         if own_reserved.any():
@@ -1668,10 +1666,19 @@ class _Enumerator:
         return below, (found.entry, found.link)
 
     def keep_leaves(self, level: int, found: _Present) -> None:
-        reserved = (found.entry & self.reserved_leaf[level]) != 0
+        reserved = self.reserved_bits(found.entry, self.reserved_leaf[level])
         reserved |= found.reserved_above
         rights = np.bitwise_and(found.rights, self.rights_mask, out=found.rights)
         self.leaf_runs.append((found.vaddr, found.entry, level, rights, reserved, found.link))
+
+    @staticmethod
+    def reserved_bits(entries: _Words, mask: np.uint64) -> _Flags:
+        """Which entries have a bit of `mask` set (often none can: with EFER.NXE and 52
+        physical-address bits a 4 KiB page has no reserved bit)."""
+        if not mask:
+            return np.zeros(len(entries), np.bool_)
+        marked: _Flags = (entries & mask) != 0
+        return marked
 
     def stopping_table(self) -> tuple[int, int, int] | None:
         """Where a depth-first walk would stop: (its base vaddr, level, entries examined), or None."""
@@ -1890,7 +1897,9 @@ def mappings(found: Leaves, *, split_on_execute: bool = False) -> MappedRanges:
     last[:-1] = first[1:] - 1
     last[-1:] = len(vaddr) - 1
     starts = vaddr[first]
-    return MappedRanges(starts, end[last] - starts, keys[first], split_on_execute)
+    sizes = end[last]
+    sizes -= starts
+    return MappedRanges(starts, sizes, keys[first], split_on_execute)
 
 
 def format_mappings(ranges: Iterable[MappedRange]) -> str:
