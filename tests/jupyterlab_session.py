@@ -10,6 +10,7 @@ or on the server, with a deadline; nothing sleeps a fixed time.
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
 import os
@@ -28,6 +29,7 @@ from typing import Any
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+_PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 90.0  # seconds for JupyterLab to answer
 RUN_TIMEOUT = 180.0  # seconds for a notebook to run top to bottom
 
@@ -39,6 +41,14 @@ SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                        "checkForUpdates": False},
 }
+
+
+def _stop_with_parent() -> None:
+    """In the child between fork and exec: SIGTERM when the test process dies, however it dies.
+
+    JupyterLab then shuts its kernels down, and each kernel's QEMU dies with its kernel.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LabUnavailable(Exception):
@@ -106,7 +116,8 @@ class LabServer:
                "PYTHONUNBUFFERED": "1"}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            preexec_fn=_stop_with_parent)  # noqa: PLW1509 - a prctl only
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -202,16 +213,18 @@ class NotebookPage:
         self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
 
     def open(self, timeout: float = START_TIMEOUT) -> NotebookPage:
-        self.page.goto(f"{self.server.url}/lab/tree/{self.name}?token={self.server.token}",
+        # A workspace of its own, so that no other page's open notebooks are restored into this one.
+        workspace = f"test-{secrets.token_hex(4)}"
+        self.page.goto(f"{self.server.url}/lab/workspaces/{workspace}/tree/{self.name}?token={self.server.token}",
                        timeout=timeout * 1000)
         self.page.wait_for_function(
-            """() => {
+            """(name) => {
                 const app = window.jupyterapp;
                 const panel = app && app.shell.currentWidget;
                 const session = panel && panel.sessionContext;
-                return session && session.session && session.session.kernel
+                return session && session.path === name && session.session && session.session.kernel
                     && session.session.kernel.status === "idle";
-            }""", timeout=timeout * 1000)
+            }""", arg=self.name, timeout=timeout * 1000)
         return self
 
     def run_all(self, timeout: float = RUN_TIMEOUT) -> float:
@@ -226,14 +239,17 @@ class NotebookPage:
             window.jupyterapp.commands.execute("notebook:run-all-cells")
                 .then(() => { window.__workbenchRunDone = true; });
         }""")
-        self.page.wait_for_function(
+        state = self.page.wait_for_function(
             """() => {
                 const panel = window.jupyterapp.shell.currentWidget;
-                const kernel = panel.sessionContext.session.kernel;
+                const session = panel.sessionContext.session;
+                if (!session || !session.kernel || session.kernel.status === "dead") return "the kernel died";
                 const cells = panel.content.widgets.filter((cell) => cell.model.type === "code");
-                return window.__workbenchRunDone && kernel.status === "idle"
-                    && cells.every((cell) => cell.model.executionCount !== null);
-            }""", timeout=timeout * 1000)
+                return window.__workbenchRunDone && session.kernel.status === "idle"
+                    && cells.every((cell) => cell.model.executionCount !== null) && "done";
+            }""", timeout=timeout * 1000).json_value()
+        if state != "done":
+            raise AssertionError(f"{self.name}: {state} while running it\n{self.server.log_tail()}")
         return time.monotonic() - started
 
     def errors(self) -> list[str]:

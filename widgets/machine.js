@@ -132,7 +132,7 @@ function render({ model, el }) {
   }
 
   function onSeq() {
-    acknowledge(model, model.get("seq"), record("machine", model.get("seq"), Date.now() / 1000));
+    acknowledge(model, model.get("seq"), null); // state changes: acknowledged, not logged (no send time)
   }
 
   input.addEventListener("keydown", (event) => {

@@ -348,8 +348,6 @@ function render({ model, el }) {
       return;
     }
     if (message.kind !== "tables") return;
-    const stats = (globalThis.__workbench ??= { updates: [] });
-    (stats.tables ??= []).push({ at: performance.now(), wall: Date.now(), sent: message.t * 1000, ids: Object.keys(message.tables), handled: message.handled });
     const entry = message.seq != null ? record("pagetable", message.seq, message.t) : null;
     for (const [id, table] of Object.entries(message.tables)) {
       tables.set(id, table);

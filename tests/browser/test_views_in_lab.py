@@ -74,7 +74,7 @@ def test_explorer_expands_selects_jumps_and_filters(notebook: NotebookPage, arti
     expect(view.locator(".wb-row.wb-selected .wb-perm")).to_have_text("-r-x")
 
     view.locator("select.wb-filter").select_option("w+x")
-    expect(view.locator(".wb-hidden-note").first).to_contain_text("hidden by the filters", timeout=ANSWER_MS)
+    expect(view.locator(".wb-hidden-note").first).to_contain_text("matches the filters", timeout=ANSWER_MS)
     view.screenshot(path=artifacts / "page-table-explorer-filtered.png")
     view.locator("button", has_text="Clear").click()
     expect(view.locator("select.wb-filter")).to_have_value("", timeout=ANSWER_MS)
@@ -157,7 +157,9 @@ def test_lesson_views_render(lab: LabServer, browser: Browser, artifacts: Path, 
         views = notebook.page.locator(".wb")
         assert views.count() > 0, f"{lesson} imports workbench.views but shows no view"
         for index in range(views.count()):
-            expect(views.nth(index)).to_be_visible()
-        notebook.page.screenshot(path=artifacts / f"{Path(lesson).stem}.png", full_page=True)
+            view = views.nth(index)
+            view.scroll_into_view_if_needed()
+            expect(view).to_be_visible()
+            view.screenshot(path=artifacts / f"{Path(lesson).stem}-view-{index + 1}.png")
     finally:
         notebook.close()

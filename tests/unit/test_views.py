@@ -35,9 +35,8 @@ from workbench.views import (
     SnapshotDiff,
     Translator,
     ViewError,
-    _base,
 )
-from workbench.views._base import MAX_OUTSTANDING, Throttle, View, parse_address
+from workbench.views._base import Throttle, View, parse_address
 from workbench.views.address_map import segments
 from workbench.views.build_view import highlight_lines
 from workbench.views.pagetable import decode_entry
@@ -191,25 +190,41 @@ def test_throttle_calls_at_most_ten_times_a_second_and_never_loses_the_last_trig
     assert calls[-1] >= started + 0.45  # the trigger at the end was not dropped
 
 
-def test_flow_control_waits_for_the_page_once_a_page_shows_the_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    diff = inspection_views()[3]
-    page = Page(diff)
-    flushed: list[int] = []
+def test_a_throttled_call_that_triggers_itself_still_waits_a_whole_interval() -> None:
+    ends: list[float] = []
+    starts: list[float] = []
+    done = threading.Event()
 
-    def flush() -> None:
-        flushed.append(diff._next_seq())
+    def work() -> bool:
+        starts.append(time.monotonic())
+        if len(starts) < 5:
+            throttle.trigger()  # a live view re-arms itself from inside its flush
+        time.sleep(0.03)  # and takes a while (a snapshot)
+        ends.append(time.monotonic())
+        if len(starts) == 5:
+            done.set()
+        return True
 
-    monkeypatch.setattr(diff, "_flush", flush)
-    for _ in range(5):  # no page yet: nothing to wait for
-        assert diff._flush_if_page_keeps_up()
-    page.says(kind="hello")
-    flushed.clear()
-    results = [diff._flush_if_page_keeps_up() for _ in range(5)]
-    assert results.count(True) == MAX_OUTSTANDING and diff.flow["waited"] == 5 - MAX_OUTSTANDING
-    page.says(kind="ack", seq=flushed[-1])
-    assert diff._flush_if_page_keeps_up()
-    monkeypatch.setattr(_base, "STALE_SECONDS", 0.0)  # a page that stopped answering is not waited for
-    assert all(diff._flush_if_page_keeps_up() for _ in range(3))
+    throttle = Throttle(work, interval=0.1)
+    throttle.trigger()
+    assert done.wait(3.0)
+    time.sleep(0.25)
+    assert len(starts) == 5
+    gaps = [start - end for end, start in zip(ends, starts[1:], strict=False)]
+    assert all(gap >= 0.095 for gap in gaps), gaps
+
+
+def test_updates_are_numbered_and_the_page_acknowledges_them() -> None:
+    explorer = PageTableExplorer(snapshot(guest()))
+    page = Page(explorer)
+    explorer.show(snapshot(guest(), "again"))
+    explorer.show(snapshot(guest(), "and again"))
+    numbers = [m["seq"] for m in page.messages("tables")]
+    assert numbers == [1, 2] and explorer.seq == 2
+    assert explorer.flow == {"sent": 2, "acked": 0}
+    page.says(kind="ack", seq=2)
+    page.says(kind="ack", seq=1)  # late and out of order: the highest counts
+    assert explorer.flow == {"sent": 2, "acked": 2}
 
 
 # ---------------------------------------------------------------------------------------------

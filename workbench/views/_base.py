@@ -6,12 +6,14 @@ trait (a table's entries, console output). The page talks back with messages of 
 `{"kind": ..., ...}`, dispatched here to `_msg_<kind>` methods.
 
 Updates that come from a running guest (console output, state changes, live page-table
-refreshes) are never sent as they happen. They mark the view dirty; a single scheduler thread
-flushes each view at most `interval` times a second, with everything that changed in one
-message, and only while the page keeps up: every flush carries a sequence number that the page
-acknowledges once it has drawn it, and a view with `MAX_OUTSTANDING` flushes unacknowledged
-waits (for at most `STALE_SECONDS`, in case no page is showing the view at all). So a guest that
-floods its console or changes its tables constantly cannot flood the comm channel.
+refreshes) are never sent as they happen, and may come from any thread (the machine's event
+loop, often). They mark the view dirty; one scheduler thread flushes each view at least
+`Throttle.interval` (0.1 s) after its previous flush ended, so at most ten times a second, with
+everything that changed since then in one message. The page stores what arrives and draws at
+most once per animation frame, so a page that falls behind skips frames instead of queueing
+work. Each update is numbered and the page acknowledges it once drawn; `View.flow` counts both,
+for the benchmarks. (Acknowledgements do not gate sending: the kernel reads no message from the
+page while a cell runs, which is exactly when a live view matters.)
 
 Every view also has a deterministic `__repr__` (text/plain) and a static HTML form (text/html)
 in the same output bundle, for GitHub, nbviewer, untrusted notebooks and nbval.
@@ -38,8 +40,6 @@ WIDGETS = Path(__file__).resolve().parents[2] / "widgets"  # the ES modules and 
 CSS = WIDGETS / "workbench.css"
 
 UPDATE_INTERVAL = 0.1  # seconds: a live view refreshes at most 10 times a second
-MAX_OUTSTANDING = 2  # flushes the page may be behind before the view waits for it
-STALE_SECONDS = 2.0  # after this long without an acknowledgement, assume no page is listening
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +90,27 @@ scheduler = _Scheduler()
 
 
 class Throttle:
-    """Call `function` soon after `trigger()`, at most once per `interval` seconds.
+    """Call `function` soon after `trigger()`, at least `interval` seconds after its last call ended.
 
-    Triggers that arrive while a call is pending are coalesced into it. `function` returns
-    False to say "not now" (the page is behind); it is then tried again one interval later.
+    Triggers that arrive while a call is pending or running are coalesced into one more call.
+    `function` returns False to say "not now" (the page is behind); it is then tried again one
+    interval later.
     """
 
     def __init__(self, function: Callable[[], bool], interval: float = UPDATE_INTERVAL) -> None:
         self.function = function
         self.interval = interval
         self._lock = threading.Lock()
-        self._pending = False
-        self._last = -1e9
+        self._pending = False  # a call is scheduled
+        self._running = False
+        self._again = False  # triggered while running: call once more, one interval after this call
+        self._last = -1e9  # when the last call ended
 
     def trigger(self, *, immediately: bool = False) -> None:
         with self._lock:
+            if self._running:
+                self._again = True
+                return
             if self._pending:
                 return
             self._pending = True
@@ -114,12 +120,18 @@ class Throttle:
     def _run(self) -> None:
         with self._lock:
             self._pending = False
-            self._last = time.monotonic()
-        if not self.function():
+            self._running = True
+            self._again = False
+        done = False
+        try:
+            done = self.function()
+        finally:
             with self._lock:
-                if self._pending:
-                    return
-                self._pending = True
+                self._running = False
+                self._last = time.monotonic()
+                again = (self._again or not done) and not self._pending
+                self._pending = self._pending or again
+        if again:
             scheduler.call_later(self.interval, self._run)
 
 
@@ -141,12 +153,10 @@ class View(anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         self._lock = threading.RLock()
-        self._page_seen = False  # flow control starts once a page has shown this view
         self._acked = 0
         self._sent = 0
-        self._sent_at: dict[int, float] = {}
-        self._flow = {"sent": 0, "acked": 0, "waited": 0, "max_outstanding": 0}
-        self._throttle = Throttle(self._flush_if_page_keeps_up)
+        self._flow = {"sent": 0, "acked": 0}
+        self._throttle = Throttle(self._flush_now)
         super().__init__(**kwargs)
         self.on_msg(self._dispatch)
 
@@ -172,11 +182,6 @@ class View(anywidget.AnyWidget):
     def _dispatch(self, _widget: object, content: object, buffers: object) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("kind"), str):
             return
-        if not self._page_seen:  # what was sent before any page showed the view is not owed an answer
-            with self._lock:
-                self._page_seen = True
-                self._acked = self._sent
-                self._sent_at.clear()
         handler = getattr(self, f"_msg_{content['kind']}", None)
         if handler is None:
             return
@@ -192,8 +197,6 @@ class View(anywidget.AnyWidget):
                 if number > self._acked:
                     self._acked = number
                     self._flow["acked"] = number
-                for old in [n for n in self._sent_at if n <= number]:
-                    del self._sent_at[old]
 
     def _msg_set(self, content: dict[str, Any]) -> None:
         name = content.get("name")
@@ -208,11 +211,8 @@ class View(anywidget.AnyWidget):
         """Number a new update batch (with the lock held). The batch carries the number either
         as the `seq` trait (set it inside the same hold_sync) or as `seq` in a custom message."""
         self._sent += 1
-        number = self._sent
-        self._sent_at[number] = time.monotonic()
-        self._flow["sent"] = number
-        self._flow["max_outstanding"] = max(self._flow["max_outstanding"], number - self._acked)
-        return number
+        self._flow["sent"] = self._sent
+        return self._sent
 
     def _post(self, message: dict[str, Any]) -> None:
         """Send a custom message to every view of this widget on the page."""
@@ -222,16 +222,7 @@ class View(anywidget.AnyWidget):
         """Something changed: flush soon, throttled (safe from any thread)."""
         self._throttle.trigger(immediately=immediately)
 
-    def _flush_if_page_keeps_up(self) -> bool:
-        with self._lock:
-            outstanding = self._sent - self._acked if self._page_seen else 0
-            oldest = min(self._sent_at.values(), default=time.monotonic())
-            if outstanding >= MAX_OUTSTANDING and time.monotonic() - oldest < STALE_SECONDS:
-                self._flow["waited"] += 1
-                return False
-            if outstanding >= MAX_OUTSTANDING:  # nobody is acknowledging: forget and go on, slowly
-                self._sent_at.clear()
-                self._acked = self._sent
+    def _flush_now(self) -> bool:
         self._prepare()
         with self._lock:
             self._flush()
@@ -245,7 +236,7 @@ class View(anywidget.AnyWidget):
 
     @property
     def flow(self) -> dict[str, int]:
-        """Counters of the update flow: batches sent, acknowledged, waited for the page."""
+        """Update batches sent, and the last one the page acknowledged having drawn."""
         with self._lock:
             return dict(self._flow)
 

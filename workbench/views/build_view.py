@@ -170,11 +170,11 @@ class BuildView(View):
     def static_html(self) -> str:
         title = f"Build{' of ' + esc(self.workspace) if self.workspace else ''}"
         colour = {"ok": "#bbf7d0", "failed": "#fecaca"}.get(self.status, "#e5e7eb")
-        head = chip(self.status, colour) + f" {esc(self.summary)}"
+        head = chip(self.status, colour)
         if self.last_error is not None:
-            body = self.last_error._repr_html_()
+            body = self.last_error._repr_html_()  # opens with the summary itself
         elif self.last_image is not None:
             body = self.last_image._repr_html_()
         else:
-            body = ""
+            body = f"<p>{esc(self.summary)}</p>" if self.summary else ""
         return box(title, f"<div>{head}</div>{body}")

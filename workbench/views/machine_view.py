@@ -110,6 +110,10 @@ class MachineView(View):
             elif outcome.qemu_returncode is not None:
                 status = f"QEMU exited {outcome.qemu_returncode}"
         explanation = outcome.explanation if outcome is not None and state is not MachineState.RUNNING else ""
+        if state is MachineState.CLOSED and (outcome is None or (outcome.state is MachineState.EXITED
+                                             and outcome.exit_status is None)):
+            explanation = ("The machine was stopped: by its Stop button, by close(), or by a new machine "
+                           "with the same name. Press Boot to start a new one.")
         values = {"name": (machine.name if machine is not None else self._options.get("name")) or self._image.path.name,
                   "image_name": self._image.path.name, "state": name, "status": status, "explanation": explanation}
         changed = {k: v for k, v in values.items() if getattr(self, k) != v}
@@ -220,7 +224,6 @@ class MachineView(View):
         fresh = Machine(self._image, **self._options)
         with self._lock:
             self.machine = fresh
-            self._sent_upto = 0
             self._post({"kind": "console", "start": 0, "text": "", "reset": True})
             self._attach()
             self._sent_upto = 0  # the new boot log is sent by the next flush
