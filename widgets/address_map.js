@@ -20,23 +20,6 @@ function short(label) {
   return text.length > 28 ? `${text.slice(0, 27)}…` : text;
 }
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-function shortHex(hex) {
-  const digits = hex.replace(/^0x0*/, "");
-  return "0x" + (digits || "0");
-}
-
 function fill(segment) {
   if (segment.kind === "non-canonical") return COLOURS["non-canonical"];
   if (segment.kind === "guard") return COLOURS.guard;

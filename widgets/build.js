@@ -5,18 +5,6 @@
 
 const CONTEXT = 3; // lines shown around each diagnostic
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
 function render({ model, el }) {
   const title = h("span", { class: "wb-title" });
   const badge = h("span", { class: "wb-badge" });

@@ -12,27 +12,7 @@ const BUTTONS = [
 ];
 const HISTORY = 100;
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
 // Bookkeeping the benchmarks read: when each numbered update arrived and was drawn.
-function record(view, seq, sentSeconds) {
-  const log = (globalThis.__workbench ??= { updates: [] }).updates;
-  const entry = { view, seq, sent: sentSeconds * 1000, received: Date.now(), drawn: null };
-  log.push(entry);
-  if (log.length > 5000) log.splice(0, log.length - 5000);
-  return entry;
-}
-
 function acknowledge(model, seq, entry) {
   requestAnimationFrame(() => {
     if (entry) entry.drawn = Date.now();

@@ -3,23 +3,6 @@
 // are marked. Python (workbench/views/snapshot_diff.py) computes the rows; addresses are hex
 // strings, shortened here as text.
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-function shortHex(hex) {
-  const digits = hex.replace(/^0x0*/, "");
-  return "0x" + (digits || "0");
-}
-
 function render({ model, el }) {
   const counts = h("span", { class: "wb-note" });
   const hide = h("input", { type: "checkbox" });

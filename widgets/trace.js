@@ -2,23 +2,6 @@
 // coloured by the privilege level it ran at. A step marker moves through every column at once.
 // Python (workbench/views/trace_view.py) captured the traces; addresses are hex strings here.
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-function shortHex(hex) {
-  const digits = hex.replace(/^0x0*/, "");
-  return "0x" + (digits || "0");
-}
-
 function render({ model, el }) {
   const back = h("button", { title: "previous instruction" }, "◀");
   const next = h("button", { title: "next instruction" }, "▶");

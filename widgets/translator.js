@@ -2,23 +2,6 @@
 // walk step each index chose, and the paddr or the fault. Python (workbench/views/translator.py)
 // does the walk; every address arrives as a hex string and is only ever displayed.
 
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-function shortHex(hex) {
-  const digits = hex.replace(/^0x0*/, "");
-  return "0x" + (digits || "0");
-}
-
 function render({ model, el }) {
   const input = h("input", { type: "text", class: "wb-vaddr-input", size: "26", spellcheck: "false",
     placeholder: "vaddr (hex) or symbol" });

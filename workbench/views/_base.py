@@ -39,6 +39,15 @@ from ..errors import WorkbenchError
 WIDGETS = Path(__file__).resolve().parents[2] / "widgets"  # the ES modules and their CSS
 CSS = WIDGETS / "workbench.css"
 
+
+def module(name: str) -> str:
+    """The ES module widgets/NAME with the shared helpers of widgets/dom.js in front of it.
+
+    anywidget loads each view as one module and resolves no imports, so shared code is
+    prepended here rather than copied into every file.
+    """
+    return (WIDGETS / "dom.js").read_text() + "\n" + (WIDGETS / name).read_text()
+
 UPDATE_INTERVAL = 0.1  # seconds: a live view refreshes at most 10 times a second
 
 log = logging.getLogger(__name__)

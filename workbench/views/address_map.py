@@ -28,12 +28,12 @@ from ..machine import Machine, MachineState
 from ..snapshot import Snapshot
 from ._base import (
     PERMISSION_COLOURS,
-    WIDGETS,
     View,
     ViewError,
     box,
     esc,
     hex64,
+    module,
     parse_address,
     permission_colour,
     size_text,
@@ -121,7 +121,7 @@ def segments(space: AddressSpace, start: int = 0, end: int = TOP, limit: int = M
 class AddressSpaceMap(View):
     """The canonical address space as one zoomable strip; hover for details, click to explore."""
 
-    _esm = WIDGETS / "address_map.js"
+    _esm = module("address_map.js")
 
     segments: traitlets.List[Any] = traitlets.List(
         help="The strip at the current zoom, left to right (hex strings; `weight` is a relative width, "

@@ -23,7 +23,7 @@ from ..build import DEFAULT_TOOLCHAIN, BuildError
 from ..display import STYLE
 from ..image import Image
 from ..workspace import Workspace
-from ._base import WIDGETS, View, ViewError, box, chip, esc
+from ._base import View, ViewError, box, chip, esc, module
 
 STATES = ("not built", "building", "ok", "failed")
 MAX_FILE_LINES = 5000
@@ -69,7 +69,7 @@ def highlight_lines(path: str, text: str) -> list[str]:
 class BuildView(View):
     """The workspace's build: its result, or the source with each diagnostic at its line."""
 
-    _esm = WIDGETS / "build.js"
+    _esm = module("build.js")
 
     workspace = traitlets.Unicode("", help="The workspace's name (empty when showing a BuildError alone)."
                                   ).tag(sync=True)

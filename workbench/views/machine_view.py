@@ -19,7 +19,7 @@ import traitlets
 from ..errors import WorkbenchError
 from ..image import Image
 from ..machine import Machine, MachineState
-from ._base import WIDGETS, View, ViewError, box, chip, esc
+from ._base import View, ViewError, box, chip, esc, module
 
 STATES = ("not booted", "running", "paused", "faulted", "triple-fault", "exited", "closed")
 ACTIONS = ("boot", "pause", "resume", "reset", "stop")
@@ -37,7 +37,7 @@ def _state_name(state: MachineState) -> str:
 class MachineView(View):
     """A machine's state, buttons for boot, pause, resume, reset and stop, and its console."""
 
-    _esm = WIDGETS / "machine.js"
+    _esm = module("machine.js")
     _settable = ("scrollback",)
 
     name = traitlets.Unicode("", help="The machine's name (or its image's file name).").tag(sync=True)

@@ -36,13 +36,13 @@ from ._base import (
     CHANGED_COLOUR,
     U64,
     UPDATE_INTERVAL,
-    WIDGETS,
     View,
     ViewError,
     box,
     chip,
     esc,
     hex64,
+    module,
     parse_address,
     permission_colour,
     size_text,
@@ -141,7 +141,7 @@ def decode_entry(raw: int, level: Level, mode: PagingMode) -> list[dict[str, str
 class PageTableExplorer(View):
     """The page tables as a tree: lazy expansion, flags, filters, jump to a vaddr, live refresh."""
 
-    _esm = WIDGETS / "pagetable.js"
+    _esm = module("pagetable.js")
     _settable = ("permission_filter", "range_start", "range_end", "live")
 
     mode = traitlets.Unicode("", help="The paging mode and CR3, in words.").tag(sync=True)

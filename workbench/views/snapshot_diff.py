@@ -20,12 +20,12 @@ from ._base import (
     ADDED_COLOUR,
     CHANGED_COLOUR,
     REMOVED_COLOUR,
-    WIDGETS,
     View,
     ViewError,
     box,
     esc,
     hex64,
+    module,
     size_text,
 )
 
@@ -91,7 +91,7 @@ def _changed_fields(change: LeafChange) -> list[str]:
 class SnapshotDiff(View):
     """Two snapshots side by side, every added, removed and changed page marked."""
 
-    _esm = WIDGETS / "snapshot_diff.js"
+    _esm = module("snapshot_diff.js")
     _settable = ("hide_accessed_dirty",)
 
     before = traitlets.Dict(help="The first snapshot: label, seconds after boot, pages, CR3.").tag(sync=True)

@@ -15,13 +15,13 @@ from typing import Any
 import traitlets
 
 from ..trace import Trace, trace_html
-from ._base import WIDGETS, View, ViewError, box
+from ._base import View, ViewError, box, module
 
 
 class TraceView(View):
     """One or more traces side by side, with a step marker shared by all of them."""
 
-    _esm = WIDGETS / "trace.js"
+    _esm = module("trace.js")
     _settable = ("step",)
 
     traces: traitlets.List[Any] = traitlets.List(

@@ -20,7 +20,7 @@ from ..image import Image
 from ..machine import Machine, MachineState
 from ..paging import PagingKind, Walk, format_walk, walk
 from ..snapshot import Snapshot
-from ._base import WIDGETS, View, ViewError, box, esc, hex64, size_text
+from ._base import View, ViewError, box, esc, hex64, module, size_text
 from ._snapshots import name_of, resolve_vaddr, split_source
 from .pagetable import PageTableExplorer, path_id
 
@@ -66,7 +66,7 @@ def slices(result: Walk) -> list[dict[str, Any]]:
 class Translator(View):
     """Type a vaddr (or a symbol): its bits sliced, each linked to its walk step, and the paddr or fault."""
 
-    _esm = WIDGETS / "translator.js"
+    _esm = module("translator.js")
     _settable = ("vaddr",)
 
     vaddr = traitlets.Unicode("", help="What to translate: a vaddr in hex, or a symbol of the image.").tag(sync=True)
