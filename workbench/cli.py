@@ -113,10 +113,12 @@ def command_run(args: argparse.Namespace) -> int:
 def _booted_snapshot(args: argparse.Namespace) -> tuple[Snapshot, Image]:
     """Boot the given image (or build the unikernel), let it settle, and snapshot it."""
     if args.image:
-        image = Image.load(args.image)
+        with open(args.image, "rb") as stream:
+            is_elf = stream.read(4) == b"\x7fELF"
+        image = Image.load(args.image) if is_elf else Image.foreign(args.image)  # e.g. a Linux bzImage
     else:
         image = build_image(_source_dir(args.source), toolchain=args.toolchain)
-    with Machine(image, machine_type=args.machine_type, memory_mib=args.memory) as machine:
+    with Machine(image, machine_type=args.machine_type, memory_mib=args.memory, append=args.append) as machine:
         if args.wait_for:
             machine.wait_for(args.wait_for, timeout=args.timeout)
         elif "app_main" in image.symbols:
@@ -222,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                              help="labelled address space (default), xv6-style tree, coalesced mappings, "
                                   "or QEMU's info tlb")
             sub.add_argument("--depth", type=int, default=None, help="tree: levels to show")
-        sub.add_argument("--image", help="a kernel ELF to boot instead of building the unikernel")
+        sub.add_argument("--image", help="a kernel to boot instead of building the unikernel: an ELF with a "
+                                         "PVH note, or a Linux bzImage (use --machine-type pc)")
+        sub.add_argument("--append", help="the kernel command line, for a Linux image (e.g. 'console=ttyS0')")
         sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
         sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
         sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)

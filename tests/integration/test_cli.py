@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import linux_kernel  # tests/linux_kernel.py
 import pytest
 
 from workbench.workspace import Workspace
@@ -64,3 +65,14 @@ def test_translate_walks_a_symbol_and_reports_a_fault(workspace: Workspace) -> N
     assert done.stdout.count("table 0x") >= 4 and "executable" in done.stdout
     null = workbench("translate", "0x0", "--source", str(workspace.root))
     assert null.returncode == 2 and "not mapped" in null.stdout
+
+
+def test_pagetable_of_a_stock_linux_kernel_given_on_the_command_line() -> None:
+    kernel = linux_kernel.stock_kernel()
+    done = workbench("pagetable", "--image", str(kernel.vmlinuz), "--machine-type", "pc", "--memory", "512",
+                     "--append", "console=ttyS0 panic=0 rdinit=/root", "--wait-for", "Kernel panic",
+                     "--format", "tlb")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) > 10_000, "a Linux kernel maps tens of thousands of pages"
+    assert any(line.endswith(("X-PDA---W", "XGPDA---W")) for line in lines), "2 MiB pages, NX, global"
