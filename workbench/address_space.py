@@ -14,7 +14,7 @@ import html
 from dataclasses import dataclass
 
 from .image import Image
-from .paging import Leaves
+from .paging import Leaves, size_text
 
 PAGE_SIZE = 4096
 LOWER_HALF_END = 0x0000_8000_0000_0000  # first non-canonical vaddr with 4-level paging
@@ -55,9 +55,9 @@ class Region:
 
     def to_json(self) -> dict[str, object]:
         """JSON-safe: addresses as hex strings (JavaScript numbers lose bits above 2**53)."""
-        return {"start": f"{self.start:#018x}", "end": f"{self.end:#018x}", "size": _size_text(self.size),
+        return {"start": f"{self.start:#018x}", "end": f"{self.end:#018x}", "size": size_text(self.size),
                 "kind": self.kind, "label": self.label, "permissions": self.permissions,
-                "page_sizes": [_size_text(s) for s in self.page_sizes], "pages": self.pages}
+                "page_sizes": [size_text(s) for s in self.page_sizes], "pages": self.pages}
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ class AddressSpace:
     def __str__(self) -> str:
         rows = [f"{'start':>18}  {'end':>18}  {'size':>9}  {'perm':4}  {'pages':>14}  what"]
         for r in self.regions:
-            pages = f"{r.pages} x {'/'.join(_size_text(s) for s in r.page_sizes)}" if r.pages else ""
-            rows.append(f"{r.start:#018x}  {r.end - 1:#018x}  {_size_text(r.size):>9}  "
+            pages = f"{r.pages} x {'/'.join(size_text(s) for s in r.page_sizes)}" if r.pages else ""
+            rows.append(f"{r.start:#018x}  {r.end - 1:#018x}  {size_text(r.size):>9}  "
                         f"{r.permissions or '':4}  {pages:>14}  {r.label}")
         return "\n".join(rows)
 
@@ -106,22 +106,13 @@ class AddressSpace:
         rows = []
         for r in self.regions:
             colour = "#fecaca" if r.writable_and_executable else colours.get((r.permissions or "")[-3:], "#f3f4f6")
-            pages = f"{r.pages} x {'/'.join(_size_text(s) for s in r.page_sizes)}" if r.pages else ""
+            pages = f"{r.pages} x {'/'.join(size_text(s) for s in r.page_sizes)}" if r.pages else ""
             rows.append(
                 f"<tr style='background:{colour}'><td><code>{r.start:#018x}</code></td>"
-                f"<td><code>{r.end - 1:#018x}</code></td><td style='text-align:right'>{_size_text(r.size)}</td>"
+                f"<td><code>{r.end - 1:#018x}</code></td><td style='text-align:right'>{size_text(r.size)}</td>"
                 f"<td><code>{r.permissions or ''}</code></td><td>{pages}</td><td>{html.escape(r.label)}</td></tr>")
         return ("<table><tr><th>start</th><th>end</th><th>size</th><th>perm</th><th>pages</th><th>what</th></tr>"
                 + "".join(rows) + f"</table><pre>{html.escape(self.audit())}</pre>")
-
-
-def _size_text(size: int) -> str:
-    """`4 KiB`, `2 MiB`; sizes that are not a whole number of units get one decimal."""
-    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift:
-            whole = size % (1 << shift) == 0
-            return f"{size >> shift} {unit}" if whole else f"{size / (1 << shift):.1f} {unit}"
-    return f"{size} B"
 
 
 def _labels(image: Image | None, ram_size: int) -> list[tuple[int, int, str, str]]:

@@ -127,6 +127,7 @@ __all__ = [
     "parse_info_mem",
     "parse_info_tlb",
     "read_tables",
+    "size_text",
     "tlb_lines",
     "translate",
     "vaddrs_for_frame",
@@ -648,7 +649,7 @@ class Entry:
         if not self.present:
             return f"{self.level.entry_name} {self.raw:#018x} not present"
         if self.maps_page:
-            target = f"{_size_text(1 << self.level.shift)} page {self.target_paddr:#018x}"
+            target = f"{size_text(1 << self.level.shift)} page {self.target_paddr:#018x}"
         else:
             target = f"{Level(self.level - 1).name} table {self.target_paddr:#018x}"
         return f"{self.level.entry_name} {self.raw:#018x} {' '.join(self.flag_names)} -> {target}"
@@ -712,11 +713,14 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _size_text(size: int) -> str:
-    for unit, name in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if size >= unit and size % unit == 0:
-            return f"{size // unit} {name}"
-    return f"{size:#x} bytes"
+def size_text(size: int) -> str:
+    """`4 KiB`, `2 MiB`, `128 TiB`: the largest unit that fits, with one decimal when the size
+    is not a whole number of it (`17.1 MiB`). The one size format of the workbench."""
+    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            whole = size % (1 << shift) == 0
+            return f"{size >> shift} {unit}" if whole else f"{size / (1 << shift):.1f} {unit}"
+    return f"{size} B"
 
 
 def _hex(value: int) -> str:
@@ -1050,7 +1054,7 @@ def _format_step(step: WalkStep, width: int) -> str:
     if step.target is None:
         tail = "not present"
     elif step.target is EntryKind.PAGE:
-        tail = f"-> {_size_text(step.entry.page_size or 0)} frame {step.target_paddr or 0:#018x}"
+        tail = f"-> {size_text(step.entry.page_size or 0)} frame {step.target_paddr or 0:#018x}"
     else:
         tail = f"-> {Level(step.level - 1).name} table {step.target_paddr or 0:#018x}"
         if step.target is EntryKind.OUTSIDE_RAM:
@@ -1067,7 +1071,7 @@ def _format_outcome(result: Walk) -> str:
         where = f" at {result.fault.level.name}" if result.fault.level is not None else ""
         return f"fault{where}: {result.fault.message}"
     assert result.paddr is not None and result.permissions is not None
-    line = (f"paddr {result.paddr:#018x}: {_size_text(result.page_size or 0)} page, "
+    line = (f"paddr {result.paddr:#018x}: {size_text(result.page_size or 0)} page, "
             f"{result.permissions.describe()}")
     if result.protection_key is not None:
         line += f", protection key {result.protection_key}"
@@ -1906,7 +1910,7 @@ def format_mappings(ranges: Iterable[MappedRange]) -> str:
     """A table of ranges: start, end, size and rights (`u`, `r`, `w`, `x`)."""
     lines = [f"{'vaddr':<18}  {'end':<18}  {'size':>10}  rights"]
     for r in ranges:
-        lines.append(f"{r.vaddr:#018x}  {r.end:#018x}  {_size_text(r.size):>10}  {r.permissions_text}")
+        lines.append(f"{r.vaddr:#018x}  {r.end:#018x}  {size_text(r.size):>10}  {r.permissions_text}")
     return "\n".join(lines)
 
 
@@ -2303,9 +2307,9 @@ class LeafDiff:
 
     def describe(self) -> str:
         """One line per difference, in vaddr order."""
-        lines = [f"+ {leaf.vaddr:#018x} {_size_text(leaf.size)} -> {leaf.paddr:#018x} {leaf.permissions}"
+        lines = [f"+ {leaf.vaddr:#018x} {size_text(leaf.size)} -> {leaf.paddr:#018x} {leaf.permissions}"
                  for leaf in self.added]
-        lines += [f"- {leaf.vaddr:#018x} {_size_text(leaf.size)} -> {leaf.paddr:#018x} {leaf.permissions}"
+        lines += [f"- {leaf.vaddr:#018x} {size_text(leaf.size)} -> {leaf.paddr:#018x} {leaf.permissions}"
                   for leaf in self.removed]
         for c in self.changed:
             parts = []
@@ -2319,7 +2323,7 @@ class LeafDiff:
                 parts.append("dirty" if c.after.dirty else "dirty cleared")
             if not parts:
                 parts.append("entry bits changed")
-            lines.append(f"~ {c.after.vaddr:#018x} {_size_text(c.after.size)}: {', '.join(parts)}")
+            lines.append(f"~ {c.after.vaddr:#018x} {size_text(c.after.size)}: {', '.join(parts)}")
         lines.sort(key=lambda line: int(line.split()[1], 16))
         return "\n".join(lines)
 
@@ -2521,7 +2525,7 @@ def format_tree(tree: PageTableTree, *, max_depth: int | None = None, max_lines:
             flags = " ".join(item.entry.flag_names)
             head = f"{indent}{item.index}: {item.entry.level.entry_name} {item.entry.raw:#018x} {flags}"
             if item.kind is EntryKind.PAGE:
-                size = _size_text(item.entry.page_size or 0)
+                size = size_text(item.entry.page_size or 0)
                 tail = f"-> {size} page {item.target_paddr:#018x} at vaddr {item.vaddr:#018x}"
             else:
                 below = Level(item.entry.level - 1).name

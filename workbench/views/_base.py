@@ -290,15 +290,6 @@ def parse_address(text: object, *, what: str = "vaddr") -> int:
     return value
 
 
-def size_text(size: int) -> str:
-    """`4 KiB`, `2 MiB`, `128 TiB`; sizes that are not whole units get one decimal."""
-    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift:
-            whole = size % (1 << shift) == 0
-            return f"{size >> shift} {unit}" if whole else f"{size / (1 << shift):.1f} {unit}"
-    return f"{size} B"
-
-
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 

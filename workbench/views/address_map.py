@@ -25,6 +25,7 @@ from ..address_space import AddressSpace, Region
 from ..errors import WorkbenchError
 from ..image import Image
 from ..machine import Machine, MachineState
+from ..paging import size_text
 from ..snapshot import Snapshot
 from ._base import (
     PERMISSION_COLOURS,
@@ -36,7 +37,6 @@ from ._base import (
     module,
     parse_address,
     permission_colour,
-    size_text,
 )
 from ._snapshots import split_source, take
 from .pagetable import PageTableExplorer

@@ -30,6 +30,7 @@ from ..paging import (
     PagingMode,
     TableNode,
     TreeEntry,
+    size_text,
 )
 from ..snapshot import Snapshot
 from ._base import (
@@ -45,7 +46,6 @@ from ._base import (
     module,
     parse_address,
     permission_colour,
-    size_text,
 )
 from ._snapshots import name_of, resolve_vaddr, split_source, take
 

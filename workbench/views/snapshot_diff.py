@@ -14,7 +14,7 @@ from typing import Any
 
 import traitlets
 
-from ..paging import ENTRY_ACCESSED, ENTRY_DIRTY, Leaf, LeafChange
+from ..paging import ENTRY_ACCESSED, ENTRY_DIRTY, Leaf, LeafChange, size_text
 from ..snapshot import Snapshot
 from ._base import (
     ADDED_COLOUR,
@@ -26,7 +26,6 @@ from ._base import (
     esc,
     hex64,
     module,
-    size_text,
 )
 
 MAX_ROWS = 2000  # rows sent to the page

@@ -18,9 +18,9 @@ import traitlets
 from ..errors import WorkbenchError
 from ..image import Image
 from ..machine import Machine, MachineState
-from ..paging import PagingKind, Walk, format_walk, walk
+from ..paging import PagingKind, Walk, format_walk, size_text, walk
 from ..snapshot import Snapshot
-from ._base import View, ViewError, box, esc, hex64, module, size_text
+from ._base import View, ViewError, box, esc, hex64, module
 from ._snapshots import name_of, resolve_vaddr, split_source
 from .pagetable import PageTableExplorer, path_id
 
