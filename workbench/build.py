@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import resources
 from .display import SourceView, excerpt
 from .errors import WorkbenchError
 from .host import TOOLCHAIN_PACKAGES, TOOLCHAINS, toolchain_missing
@@ -132,7 +133,8 @@ def build_image(
     """Run make in `source_dir` and return the Image, or raise BuildError.
 
     Each (toolchain, scenario) pair builds in its own directory under `build/`, so switching
-    between them stays incremental.
+    between them stays incremental. The pristine source shipped with the workbench is never
+    written to: it builds under the cache directory instead.
     """
     if toolchain not in TOOLCHAINS:
         raise WorkbenchError(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
@@ -144,7 +146,10 @@ def build_image(
             f"the {toolchain} toolchain is incomplete here: {', '.join(missing)} not found. "
             f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
         )
-    build_dir = f"build/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
+    build_root = "build"
+    if source_dir.resolve() == resources.kernel_source().resolve():
+        build_root = str(resources.cache_dir() / "build")
+    build_dir = f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
     variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario}
     command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
                *(f"{k}={v}" for k, v in variables.items())]

@@ -1,6 +1,6 @@
 """The `workbench` command: the same workbench for people who are not in a notebook.
 
-    workbench lab       JupyterLab on the lessons
+    workbench lab       JupyterLab on a copy of the lessons (--dir DIR, default ~/unikernel-workbench)
     workbench build     build the unikernel, print its sections
     workbench run       build, boot, and connect the terminal to the guest's console
     workbench pagetable the page tables of a freshly booted guest (address space, tree, ...)
@@ -22,14 +22,13 @@ import time
 import tty
 from pathlib import Path
 
-from . import host, paging
+from . import host, paging, resources
 from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import WorkbenchError
 from .image import Image
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
 from .snapshot import Snapshot
 from .student_edition import write_student_edition
-from .workspace import REPOSITORY, pristine_source
 
 
 def _source_dir(given: str | None) -> Path:
@@ -39,16 +38,20 @@ def _source_dir(given: str | None) -> Path:
     here = Path.cwd()
     if (here / "Makefile").is_file() and (here / "app").is_dir():
         return here
-    return pristine_source()
+    return resources.kernel_source()
 
 
 def command_lab(args: argparse.Namespace) -> int:
-    lessons = REPOSITORY / "lessons"
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={lessons}", *args.jupyter_args]
+    directory = Path(args.dir).expanduser().resolve()
+    for name in resources.copy_lessons(directory):
+        print(f"workbench: copied {name} into {directory}")
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={directory}", *args.jupyter_args]
     if os.geteuid() == 0:
         argv.append("--allow-root")  # containers and CI run as root; JupyterLab refuses without this
-    print(f"Starting JupyterLab on {lessons} (Ctrl-C twice to stop)", flush=True)
-    return subprocess.call(argv)
+    # Each lesson's workspace appears beside the notebooks, in JupyterLab's file browser.
+    environment = {**os.environ, "WORKBENCH_WORKSPACES": str(directory / "workspaces")}
+    print(f"Starting JupyterLab on {directory} (Ctrl-C twice to stop)", flush=True)
+    return subprocess.call(argv, env=environment)
 
 
 def _build(args: argparse.Namespace) -> Image | None:
@@ -186,7 +189,7 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 def command_student_edition(args: argparse.Namespace) -> int:
     destination = Path(args.destination)
-    for name, count in write_student_edition(REPOSITORY / "lessons", destination):
+    for name, count in write_student_edition(resources.lessons(), destination):
         print(f"{destination / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
     return 0
 
@@ -196,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    lab = commands.add_parser("lab", help="start JupyterLab on the lessons; other options go to JupyterLab")
+    lab = commands.add_parser("lab", help="start JupyterLab on a copy of the lessons; other options go to JupyterLab")
+    lab.add_argument("--dir", default=str(resources.DEFAULT_LAB_DIR),
+                     help="where the lessons and your workspaces live; lessons it lacks are copied in "
+                          "(default: %(default)s)")
     lab.set_defaults(run=command_lab)
 
     for name, function, text in (("build", command_build, "build the unikernel"),

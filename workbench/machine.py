@@ -537,6 +537,12 @@ class Machine:
                     ),
                 )
                 self._set_state(MachineState.TRIPLE_FAULT)
+            elif name == "SHUTDOWN" and data.get("reason") == "guest-shutdown":
+                # From QEMU 9.1 on, isa-debug-exit is a shutdown request carrying the exit code,
+                # which shutdown=pause turns into a pause (7.2 exits at once, with no event).
+                # `quit` lets QEMU exit as the guest asked, with the code it recorded.
+                with contextlib.suppress(QMPError, OSError, EOFError):
+                    await qmp.execute("quit")
             elif name == "STOP" and self._state is MachineState.RUNNING:
                 self._set_state(MachineState.PAUSED)
             elif name == "RESUME" and self._state is MachineState.PAUSED:

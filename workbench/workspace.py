@@ -1,7 +1,7 @@
 """A student's own copy of the unikernel source, next to the lesson that uses it.
 
 Lessons never touch `kernel-src/`; each works in a Workspace, a copy that shows up in
-JupyterLab's file browser (under `lessons/workspaces/` by default). Every path is checked to
+JupyterLab's file browser (in `workspaces/` beside the lesson notebooks). Every path is checked to
 stay inside the workspace, and nothing a student wrote is thrown away: `reset()` first saves
 the changes as a patch.
 """
@@ -16,12 +16,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import resources
 from .build import DEFAULT_TOOLCHAIN, build_image
 from .display import SourceView, excerpt
 from .errors import WorkbenchError
 from .image import Image
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
 SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
 SOURCE_NAMES = ("Makefile",)
@@ -35,15 +35,11 @@ class TextNotFound(WorkbenchError):
     """`replace` did not find the text exactly once."""
 
 
-def pristine_source() -> Path:
-    """The read-only original of the unikernel source."""
-    return Path(os.environ.get("WORKBENCH_KERNEL_SRC", REPOSITORY / "kernel-src"))
-
-
 def workspaces_root() -> Path:
-    """Where workspaces live: $WORKBENCH_WORKSPACES, or lessons/workspaces in the repository."""
+    """Where workspaces live: $WORKBENCH_WORKSPACES (`workbench lab` sets it), else `workspaces/`
+    in the current directory, which for a notebook is the directory of the notebook."""
     configured = os.environ.get("WORKBENCH_WORKSPACES")
-    return Path(configured) if configured else REPOSITORY / "lessons" / "workspaces"
+    return Path(configured) if configured else Path.cwd() / "workspaces"
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,7 @@ class Workspace:
 
     def __init__(self, root: Path, pristine: Path | None = None) -> None:
         self.root = root.resolve()
-        self.pristine = (pristine or pristine_source()).resolve()
+        self.pristine = (pristine or resources.kernel_source()).resolve()
         if not (self.root / "Makefile").is_file():
             raise WorkbenchError(f"{self.root} is not a workspace (it has no Makefile)")
 
@@ -92,7 +88,7 @@ class Workspace:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise WorkbenchError(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
         root = (parent or workspaces_root()) / name
-        pristine = pristine_source()
+        pristine = resources.kernel_source()
         if not root.exists():
             root.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(pristine, root, ignore=shutil.ignore_patterns(BUILD_OUTPUT))

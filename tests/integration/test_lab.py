@@ -1,52 +1,25 @@
-"""`workbench lab` starts a real JupyterLab that serves the lessons."""
+"""`workbench lab` starts a real JupyterLab on a copy of the lessons, never touching the originals
+nor a student's own copies."""
 
 from __future__ import annotations
 
-import json
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+from pathlib import Path
 
-import pytest
+from lab_command import serve_lab  # tests/lab_command.py
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from workbench import resources
 
 
-def test_lab_serves_the_lessons_and_stops_on_sigint() -> None:
-    port = free_port()
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         "--IdentityProvider.token=", "--ServerApp.password="],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        listing = None
-        while time.monotonic() < deadline and lab.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=2) as response:
-                    listing = json.load(response)
-                break
-            except OSError:
-                time.sleep(0.25)
-        assert listing is not None, "JupyterLab did not answer within 60 s"
-        names = {item["name"] for item in listing["content"]}
-        assert "01-hello-unikernel.ipynb" in names, names
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=10) as response:
-            assert response.status == 200
-    finally:
-        lab.send_signal(signal.SIGINT)
-        lab.send_signal(signal.SIGINT)  # JupyterLab asks for confirmation on the first one
-        try:
-            lab.wait(15)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-            lab.wait()
-            pytest.fail("JupyterLab did not stop on Ctrl-C")
+def test_lab_copies_the_lessons_serves_them_and_stops_on_sigint(tmp_path: Path) -> None:
+    classroom = tmp_path / "class"
+    classroom.mkdir()
+    mine = classroom / "01-hello-unikernel.ipynb"
+    mine.write_text('{"the student": "work in progress"}')  # a student's own copy: never overwritten
+    with serve_lab([sys.executable, "-m", "workbench.cli", "lab", "--dir", str(classroom)]) as names:
+        assert {"01-hello-unikernel.ipynb", "03-page-tables.ipynb"} <= names, names
+    assert mine.read_text() == '{"the student": "work in progress"}'
+    shipped = sorted(path.name for path in resources.lessons().glob("[0-9][0-9]-*.ipynb"))
+    assert sorted(path.name for path in classroom.glob("*.ipynb")) == shipped
+    copied = classroom / "03-page-tables.ipynb"
+    assert copied.read_bytes() == (resources.lessons() / copied.name).read_bytes()

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.workspace import PathOutsideWorkspace, TextNotFound, Workspace, pristine_source
+from workbench.resources import kernel_source
+from workbench.workspace import PathOutsideWorkspace, TextNotFound, Workspace
 
 
 def test_a_new_workspace_is_a_copy_of_kernel_src(workspace: Workspace) -> None:
     assert "Makefile" in workspace.files()
     assert "app/main.c" in workspace.files()
-    assert workspace.read("app/main.c") == (pristine_source() / "app/main.c").read_text()
+    assert workspace.read("app/main.c") == (kernel_source() / "app/main.c").read_text()
     assert not workspace.diff()
     assert str(workspace.diff()) == "(no changes)"
 

@@ -28,15 +28,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import anywidget
 import traitlets
 
+from .. import resources
 from ..errors import WorkbenchError
 
-WIDGETS = Path(__file__).resolve().parents[2] / "widgets"  # the ES modules and their CSS
+WIDGETS = resources.widgets()  # the ES modules and their CSS
 CSS = WIDGETS / "workbench.css"
 
 
