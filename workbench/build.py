@@ -7,6 +7,7 @@ one next to the source line it is about.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import re
@@ -147,8 +148,9 @@ def build_image(
             f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
         )
     build_root = "build"
-    if source_dir.resolve() == resources.kernel_source().resolve():
-        build_root = str(resources.cache_dir() / "build")
+    if source_dir.resolve() == resources.kernel_source().resolve():  # one cache per installed copy
+        tag = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
+        build_root = str(resources.cache_dir() / "build" / tag)
     build_dir = f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
     variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario}
     command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
