@@ -52,9 +52,6 @@ from workbench.paging import (
     TlbLine,
     UnsupportedPagingModeError,
     WalkLimitError,
-    _qemu_mem_events_emulated,
-    _qemu_mem_print,
-    _TableReader,
     diff,
     format_info_mem,
     format_info_tlb,
@@ -71,6 +68,8 @@ from workbench.paging import (
     vaddrs_for_frame,
     walk,
 )
+from workbench.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
+from workbench.paging.tables import _TableReader
 from workbench.snapshot import Snapshot
 
 P = ENTRY_PRESENT
