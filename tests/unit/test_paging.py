@@ -1150,3 +1150,16 @@ def test_a_snapshot_keeps_the_tables_as_they_were() -> None:
     later = Snapshot.take(t.memory, cast(Registers, regs))
     assert [leaf.vaddr for leaf in snapshot.diff(later).added] == [0x2000]
     assert [leaf.vaddr for leaf in snapshot.diff(later).removed] == [0x1000]
+
+
+@pytest.mark.parametrize(
+    ("level", "bits", "reason"),
+    [(Level.PT, 1 << 45, "bits 51:40 lie beyond this CPU's 40-bit physical addresses (MAXPHYADDR)"),
+     (Level.PML4, PS, "PS (bit 7) must be 0 in a PML4E"),
+     (Level.PDPT, 1 << 13, "bits 29:13 must be 0 in a PDPTE that maps a 1 GiB page"),
+     (Level.PD, 1 << 20, "bits 20:13 must be 0 in a PDE that maps a 2 MiB page")],
+)
+def test_a_reserved_bit_fault_says_why_the_bit_is_reserved(level: Level, bits: int, reason: str) -> None:
+    mode = PagingMode.from_registers(ControlRegisters.long_mode(0x1000), maxphyaddr=40)
+    assert mode.reserved_reasons(level, bits) == reason
+    assert bits & mode.reserved_mask(level, leaf=level <= Level.PDPT)

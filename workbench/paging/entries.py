@@ -255,6 +255,23 @@ class PagingMode:
             mask |= ((1 << 21) - 1) & ~((1 << 13) - 1)  # bits 20:13
         return mask
 
+    def reserved_reasons(self, level: Level, bits: int) -> str:
+        """Why each of these reserved bits of an entry at `level` is reserved, in a few words."""
+        reasons = []
+        high = bits & ((1 << 52) - 1) & ~((1 << self.maxphyaddr) - 1)
+        if high:
+            reasons.append(f"bits 51:{self.maxphyaddr} lie beyond this CPU's {self.maxphyaddr}-bit "
+                           "physical addresses (MAXPHYADDR)")
+        if bits & ENTRY_PAGE_SIZE and level >= Level.PML4:
+            reasons.append(f"PS (bit 7) must be 0 in a {level.entry_name}")
+        if bits & ((1 << 30) - 1) & ~((1 << 13) - 1):
+            low = level.shift - 1
+            reasons.append(f"bits {low}:13 must be 0 in a {level.entry_name} that maps a "
+                           f"{size_text(level.entry_span)} page")
+        if bits & ENTRY_NO_EXECUTE and not self.nxe:
+            reasons.append("XD (bit 63) is reserved while EFER.NXE is off")
+        return "; ".join(reasons)
+
     def describe(self) -> str:
         """One line: the kind, CR3 and the switches that change permissions."""
         words = [self.kind.value]

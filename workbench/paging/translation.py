@@ -13,7 +13,6 @@ from .entries import (
     _ADDRESS_BITS,
     _ALL_ALLOWED,
     _ENTRY,
-    ENTRY_NO_EXECUTE,
     ENTRY_PRESENT,
     U64,
     Entry,
@@ -106,12 +105,10 @@ class PageFault:
                 "there and raises a page fault (#PF, vector 14) with CR2 set to the vaddr."
             )
         bits = ", ".join(str(i) for i in range(64) if self.reserved_bits >> i & 1)
-        extra = ""
-        if self.reserved_bits & ENTRY_NO_EXECUTE and not self.mode.nxe:
-            extra = " Bit 63 (XD) is reserved because EFER.NXE is off."
+        why = self.mode.reserved_reasons(self.level, self.reserved_bits)
         return (
-            f"{vaddr} faults: {entry} has reserved bit(s) {bits} set. The CPU raises a page fault "
-            f"(#PF) with the RSVD bit set in the error code.{extra}"
+            f"{vaddr} faults: {entry} has reserved bit(s) {bits} set ({why}). The CPU raises a page "
+            "fault (#PF) with the RSVD bit set in the error code."
         )
 
 
