@@ -117,7 +117,7 @@ class Snapshot:
 
     def info_tlb(self) -> str:
         """Exactly what QEMU's `info tlb` would print for these tables."""
-        return paging.format_info_tlb(self.memory, self.registers)
+        return paging.info_tlb_text(self.leaves)  # the leaves already read, formatted with numpy
 
     def info_mem(self) -> str:
         """Exactly what QEMU's `info mem` would print for these tables."""

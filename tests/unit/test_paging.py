@@ -58,6 +58,7 @@ from workbench.paging import (
     format_mappings,
     format_tree,
     format_walk,
+    info_tlb_text,
     leaves,
     mappings,
     parse_info_mem,
@@ -1163,3 +1164,14 @@ def test_a_reserved_bit_fault_says_why_the_bit_is_reserved(level: Level, bits: i
     mode = PagingMode.from_registers(ControlRegisters.long_mode(0x1000), maxphyaddr=40)
     assert mode.reserved_reasons(level, bits) == reason
     assert bits & mode.reserved_mask(level, leaf=level <= Level.PDPT)
+
+
+def test_the_vectorised_info_tlb_text_equals_the_line_by_line_one() -> None:
+    t = Tables()
+    assert t.map(0x1000, 0x5000, flags=P | RW | US | ENTRY_ACCESSED | ENTRY_DIRTY | PS)  # PS of a PTE: PAT
+    assert t.map(KERNEL, 0x20_0000, PAGE_SIZE_2M, P | RW | XD | ENTRY_GLOBAL | ENTRY_CACHE_DISABLE)
+    assert t.map(1 << 39, 0x4000_0000, PAGE_SIZE_1G, P | ENTRY_WRITE_THROUGH | (1 << 45))
+    found = leaves(t.memory, t.regs())
+    expected = "".join(f"{line}\r\n" for line in tlb_lines(found))
+    assert len(found) == 3 and info_tlb_text(found) == expected
+    assert info_tlb_text(found, newline="\n") == expected.replace("\r\n", "\n")

@@ -59,7 +59,15 @@ from .errors import (
     WalkLimitError,
 )
 from .inputs import BytesMemory, ControlRegisters, PagingRegisters, PhysicalMemory
-from .qemu_text import TlbLine, format_info_mem, format_info_tlb, parse_info_mem, parse_info_tlb, tlb_lines
+from .qemu_text import (
+    TlbLine,
+    format_info_mem,
+    format_info_tlb,
+    info_tlb_text,
+    parse_info_mem,
+    parse_info_tlb,
+    tlb_lines,
+)
 from .ranges import MappedRange, MappedRanges, format_mappings, mappings
 from .tables import read_tables
 from .translation import EntryKind, FaultKind, PageFault, Walk, WalkStep, format_walk, translate, walk
@@ -120,6 +128,7 @@ __all__ = [
     "format_mappings",
     "format_tree",
     "format_walk",
+    "info_tlb_text",
     "leaves",
     "mappings",
     "parse_info_mem",
