@@ -45,6 +45,7 @@ from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
 from .image import Image, Symbol
 from .memory import GuestRAM, MonitorMemory
+from .physmap import PhysicalRegion, parse_flat_view
 from .snapshot import Snapshot
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
@@ -252,6 +253,7 @@ class Machine:
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
         self._maxphyaddr: int | None = None
+        self._physical_map: tuple[PhysicalRegion, ...] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
@@ -636,6 +638,21 @@ class Machine:
             raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
         return bits
 
+    def physical_map(self, timeout: float = 5.0) -> tuple[PhysicalRegion, ...]:
+        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices."""
+        if self._physical_map is None:
+            self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
+        return self._physical_map
+
+    def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
+        """Bytes at `paddr` as the guest sees them, copied by QEMU (pmemsave): ROM included."""
+        scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
+        try:
+            self.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
+            return os.pread(scratch, length, 0)
+        finally:
+            os.close(scratch)
+
     def pause(self, timeout: float = 5.0) -> None:
         self.qmp("stop", timeout)
         self._set_state_if(MachineState.RUNNING, MachineState.PAUSED)
@@ -774,6 +791,8 @@ class Machine:
         """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
         self._require_qemu()
         if self.ram is not None:
+            if self.ram.map_attached is False:  # once: where ROM or devices cover RAM paddrs
+                self.ram.attach_map(self.physical_map(), self.read_physical_through_qemu)
             return self.ram
         if self._monitor_memory is None:
             def pmemsave(paddr: int, length: int, path: str) -> None:

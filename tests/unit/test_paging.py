@@ -1175,3 +1175,17 @@ def test_the_vectorised_info_tlb_text_equals_the_line_by_line_one() -> None:
     expected = "".join(f"{line}\r\n" for line in tlb_lines(found))
     assert len(found) == 3 and info_tlb_text(found) == expected
     assert info_tlb_text(found, newline="\n") == expected.replace("\r\n", "\n")
+
+
+def test_qemu_flat_view_is_parsed_into_ram_rom_and_io() -> None:
+    from workbench.physmap import parse_flat_view  # noqa: PLC0415  # one test only
+
+    text = ('FlatView #1\r\n AS "memory", root: system\r\n Root memory region: system\r\n'
+            "  0000000000000000-00000000000effff (prio 0, ram): ram\r\n"
+            "  00000000000f0000-00000000000fffff (prio 0, ram): pc.bios\r\n"
+            "  0000000000100000-0000000003ffefff (prio 0, ram): ram @0000000000100000\r\n"
+            "  00000000fea00000-00000000fea00003 (prio 0, i/o): acpi-ged\r\n")
+    regions = parse_flat_view(text)
+    assert [(r.start, r.end, r.kind, r.ram_offset) for r in regions] == [
+        (0, 0xF0000, "ram", 0), (0xF0000, 0x100000, "rom", None), (0x100000, 0x3FFF000, "ram", 0x100000),
+        (0xFEA00000, 0xFEA00004, "io", None)]

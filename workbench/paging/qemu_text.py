@@ -118,14 +118,27 @@ def format_info_tlb(
     return info_tlb_text(leaves(memory, regs, max_entries=max_entries), newline=newline)
 
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
-_NIBBLE_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
+# Every byte as two lowercase hex digits; and every combination of the nine flag bits as letters.
+_HEX_PAIRS = np.frombuffer("".join(f"{b:02x}" for b in range(256)).encode("ascii"), np.uint8).reshape(256, 2)
+_HEX_PAIR_WORDS = _HEX_PAIRS.copy().view(np.uint16).reshape(256)
+_FLAG_TEXTS = np.frombuffer(
+    "".join("".join(letter if key >> (8 - i) & 1 else "-" for i, (letter, _) in enumerate(_TLB_LETTERS))
+            for key in range(1 << len(_TLB_LETTERS))).encode("ascii"), np.uint8).reshape(-1, len(_TLB_LETTERS))
 
 
 def _hex_columns(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     """Each value as 16 lowercase hex digits, one row of ASCII codes per value."""
-    digits: npt.NDArray[np.uint8] = _HEX_DIGITS[(values[:, None] >> _NIBBLE_SHIFTS) & np.uint64(0xF)]
+    big_endian = values.astype(">u8").view(np.uint8)
+    pairs = np.take(_HEX_PAIR_WORDS, big_endian)  # one 2-byte lookup per byte, 1-D: numpy's fast path
+    digits: npt.NDArray[np.uint8] = pairs.view(np.uint8).reshape(-1, 16)
     return digits
+
+
+def _flag_keys(pte: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+    """The nine `info tlb` flag bits of each entry as an index into _FLAG_TEXTS (X highest)."""
+    low = (pte >> np.uint64(1)) & np.uint64(0xFF)  # G P D A C T U W are bits 8..1, in that order
+    keys: npt.NDArray[np.intp] = (((pte >> np.uint64(63)) << np.uint64(8)) | low).astype(np.intp)
+    return keys
 
 
 def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
@@ -153,8 +166,7 @@ def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
     out[:, 16:18] = np.frombuffer(b": ", np.uint8)
     out[:, 18:34] = _hex_columns(pte & mask)
     out[:, 34] = ord(" ")
-    for column, (letter, bit) in enumerate(_TLB_LETTERS, start=35):
-        out[:, column] = np.where(pte & np.uint64(bit), ord(letter), ord("-"))
+    out[:, 35 : 35 + len(_TLB_LETTERS)] = _FLAG_TEXTS[_flag_keys(pte)]
     out[:, 35 + len(_TLB_LETTERS):] = np.frombuffer(end, np.uint8)
     return out.tobytes().decode("ascii")
 

@@ -8,6 +8,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from workbench.errors import WorkbenchError
+
 from .entries import ENTRIES_PER_TABLE, ENTRY_PRESENT, TABLE_SIZE
 from .inputs import PhysicalMemory, _LendingMemory
 
@@ -39,6 +41,10 @@ class _TableReader:
             window = memory.view(0, whole * TABLE_SIZE)
             self._ram = np.frombuffer(window, dtype=_WORD).reshape(whole, ENTRIES_PER_TABLE)
         self._lent = whole if self._ram is not None else 0  # pages readable from self._ram
+        # Pages under ROM or devices (GuestRAM.not_ram) are read through `read`, as the guest sees them.
+        self._in_ram = np.ones(self._lent, np.bool_)
+        for region in getattr(memory, "not_ram", ()):
+            self._in_ram[region.start // TABLE_SIZE : -(-region.end // TABLE_SIZE)] = False
         self._copies: dict[int, _Words] = {}
         self._entries: dict[int, tuple[int, ...]] = {}
         self._present: dict[int, list[tuple[int, int]]] = {}
@@ -46,20 +52,23 @@ class _TableReader:
     def table(self, paddr: int) -> _Words:
         """The 512 entries of the table at `paddr` (4 KiB aligned), read-only."""
         page = paddr // TABLE_SIZE
-        if page < self._lent:
+        if page < self._lent and self._in_ram[page]:
             assert self._ram is not None
             row: _Words = self._ram[page]
             return row
         cached = self._copies.get(paddr)
         if cached is None:
-            data = bytes(self.memory.read(paddr, min(TABLE_SIZE, self.size - paddr))) if paddr < self.size else b""
+            try:
+                data = bytes(self.memory.read(paddr, min(TABLE_SIZE, self.size - paddr))) if paddr < self.size else b""
+            except WorkbenchError:  # device registers: not read, as for memory beyond RAM
+                data = b""
             cached = self._copies[paddr] = np.frombuffer(data.ljust(TABLE_SIZE, b"\0"), dtype=_WORD)
         return cached
 
     def tables(self, paddrs: _Words) -> _Words:
         """The tables at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) array."""
         pages = paddrs // TABLE_SIZE
-        if self._ram is not None and (not len(pages) or int(pages.max()) < self._lent):
+        if self._ram is not None and (not len(pages) or (int(pages.max()) < self._lent and self._in_ram[pages].all())):
             rows: _Words = self._ram[pages]
             return rows
         out = np.empty((len(paddrs), ENTRIES_PER_TABLE), dtype=_WORD)
