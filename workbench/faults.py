@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .image import Image
+    from .paging import Walk
 
 FAULT_LINE = re.compile(
     r"^FAULT vector=(?P<vector>\d+) name=#(?P<mnemonic>\w+) \"(?P<name>[^\"]*)\""
@@ -23,6 +24,35 @@ FAULT_LINE = re.compile(
 )
 
 PAGE_FAULT = 14
+
+# Page-fault error code bits, Intel SDM Vol. 3A §4.7 (Figure 4-12): (bit, name, when set, when clear).
+PAGE_FAULT_ERROR_BITS = (
+    (0, "P", "the page was present: an access-rights or reserved-bit violation",
+     "the page was not present (an entry on the way had P clear)"),
+    (1, "W/R", "the access was a write", "the access was a read"),
+    (2, "U/S", "the access came from user mode (ring 3)", "the access came from supervisor mode"),
+    (3, "RSVD", "a paging entry had a reserved bit set", "no reserved bit was set"),
+    (4, "I/D", "the access was an instruction fetch", "the access was not an instruction fetch"),
+    (5, "PK", "a protection-key right forbade it", "no protection key forbade it"),
+    (6, "SS", "the access was a shadow-stack access", "the access was not a shadow-stack access"),
+    (15, "SGX", "an SGX-specific access-control rule forbade it", "no SGX rule applied"),
+)
+PF_PRESENT, PF_WRITE, PF_USER, PF_RESERVED, PF_FETCH, PF_PROTECTION_KEY = (1 << b for b in range(6))
+
+
+def decode_page_fault_error(error_code: int) -> tuple[tuple[str, bool, str], ...]:
+    """Every bit of a #PF error code: (name, set, what it says), low bit first."""
+    return tuple((name, bool(error_code >> bit & 1), on if error_code >> bit & 1 else off)
+                 for bit, name, on, off in PAGE_FAULT_ERROR_BITS)
+
+
+def describe_page_fault_error(error_code: int) -> str:
+    """One sentence naming every bit: `Error code 0x9: P=1 (the page was present...), W/R=0 (...)`."""
+    parts = [f"{name}={int(on)} ({meaning})" for name, on, meaning in decode_page_fault_error(error_code)]
+    if error_code & PF_RESERVED and not error_code & PF_PRESENT:
+        # The SDM sets P with RSVD; QEMU's TCG (7.2) does not: the entry was present all the same.
+        parts[0] = "P=0 (clear although RSVD is set, as QEMU's TCG reports it; the entries were present)"
+    return f"Error code {error_code:#x}: " + ", ".join(parts) + "."
 
 
 @dataclass(frozen=True)
@@ -65,25 +95,37 @@ class GuestFault:
         """The function the fault happened in, without the offset; None if unknown."""
         return None if self.symbol == "?" else self.symbol.split("+")[0]
 
-    def explain(self, image: Image | None = None) -> str:
-        """A few sentences for a student: what the CPU refused, where, and the likely cause."""
+    def explain(self, image: Image | None = None, walk: Walk | None = None) -> str:
+        """A few sentences for a student: what the CPU refused, where, and the likely cause.
+
+        `walk`, the model's walk of CR2 in the faulting page tables, lets a reserved-bit fault
+        name the entry and the bits.
+        """
         where = f"in {self.function}()" if self.function else f"at rip={self.rip:#x}"
         headline = f"The guest stopped with a {self.name} (#{self.mnemonic}, vector {self.vector}) {where}."
-        return " ".join([headline, *self._causes(image)])
+        return " ".join([headline, *self._causes(image, walk)])
 
-    def _causes(self, image: Image | None) -> list[str]:
+    def _causes(self, image: Image | None, walk: Walk | None) -> list[str]:
         if self.vector != PAGE_FAULT or self.cr2 is None:
             return [_CAUSES.get(self.mnemonic, "")]
+        code = self.error_code if self.error_code is not None else 0
         access = (
-            "fetch an instruction from" if "instruction-fetch" in self.error_decoded
-            else "write to" if "write" in self.error_decoded
+            "fetch an instruction from" if code & PF_FETCH
+            else "write to" if code & PF_WRITE
             else "read from"
         )
-        if "not-present" in self.error_decoded:
+        if code & PF_RESERVED:
+            why = "but an entry on the way to it has a reserved bit set, so the CPU refuses the whole walk"
+        elif code & PF_PROTECTION_KEY:
+            why = "which is mapped, but its protection key forbids that access"
+        elif not code & PF_PRESENT:
             why = "which is not mapped"
         else:
             why = "which is mapped, but its page permissions forbid that access"
         sentences = [f"It tried to {access} vaddr {self.cr2:#x}, {why}."]
+        if code & PF_RESERVED:
+            sentences.append(_reserved_entry(walk))
+        sentences.append(describe_page_fault_error(code))
         region = image.describe_vaddr(self.cr2) if image is not None else None
         if self.cr2 < 0x1000:
             sentences.append(
@@ -93,6 +135,15 @@ class GuestFault:
         elif region is not None:
             sentences.append(f"That address lies in {region}.")
         return sentences
+
+
+def _reserved_entry(walk: Walk | None) -> str:
+    """Which entry and which bits, from the model's walk of the same tables."""
+    fault = walk.fault if walk is not None else None
+    if fault is None or fault.level is None or fault.index is None or not fault.reserved_bits:
+        return ("The workbench's walk of the same tables does not find the reserved bit (the tables "
+                "may have changed since), so it cannot name the entry.")
+    return fault.message
 
 
 _CAUSES = {

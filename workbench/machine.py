@@ -45,6 +45,7 @@ from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
 from .image import Image, Symbol
 from .memory import GuestRAM, MonitorMemory
+from .physmap import PhysicalRegion, parse_flat_view
 from .snapshot import Snapshot
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
@@ -251,6 +252,8 @@ class Machine:
         self._started_at = 0.0
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
+        self._maxphyaddr: int | None = None
+        self._physical_map: tuple[PhysicalRegion, ...] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
@@ -393,6 +396,7 @@ class Machine:
         self._qmp = QMPClient(self.name or "workbench")
         await self._qmp.connect(qmp_ours)
         self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
+        self._maxphyaddr = await self._ask_maxphyaddr()  # before the guest runs: a fault report needs it
         if paused:
             return
         self._set_state(MachineState.RUNNING)
@@ -510,9 +514,14 @@ class Machine:
         except (QMPError, OSError):
             registers = None
         fault = self._pending_fault
+        walk = None
+        if fault.cr2 is not None and registers is not None and self.ram is not None and self._maxphyaddr:
+            # The CPU's own view of the faulting vaddr; only from shared RAM, which needs no QMP here.
+            with contextlib.suppress(paging.PagingError):
+                walk = paging.walk(self.ram, registers, fault.cr2, maxphyaddr=self._maxphyaddr)
         self.outcome = Outcome(
             MachineState.FAULTED, fault=fault, registers=registers,
-            explanation=fault.explain(self.image) + " The machine is paused so you can inspect it.",
+            explanation=fault.explain(self.image, walk) + " The machine is paused so you can inspect it.",
         )
         self._set_state(MachineState.FAULTED)
 
@@ -610,6 +619,39 @@ class Machine:
     def registers(self, timeout: float = 5.0) -> Registers:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
         return parse_info_registers(self.hmp("info registers", timeout))
+
+    def maxphyaddr(self, timeout: float = 5.0) -> int:
+        """The CPU's physical-address width (CPUID 0x80000008 EAX[7:0]): 40 for QEMU's qemu64.
+
+        Entry bits 51 down to this are reserved: the CPU faults on them, so every walk needs it.
+        Asked of QEMU once (its CPU object's `phys-bits` property) and kept.
+        """
+        if self._maxphyaddr is None:
+            self._maxphyaddr = self._require_qemu().run(self._ask_maxphyaddr(), timeout)
+        return self._maxphyaddr
+
+    async def _ask_maxphyaddr(self) -> int:
+        assert self._qmp is not None
+        cpus = await self._qmp.execute("query-cpus-fast")
+        bits = await self._qmp.execute("qom-get", {"path": cpus[0]["qom-path"], "property": "phys-bits"})  # type: ignore[index]
+        if not isinstance(bits, int) or not 36 <= bits <= 52:
+            raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
+        return bits
+
+    def physical_map(self, timeout: float = 5.0) -> tuple[PhysicalRegion, ...]:
+        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices."""
+        if self._physical_map is None:
+            self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
+        return self._physical_map
+
+    def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
+        """Bytes at `paddr` as the guest sees them, copied by QEMU (pmemsave): ROM included."""
+        scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
+        try:
+            self.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
+            return os.pread(scratch, length, 0)
+        finally:
+            os.close(scratch)
 
     def pause(self, timeout: float = 5.0) -> None:
         self.qmp("stop", timeout)
@@ -749,6 +791,8 @@ class Machine:
         """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
         self._require_qemu()
         if self.ram is not None:
+            if self.ram.map_attached is False:  # once: where ROM or devices cover RAM paddrs
+                self.ram.attach_map(self.physical_map(), self.read_physical_through_qemu)
             return self.ram
         if self._monitor_memory is None:
             def pmemsave(paddr: int, length: int, path: str) -> None:
@@ -762,7 +806,7 @@ class Machine:
         if was_running:
             self.pause(timeout)
         try:
-            return Snapshot.take(self.memory, self.registers(timeout),
+            return Snapshot.take(self.memory, self.registers(timeout), maxphyaddr=self.maxphyaddr(timeout),
                                  seconds=time.monotonic() - self._started_at, label=label)
         finally:
             if was_running:
@@ -775,7 +819,7 @@ class Machine:
         pieces = []
         while length > 0:
             take = min(length, PAGE_SIZE - vaddr % PAGE_SIZE)
-            pieces.append((paging.translate(memory, registers, vaddr), take))
+            pieces.append((paging.translate(memory, registers, vaddr, maxphyaddr=self.maxphyaddr()), take))
             vaddr, length = vaddr + take, length - take
         return pieces
 

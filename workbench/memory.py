@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .errors import WorkbenchError
+from .physmap import PhysicalRegion
 
 
 class PhysicalAddressError(WorkbenchError):
@@ -32,6 +33,16 @@ class GuestRAM:
             os.close(self.fd)
             raise
 
+    not_ram: tuple[PhysicalRegion, ...] = ()  # ROM or devices covering RAM paddrs (attach_map)
+    _read_rom: Callable[[int, int], bytes] | None = None
+    map_attached = False
+
+    def attach_map(self, regions: Sequence[PhysicalRegion], read_rom: Callable[[int, int], bytes]) -> None:
+        """Learn which paddrs below `size` the guest does not see as RAM, and how to read ROM there."""
+        self.not_ram = tuple(r for r in regions if r.kind != "ram" and r.start < self.size)
+        self._read_rom = read_rom
+        self.map_attached = True
+
     def _check(self, paddr: int, length: int) -> None:
         if paddr < 0 or length < 0 or paddr + length > self.size:
             raise PhysicalAddressError(
@@ -40,12 +51,37 @@ class GuestRAM:
             )
 
     def read(self, paddr: int, length: int) -> bytes:
-        """Copy `length` bytes starting at guest physical address `paddr`."""
+        """Copy `length` bytes at guest physical address `paddr`, as the guest sees them.
+
+        Where QEMU maps a ROM over RAM (qboot's BIOS at 0xf0000) the ROM's bytes are read
+        through QEMU; a range that touches device registers is refused.
+        """
         self._check(paddr, length)
-        return self._map[paddr : paddr + length]
+        end = paddr + length
+        overlays = [r for r in self.not_ram if r.start < end and paddr < r.end]
+        if not overlays:
+            return self._map[paddr:end]
+        chunks, at = [], paddr
+        for region in overlays:
+            if region.kind == "io":
+                raise PhysicalAddressError(
+                    f"paddr range {paddr:#x}..{end:#x} touches {region.name} at {region.start:#x}..{region.end:#x}, "
+                    "device registers rather than memory: reading them could change the device, so the "
+                    "workbench does not"
+                )
+            start, stop = max(region.start, paddr), min(region.end, end)
+            chunks.append(self._map[at:start])
+            assert self._read_rom is not None
+            chunks.append(self._read_rom(start, stop - start))
+            at = stop
+        chunks.append(self._map[at:end])
+        return b"".join(chunks)
 
     def view(self, paddr: int, length: int) -> memoryview:
-        """A zero-copy, read-only window on guest RAM; it sees the guest's later writes."""
+        """A zero-copy, read-only window on the RAM itself; it sees the guest's later writes.
+
+        It shows RAM bytes even where ROM or devices cover them (`not_ram`): `read` instead.
+        """
         self._check(paddr, length)
         return memoryview(self._map)[paddr : paddr + length].toreadonly()
 

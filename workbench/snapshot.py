@@ -74,21 +74,26 @@ class Snapshot:
     leaves: paging.Leaves = field(repr=False)
     seconds: float  # since the machine started
     label: str = ""
+    maxphyaddr: int = 52  # the CPU's physical-address width: entry bits 51:maxphyaddr are reserved
 
     @classmethod
     def take(cls, memory: PhysicalMemory, registers: Registers, *, seconds: float = 0.0,
-             label: str = "") -> Snapshot:
-        """Walk every table from `memory` now; the caller makes sure the guest is paused."""
-        found = paging.leaves(memory, registers)
-        return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label)
+             label: str = "", maxphyaddr: int = 52) -> Snapshot:
+        """Walk every table from `memory` now; the caller makes sure the guest is paused.
+
+        `maxphyaddr` is the CPU's (Machine.maxphyaddr(), 40 for QEMU's qemu64); 52, the
+        architectural maximum, only for hand-built tables.
+        """
+        found = paging.leaves(memory, registers, maxphyaddr=maxphyaddr)
+        return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label, maxphyaddr)
 
     def walk(self, vaddr: int) -> paging.Walk:
         """Every step of translating `vaddr`, ending in a paddr or a fault."""
-        return paging.walk(self.memory, self.registers, vaddr)
+        return paging.walk(self.memory, self.registers, vaddr, maxphyaddr=self.maxphyaddr)
 
     def translate(self, vaddr: int) -> int:
         """The paddr of `vaddr`; raises paging.PageFaultError when it is not mapped."""
-        return paging.translate(self.memory, self.registers, vaddr)
+        return paging.translate(self.memory, self.registers, vaddr, maxphyaddr=self.maxphyaddr)
 
     def mappings(self) -> paging.MappedRanges:
         """Coalesced ranges of equal permissions, as QEMU's `info mem` groups them."""
@@ -96,7 +101,7 @@ class Snapshot:
 
     def tree(self) -> paging.PageTableTree:
         """The tables as a tree, CR3 first, children read on demand."""
-        return paging.PageTableTree(self.memory, self.registers)
+        return paging.PageTableTree(self.memory, self.registers, maxphyaddr=self.maxphyaddr)
 
     def diff(self, later: Snapshot) -> paging.LeafDiff:
         """What changed between this snapshot and a later one."""
@@ -112,7 +117,7 @@ class Snapshot:
 
     def info_tlb(self) -> str:
         """Exactly what QEMU's `info tlb` would print for these tables."""
-        return paging.format_info_tlb(self.memory, self.registers)
+        return paging.info_tlb_text(self.leaves)  # the leaves already read, formatted with numpy
 
     def info_mem(self) -> str:
         """Exactly what QEMU's `info mem` would print for these tables."""

@@ -11,7 +11,7 @@ translate every leaf QEMU lists to the frame QEMU names, and fault in the gaps b
   final page tables: 2 MiB pages, NX, global pages, tens of thousands of leaves.
 
 QEMU 7.2's `info mem` is wrong with 5-level paging, and takes minutes on large tables (see
-`paging._qemu_mem_events_emulated`), so 5-level guests are checked against `info tlb` alone.
+`paging.qemu_text._qemu_mem_events_emulated`), so 5-level guests are checked against `info tlb` alone.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.faults import GuestFault
+from workbench.faults import GuestFault, decode_page_fault_error, describe_page_fault_error
 
 PAGE_FAULT = (
     'FAULT vector=14 name=#PF "Page Fault" error=0x2 (not-present write supervisor) '
@@ -41,3 +41,22 @@ def test_a_null_write_is_explained_as_the_null_page() -> None:
 def test_lines_that_are_not_fault_reports_are_ignored() -> None:
     assert GuestFault.parse("app: FAULT vector=14 is what you would see\n") is None
     assert GuestFault.parse("") is None
+
+
+def test_every_bit_of_a_page_fault_error_code_is_named() -> None:
+    names = [name for name, _, _ in decode_page_fault_error(0)]
+    assert names == ["P", "W/R", "U/S", "RSVD", "I/D", "PK", "SS", "SGX"]
+    decoded = {name: on for name, on, _ in decode_page_fault_error(0x8061)}  # P, PK, SS, SGX
+    assert decoded == {"P": True, "W/R": False, "U/S": False, "RSVD": False, "I/D": False, "PK": True,
+                       "SS": True, "SGX": True}
+    assert "PK=1 (a protection-key right forbade it)" in describe_page_fault_error(0x21)
+
+
+def test_a_reserved_bit_fault_is_not_explained_as_unmapped() -> None:
+    line = PAGE_FAULT.replace("error=0x2 (not-present write supervisor)",
+                              "error=0x8 (not-present read supervisor reserved-bit)")
+    fault = GuestFault.parse(line)
+    assert fault is not None
+    text = fault.explain()
+    assert "not mapped" not in text and "reserved bit set" in text and "RSVD=1" in text
+    assert "cannot name the entry" in text  # no walk given

@@ -52,15 +52,13 @@ from workbench.paging import (
     TlbLine,
     UnsupportedPagingModeError,
     WalkLimitError,
-    _qemu_mem_events_emulated,
-    _qemu_mem_print,
-    _TableReader,
     diff,
     format_info_mem,
     format_info_tlb,
     format_mappings,
     format_tree,
     format_walk,
+    info_tlb_text,
     leaves,
     mappings,
     parse_info_mem,
@@ -71,6 +69,8 @@ from workbench.paging import (
     vaddrs_for_frame,
     walk,
 )
+from workbench.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
+from workbench.paging.tables import _TableReader
 from workbench.snapshot import Snapshot
 
 P = ENTRY_PRESENT
@@ -1151,3 +1151,41 @@ def test_a_snapshot_keeps_the_tables_as_they_were() -> None:
     later = Snapshot.take(t.memory, cast(Registers, regs))
     assert [leaf.vaddr for leaf in snapshot.diff(later).added] == [0x2000]
     assert [leaf.vaddr for leaf in snapshot.diff(later).removed] == [0x1000]
+
+
+@pytest.mark.parametrize(
+    ("level", "bits", "reason"),
+    [(Level.PT, 1 << 45, "bits 51:40 lie beyond this CPU's 40-bit physical addresses (MAXPHYADDR)"),
+     (Level.PML4, PS, "PS (bit 7) must be 0 in a PML4E"),
+     (Level.PDPT, 1 << 13, "bits 29:13 must be 0 in a PDPTE that maps a 1 GiB page"),
+     (Level.PD, 1 << 20, "bits 20:13 must be 0 in a PDE that maps a 2 MiB page")],
+)
+def test_a_reserved_bit_fault_says_why_the_bit_is_reserved(level: Level, bits: int, reason: str) -> None:
+    mode = PagingMode.from_registers(ControlRegisters.long_mode(0x1000), maxphyaddr=40)
+    assert mode.reserved_reasons(level, bits) == reason
+    assert bits & mode.reserved_mask(level, leaf=level <= Level.PDPT)
+
+
+def test_the_vectorised_info_tlb_text_equals_the_line_by_line_one() -> None:
+    t = Tables()
+    assert t.map(0x1000, 0x5000, flags=P | RW | US | ENTRY_ACCESSED | ENTRY_DIRTY | PS)  # PS of a PTE: PAT
+    assert t.map(KERNEL, 0x20_0000, PAGE_SIZE_2M, P | RW | XD | ENTRY_GLOBAL | ENTRY_CACHE_DISABLE)
+    assert t.map(1 << 39, 0x4000_0000, PAGE_SIZE_1G, P | ENTRY_WRITE_THROUGH | (1 << 45))
+    found = leaves(t.memory, t.regs())
+    expected = "".join(f"{line}\r\n" for line in tlb_lines(found))
+    assert len(found) == 3 and info_tlb_text(found) == expected
+    assert info_tlb_text(found, newline="\n") == expected.replace("\r\n", "\n")
+
+
+def test_qemu_flat_view_is_parsed_into_ram_rom_and_io() -> None:
+    from workbench.physmap import parse_flat_view  # noqa: PLC0415  # one test only
+
+    text = ('FlatView #1\r\n AS "memory", root: system\r\n Root memory region: system\r\n'
+            "  0000000000000000-00000000000effff (prio 0, ram): ram\r\n"
+            "  00000000000f0000-00000000000fffff (prio 0, ram): pc.bios\r\n"
+            "  0000000000100000-0000000003ffefff (prio 0, ram): ram @0000000000100000\r\n"
+            "  00000000fea00000-00000000fea00003 (prio 0, i/o): acpi-ged\r\n")
+    regions = parse_flat_view(text)
+    assert [(r.start, r.end, r.kind, r.ram_offset) for r in regions] == [
+        (0, 0xF0000, "ram", 0), (0xF0000, 0x100000, "rom", None), (0x100000, 0x3FFF000, "ram", 0x100000),
+        (0xFEA00000, 0xFEA00004, "io", None)]

@@ -26,7 +26,7 @@ def take(machine: Machine, *, consistent: bool = True) -> Snapshot:
     """
     if consistent or machine.state is not MachineState.RUNNING:
         return machine.snapshot()
-    return Snapshot.take(machine.memory, machine.registers(), label="live")
+    return Snapshot.take(machine.memory, machine.registers(), label="live", maxphyaddr=machine.maxphyaddr())
 
 
 def split_source(source: Snapshot | Machine, image: Image | None) -> tuple[Machine | None, Snapshot, Image | None]:

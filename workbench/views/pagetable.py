@@ -110,15 +110,19 @@ def decode_entry(raw: int, level: Level, mode: PagingMode) -> list[dict[str, str
     else:
         add("62:59", "ignored", key, "free for software")
     add("58:52", "ignored", raw >> 52 & 0x7F, "free for software")
+    top = mode.maxphyaddr  # bits 51:MAXPHYADDR are beyond the CPU's physical addresses
+    if top < 52:
+        add(f"51:{top}", "reserved", raw >> top & ((1 << (52 - top)) - 1),
+            f"must be 0: this CPU's physical addresses have {top} bits")
     if leaf:
         low = level.shift
-        add(f"51:{low}", "frame", raw & ((1 << 52) - 1) & ~((1 << low) - 1),
+        add(f"{top - 1}:{low}", "frame", raw & ((1 << top) - 1) & ~((1 << low) - 1),
             f"paddr of the {size_text(1 << low)} page")
         if level != Level.PT:
             add(f"{low - 1}:13", "reserved", raw >> 13 & ((1 << (low - 13)) - 1), "must be 0")
             flag(12, "PAT", "memory type: PAT bit set", "memory type: PAT bit clear")
     else:
-        add("51:12", "table", raw & 0x000F_FFFF_FFFF_F000, f"paddr of the {Level(level - 1).name} table")
+        add(f"{top - 1}:12", "table", raw & ((1 << top) - 1) & ~0xFFF, f"paddr of the {Level(level - 1).name} table")
     add("11:9", "ignored", raw >> 9 & 7, "free for software")
     ignored = ("ignored", "ignored in a table entry", "ignored in a table entry")
     flag(8, *(("G", "global: kept in the TLB across CR3 writes", "not global") if leaf else ignored))

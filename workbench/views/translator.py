@@ -140,7 +140,7 @@ class Translator(View):
         if isinstance(tables, Machine):
             if tables.state is MachineState.CREATED or tables.state.terminal:
                 raise ViewError(f"the machine is {tables.state.value}; there are no tables to walk")
-            found = walk(tables.memory, tables.registers(), target)
+            found = walk(tables.memory, tables.registers(), target, maxphyaddr=tables.maxphyaddr())
         else:
             found = tables.walk(target)
         with self._lock:

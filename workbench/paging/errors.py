@@ -1,0 +1,47 @@
+"""The errors of the paging model, all under `WorkbenchError`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from .translation import Walk
+
+
+class PagingError(WorkbenchError):
+    """Root of the errors this module raises."""
+
+
+class UnsupportedPagingModeError(PagingError):
+    """The registers select a paging mode this model does not walk (32-bit or PAE)."""
+
+
+class PhysicalMemoryError(PagingError, IndexError):
+    """A read of guest physical memory outside RAM."""
+
+
+class WalkLimitError(PagingError):
+    """An enumeration was cut short by its work bound, so exact output cannot be produced."""
+
+
+class MonitorOutputError(PagingError):
+    """Text given as QEMU monitor output is not in the expected format."""
+
+
+class PageFaultError(PagingError):
+    """`translate` found no translation; the walk says where and why.
+
+    Attributes:
+        fault: what stopped the walk.
+        walk: the whole walk, steps included.
+    """
+
+    def __init__(self, walk: Walk) -> None:
+        assert walk.fault is not None
+        super().__init__(walk.fault.message)
+        self.fault = walk.fault
+        self.walk = walk
+
+

@@ -1,0 +1,396 @@
+"""QEMU's `info tlb` and `info mem`, produced and parsed byte for byte.
+
+Source: QEMU 7.2's target/i386/monitor.c (`print_pte`, `tlb_info_la48`, `tlb_info_la57`,
+`mem_print`, `mem_info_la48`, `mem_info_la57`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .entries import (
+    _QEMU_1G_MASK,
+    _QEMU_2M_MASK,
+    _QEMU_PROT_BITS,
+    _QEMU_PTE_MASK,
+    _QEMU_TABLE_MASK,
+    DEFAULT_MAX_ENTRIES,
+    ENTRY_ACCESSED,
+    ENTRY_CACHE_DISABLE,
+    ENTRY_DIRTY,
+    ENTRY_GLOBAL,
+    ENTRY_NO_EXECUTE,
+    ENTRY_PAGE_SIZE,
+    ENTRY_PRESENT,
+    ENTRY_USER,
+    ENTRY_WRITABLE,
+    ENTRY_WRITE_THROUGH,
+    PAGE_SIZE_1G,
+    PAGE_SIZE_2M,
+    PAGE_SIZE_4K,
+    U64,
+    PagingKind,
+    PagingMode,
+    _collector_paused,
+)
+from .enumeration import Leaves, leaves
+from .errors import MonitorOutputError, WalkLimitError
+from .inputs import PagingRegisters, PhysicalMemory
+from .ranges import MappedRange
+from .tables import _TableReader
+
+
+@dataclass(frozen=True)
+class TlbLine:
+    """One line of QEMU's `info tlb`: `vaddr: paddr XGPDACTUW`.
+
+    Attributes:
+        vaddr: the page's canonical vaddr.
+        paddr: the leaf entry masked as QEMU masks it (frame bits 49:12, 49:21 or 49:30).
+        flags: nine characters, each a letter or `-`: X (XD), G, P (PS, `-` for 4 KiB pages),
+            D, A, C (PCD), T (PWT), U (U/S), W (R/W). Leaf bits only, not effective rights.
+    """
+
+    vaddr: int
+    paddr: int
+    flags: str
+
+    def __str__(self) -> str:
+        """The line as QEMU prints it, without the line ending."""
+        return f"{self.vaddr:016x}: {self.paddr:016x} {self.flags}"
+
+
+_TLB_LETTERS = (
+    ("X", ENTRY_NO_EXECUTE), ("G", ENTRY_GLOBAL), ("P", ENTRY_PAGE_SIZE), ("D", ENTRY_DIRTY),
+    ("A", ENTRY_ACCESSED), ("C", ENTRY_CACHE_DISABLE), ("T", ENTRY_WRITE_THROUGH), ("U", ENTRY_USER),
+    ("W", ENTRY_WRITABLE),
+)
+
+
+def _tlb_flags(pte: int) -> str:
+    return "".join(letter if pte & bit else "-" for letter, bit in _TLB_LETTERS)
+
+
+def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
+    """The leaves as QEMU's `info tlb` reports them (its masks and letters)."""
+    out: list[TlbLine] = []
+    masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
+    with _collector_paused():
+        for vaddr, size, entry in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.ptes.tolist(), strict=True):
+            # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
+            pte = entry & ~ENTRY_PAGE_SIZE if size == PAGE_SIZE_4K else entry
+            out.append(TlbLine(vaddr, pte & masks[size], _tlb_flags(pte)))
+    return tuple(out)
+
+
+def _require_complete(found: Leaves, what: str) -> None:
+    if found.truncated:
+        raise WalkLimitError(
+            f"cannot produce QEMU's `{what}` exactly: the page tables reach more than "
+            f"{found.entries_examined - 1:,} present entries (they are probably garbage or "
+            "heavily aliased), and the enumeration stopped there. Raise max_entries to go further."
+        )
+
+
+def format_info_tlb(
+    memory: PhysicalMemory,
+    regs: PagingRegisters,
+    *,
+    newline: str = "\r\n",
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> str:
+    """Return exactly what QEMU 7.2's HMP `info tlb` prints for this memory and these registers.
+
+    QEMU's monitor ends lines with CRLF, also through QMP `human-monitor-command`; pass
+    `newline="\\n"` for display. Memory outside RAM reads as zeros, as QEMU's unassigned memory
+    does (QEMU would read real device or ROM contents there).
+
+    Raises:
+        UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
+        WalkLimitError: the enumeration hit `max_entries`.
+    """
+    return info_tlb_text(leaves(memory, regs, max_entries=max_entries), newline=newline)
+
+
+# Every byte as two lowercase hex digits; and every combination of the nine flag bits as letters.
+_HEX_PAIRS = np.frombuffer("".join(f"{b:02x}" for b in range(256)).encode("ascii"), np.uint8).reshape(256, 2)
+_HEX_PAIR_WORDS = _HEX_PAIRS.copy().view(np.uint16).reshape(256)
+_FLAG_TEXTS = np.frombuffer(
+    "".join("".join(letter if key >> (8 - i) & 1 else "-" for i, (letter, _) in enumerate(_TLB_LETTERS))
+            for key in range(1 << len(_TLB_LETTERS))).encode("ascii"), np.uint8).reshape(-1, len(_TLB_LETTERS))
+
+
+def _hex_columns(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    """Each value as 16 lowercase hex digits, one row of ASCII codes per value."""
+    big_endian = values.astype(">u8").view(np.uint8)
+    pairs = np.take(_HEX_PAIR_WORDS, big_endian)  # one 2-byte lookup per byte, 1-D: numpy's fast path
+    digits: npt.NDArray[np.uint8] = pairs.view(np.uint8).reshape(-1, 16)
+    return digits
+
+
+def _flag_keys(pte: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+    """The nine `info tlb` flag bits of each entry as an index into _FLAG_TEXTS (X highest)."""
+    low = (pte >> np.uint64(1)) & np.uint64(0xFF)  # G P D A C T U W are bits 8..1, in that order
+    keys: npt.NDArray[np.intp] = (((pte >> np.uint64(63)) << np.uint64(8)) | low).astype(np.intp)
+    return keys
+
+
+def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
+    """QEMU's `info tlb` text for leaves already enumerated (a snapshot's), byte for byte.
+
+    Formatted column by column with numpy: one array of ASCII codes, no Python loop per line.
+
+    Raises:
+        WalkLimitError: the enumeration behind `found` was cut short.
+    """
+    if not found.mode.enabled:
+        return "PG disabled" + newline
+    _require_complete(found, "info tlb")
+    sizes, ptes = found.sizes, found.ptes
+    small = sizes == PAGE_SIZE_4K
+    # print_pte is given 4 KiB entries without PS (bit 7 is their PAT bit)
+    pte: npt.NDArray[np.uint64] = np.where(small, ptes & np.uint64(U64 & ~ENTRY_PAGE_SIZE), ptes)
+    mask: npt.NDArray[np.uint64] = np.where(small, np.uint64(_QEMU_PTE_MASK),
+                                             np.where(sizes == PAGE_SIZE_2M, np.uint64(_QEMU_2M_MASK),
+                                                      np.uint64(_QEMU_1G_MASK)))
+    end = newline.encode("ascii")
+    width = 16 + 2 + 16 + 1 + len(_TLB_LETTERS) + len(end)
+    out = np.empty((len(pte), width), np.uint8)
+    out[:, 0:16] = _hex_columns(found.vaddrs)
+    out[:, 16:18] = np.frombuffer(b": ", np.uint8)
+    out[:, 18:34] = _hex_columns(pte & mask)
+    out[:, 34] = ord(" ")
+    out[:, 35 : 35 + len(_TLB_LETTERS)] = _FLAG_TEXTS[_flag_keys(pte)]
+    out[:, 35 + len(_TLB_LETTERS):] = np.frombuffer(end, np.uint8)
+    return out.tobytes().decode("ascii")
+
+
+_TLB_LINE = re.compile(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([X-][G-][P-][D-][A-][C-][T-][U-][W-])$")
+
+
+def parse_info_tlb(text: str) -> tuple[TlbLine, ...]:
+    """Read QEMU's `info tlb` output (CRLF or LF) back into lines.
+
+    `PG disabled` gives an empty tuple.
+
+    Raises:
+        MonitorOutputError: a line is neither a TLB line nor blank.
+    """
+    out: list[TlbLine] = []
+    for number, raw_line in enumerate(text.splitlines(), 1):
+        line = raw_line.strip()
+        if not line or line == "PG disabled":
+            continue
+        m = _TLB_LINE.match(line)
+        if m is None:
+            raise MonitorOutputError(
+                f"line {number} of the `info tlb` output is not `vaddr: paddr XGPDACTUW`: {line!r}"
+            )
+        out.append(TlbLine(int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+    return tuple(out)
+
+
+def _qemu_mem_line(mode: PagingMode, start: int, end: int, prot: int) -> str:
+    # mem_print(): addr_canonical() is applied to start, end and even the size.
+    canon = mode.canonical
+    user = "u" if prot & ENTRY_USER else "-"
+    write = "w" if prot & ENTRY_WRITABLE else "-"
+    return f"{canon(start):016x}-{canon(end):016x} {canon((end - start) & U64):016x} {user}r{write}"
+
+
+def _qemu_mem_print(mode: PagingMode, events: Iterable[tuple[int, int]], newline: str) -> str:
+    """Replay QEMU's mem_print() state machine over (end, prot) calls, flush included."""
+    lines: list[str] = []
+    start = -1
+    last = 0
+    flush = (1 << mode.vaddr_bits, 0)
+    for end, prot in (*events, flush):
+        if prot != last:
+            if start != -1:
+                lines.append(_qemu_mem_line(mode, start, end, last))
+            start = end if prot else -1
+            last = prot
+    return "".join(line + newline for line in lines)
+
+
+def _qemu_mem_events_from_leaves(found: Leaves) -> list[tuple[int, int]]:
+    """mem_print() calls for 4-level paging, derived from the leaves (QEMU's walk visits the same).
+
+    Addresses are QEMU's internal ones: not sign-extended, so the lower and upper halves touch.
+    Only the calls that change the protection are produced; mem_print() ignores the others.
+    """
+    internal = (1 << found.mode.vaddr_bits) - 1
+    events: list[tuple[int, int]] = []
+    end = -1
+    last = 0
+    for vaddr, size, rights in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.rights.tolist(), strict=True):
+        start = vaddr & internal
+        prot = ENTRY_PRESENT | (rights & (ENTRY_USER | ENTRY_WRITABLE))
+        if start != end and last:
+            events.append((end, 0))  # a gap: QEMU saw a non-present entry there
+            last = 0
+        if prot != last:
+            events.append((start, prot))
+            last = prot
+        end = start + size
+    if last:
+        events.append((end, 0))
+    return events
+
+
+def _qemu_mem_events_emulated(
+    reader: _TableReader, mode: PagingMode, max_events: int, *, la57_bug: bool
+) -> list[tuple[int, int]]:
+    """mem_print() calls exactly as QEMU's mem_info_la48/la57 loops make them.
+
+    QEMU 7.2's mem_info_la57 tests the PDPT and PD entries' P bit the wrong way round
+    (`if (pdpe & PG_PRESENT_MASK) { prot = 0; ...; continue; }`): present PDPTEs and PDEs
+    count as unmapped, and non-present ones are followed as if they pointed to tables (a zero
+    entry to the table at paddr 0). With `la57_bug` this replays that faithfully.
+
+    Only the calls where the protection changes matter to mem_print(), so each table yields
+    its compressed list of (offset, prot) and lists are memoised by (table, level, mask): the
+    buggy loop visits paddr 0's tables millions of times but they are read once.
+    """
+    memo: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    total = 0
+
+    def table_events(paddr: int, level: int, mask: int) -> list[tuple[int, int]]:
+        nonlocal total
+        key = (paddr, level, mask)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        shift = 12 + 9 * (level - 1)
+        out: list[tuple[int, int]] = []
+        last = -1
+        inverted = la57_bug and level in (2, 3)
+        for i, e in enumerate(reader.entries(paddr)):
+            present = e & ENTRY_PRESENT
+            if level == 1:
+                prot = (e & mask & _QEMU_PROT_BITS) if present else 0
+            elif (not present) if not inverted else present:
+                prot = 0
+            elif level <= 3 and e & ENTRY_PAGE_SIZE:
+                prot = e & mask & _QEMU_PROT_BITS
+            else:
+                child = table_events(e & _QEMU_TABLE_MASK, level - 1, mask & e & _QEMU_PROT_BITS)
+                base = i << shift
+                for offset, child_prot in child:
+                    if child_prot != last:
+                        out.append((base + offset, child_prot))
+                        last = child_prot
+                total += len(child)
+                if total > max_events:
+                    raise WalkLimitError(
+                        "cannot reproduce QEMU's `info mem`: its walk of these tables makes more than "
+                        f"{max_events:,} range changes (the tables are probably garbage)."
+                    )
+                continue
+            if prot != last:
+                out.append((i << shift, prot))
+                last = prot
+        memo[key] = out
+        return out
+
+    root = mode.cr3 & _QEMU_TABLE_MASK
+    return table_events(root, mode.top_level.value, _QEMU_PROT_BITS)
+
+
+def format_info_mem(
+    memory: PhysicalMemory,
+    regs: PagingRegisters,
+    *,
+    newline: str = "\r\n",
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> str:
+    """Return exactly what QEMU 7.2's HMP `info mem` prints for this memory and these registers.
+
+    Lines are `start-end size` then `u`/`-`, `r`, `w`/`-` (QEMU shows no execute right), all
+    addresses sign-extended as QEMU's addr_canonical() does, the last range of the upper half
+    ending at the unextended `0001000000000000`. With 5-level paging QEMU 7.2's output is
+    wrong (see `_qemu_mem_events_emulated`), and this reproduces it: for ordinary tables it
+    prints nothing. Memory outside RAM reads as zeros.
+
+    Raises:
+        UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
+        WalkLimitError: the work bound was hit.
+    """
+    mode = PagingMode.from_registers(regs)
+    mode.require_long_mode()
+    if not mode.enabled:
+        return "PG disabled" + newline
+    if mode.kind is PagingKind.FIVE_LEVEL:
+        events = _qemu_mem_events_emulated(_TableReader(memory), mode, max_entries, la57_bug=True)
+    else:
+        found = leaves(memory, regs, max_entries=max_entries)
+        _require_complete(found, "info mem")
+        events = _qemu_mem_events_from_leaves(found)
+    return _qemu_mem_print(mode, events, newline)
+
+
+_MEM_LINE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16}) ([0-9a-f]{16}) ([u-])r([w-])$")
+
+
+def _qemu_canonical(bits: int, value: int) -> int:
+    """QEMU's addr_canonical() for a `bits`-wide address space."""
+    if value >> (bits - 1) & 1:
+        return (value | (U64 << bits)) & U64
+    return value
+
+
+def _qemu_mem_pieces(start: int, end: int, size: int, bits: int) -> list[tuple[int, int]] | None:
+    """Undo mem_print() for one line if it is consistent with `bits`: canonical (vaddr, size) pieces."""
+    top = 1 << bits
+    mask = top - 1
+    lower_top = top >> 1
+    internal_start = start & mask
+    internal_end = top if end == top else end & mask
+    if _qemu_canonical(bits, internal_start) != start or _qemu_canonical(bits, internal_end) != end:
+        return None
+    if internal_end <= internal_start or _qemu_canonical(bits, internal_end - internal_start) != size:
+        return None
+    sign = U64 & ~mask
+    cuts = [internal_start, internal_end]
+    if internal_start < lower_top < internal_end:  # QEMU merged across the non-canonical hole
+        cuts.insert(1, lower_top)
+    return [(a | sign if a >= lower_top else a, b - a) for a, b in itertools.pairwise(cuts)]
+
+
+def parse_info_mem(text: str) -> tuple[MappedRange, ...]:
+    """Read QEMU's `info mem` output (CRLF or LF) back into ranges (`executable` is None).
+
+    Undoes QEMU's quirks, using the size column to tell 4-level from 5-level output: a range
+    that runs to the top of the address space ends at 2**64 (QEMU prints the end unextended,
+    `0001000000000000` or `0200000000000000`), and a range QEMU merged across the
+    non-canonical hole is split into its lower-half and upper-half parts.
+
+    Raises:
+        MonitorOutputError: a line is not an `info mem` line, or its numbers do not agree.
+    """
+    out: list[MappedRange] = []
+    for number, raw_line in enumerate(text.splitlines(), 1):
+        line = raw_line.strip()
+        if not line or line == "PG disabled":
+            continue
+        m = _MEM_LINE.match(line)
+        pieces = None
+        if m is not None:
+            start, end, size = (int(m.group(i), 16) for i in (1, 2, 3))
+            pieces = _qemu_mem_pieces(start, end, size, 48) or _qemu_mem_pieces(start, end, size, 57)
+        if m is None or pieces is None:
+            raise MonitorOutputError(
+                f"line {number} of the `info mem` output is not `start-end size [u-]r[w-]` with "
+                f"consistent numbers: {line!r}"
+            )
+        user, writable = m.group(4) == "u", m.group(5) == "w"
+        out += [MappedRange(vaddr, length, user, writable) for vaddr, length in pieces]
+    return tuple(out)
+
+
