@@ -106,7 +106,7 @@ class Image:
         # and not only with ELFError (struct and construct errors, IndexError, ...).
         except Exception as error:
             what = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise NotAnImage(f"{path} is not a complete ELF image ({what}); "
+            raise NotAnImage(f"{path} is not an ELF image, or not a complete one ({what}); "
                              "build one with Workspace.build()") from error
 
     @classmethod
