@@ -20,7 +20,7 @@ from typing import Any
 
 from . import resources
 from .display import SourceView, excerpt
-from .errors import WorkbenchError
+from .errors import InvalidInput, WorkbenchError
 from .host import TOOLCHAIN_PACKAGES, TOOLCHAINS, toolchain_missing
 from .image import Image
 
@@ -138,9 +138,14 @@ def build_image(
     written to: it builds under the cache directory instead.
     """
     if toolchain not in TOOLCHAINS:
-        raise WorkbenchError(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
-    if not re.fullmatch(r"[a-z0-9-]+", scenario):  # the Makefile says which names exist
-        raise WorkbenchError(f"a scenario name uses lowercase letters, digits and '-', not {scenario!r}")
+        raise InvalidInput(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
+    if not isinstance(scenario, str) or not re.fullmatch(r"[a-z0-9-]+", scenario):  # the Makefile checks names
+        raise InvalidInput(f"a scenario name uses lowercase letters, digits and '-', not {scenario!r}")
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise InvalidInput(f"there is no unikernel source directory at {source_dir}")
+    if not (source_dir / "Makefile").is_file():
+        raise InvalidInput(f"{source_dir} is not a unikernel source directory (it has no Makefile)")
     missing = toolchain_missing(toolchain)
     if missing:
         raise WorkbenchError(

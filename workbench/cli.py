@@ -20,15 +20,34 @@ import sys
 import termios
 import time
 import tty
+import typing
 from pathlib import Path
 
 from . import host, paging, resources
 from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
-from .errors import WorkbenchError
-from .image import Image
+from .errors import InvalidInput, WorkbenchError
+from .image import Image, image_file
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
 from .snapshot import Snapshot
 from .student_edition import write_student_edition
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints on one line like every other bad input."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be 0 or more, not {text!r}")
+    return value
 
 
 def _source_dir(given: str | None) -> Path:
@@ -116,7 +135,7 @@ def command_run(args: argparse.Namespace) -> int:
 def _booted_snapshot(args: argparse.Namespace) -> tuple[Snapshot, Image]:
     """Boot the given image (or build the unikernel), let it settle, and snapshot it."""
     if args.image:
-        with open(args.image, "rb") as stream:
+        with image_file(args.image).open("rb") as stream:
             is_elf = stream.read(4) == b"\x7fELF"
         image = Image.load(args.image) if is_elf else Image.foreign(args.image)  # e.g. a Linux bzImage
     else:
@@ -195,9 +214,9 @@ def command_student_edition(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workbench", description=__doc__,
+    parser = _Parser(prog="workbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     lab = commands.add_parser("lab", help="start JupyterLab on a copy of the lessons; other options go to JupyterLab")
     lab.add_argument("--dir", default=str(resources.DEFAULT_LAB_DIR),
@@ -216,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
     run.add_argument("--accel", default="tcg", choices=ACCELERATORS)
     run.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
-    run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait after input ends")
+    run.add_argument("--timeout", type=_seconds, default=3600.0, help="seconds to wait after input ends")
 
     for name, function, text in (
         ("pagetable", command_pagetable, "boot a guest, pause it, print its page tables"),
@@ -238,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
         sub.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
         sub.add_argument("--wait-for", help="console text that means the guest is ready")
-        sub.add_argument("--settle", type=float, default=3.0, help="seconds to run a foreign kernel first")
-        sub.add_argument("--timeout", type=float, default=30.0)
+        sub.add_argument("--settle", type=_seconds, default=3.0, help="seconds to run a foreign kernel first")
+        sub.add_argument("--timeout", type=_seconds, default=30.0)
         sub.set_defaults(run=function)
 
     doctor = commands.add_parser("doctor", help="check QEMU, toolchains and acceleration")
@@ -256,9 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
+    except InvalidInput as error:  # the user's mistake: one line, and the usage-error status
+        print(f"workbench: {_one_line(error)}", file=sys.stderr)
+        return 2
     except WorkbenchError as error:
         print(f"workbench: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a path given on the command line that the system refused
+        where = f": {error.filename}" if error.filename else ""
+        print(f"workbench: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ from __future__ import annotations
 import bisect
 import functools
 import html
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from .errors import WorkbenchError
+from .errors import InvalidInput, WorkbenchError
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -24,8 +24,28 @@ SHF_EXECINSTR = 0x4
 PAGE_SIZE = 4096
 
 
-class SymbolNotFound(WorkbenchError):
+class SymbolNotFound(InvalidInput):
     """The image has no symbol of that name."""
+
+
+class NotAnImage(InvalidInput):
+    """The path given as an image is missing, unreadable, or not a kernel QEMU can boot."""
+
+
+def image_file(path: str | Path) -> Path:
+    """`path` as a Path when it names a readable regular file; NotAnImage saying why not."""
+    if not isinstance(path, (str, Path)):
+        raise NotAnImage(f"an image is given by its path (a str or Path), not {type(path).__name__}")
+    if "\0" in str(path):
+        raise NotAnImage(f"{str(path)!r} is not a path: it contains a NUL character")
+    file = Path(path)
+    if file.is_dir():
+        raise NotAnImage(f"{file} is a directory, not a kernel image; build one with Workspace.build()")
+    if not file.is_file():
+        raise NotAnImage(f"there is no kernel image at {file}; build one with Workspace.build()")
+    if not os.access(file, os.R_OK):
+        raise NotAnImage(f"the kernel image {file} cannot be read (permission denied)")
+    return file
 
 
 @dataclass(frozen=True)
@@ -77,14 +97,22 @@ class Image:
 
     @classmethod
     def load(cls, path: str | Path, **build_facts: object) -> Image:
-        path = Path(path)
+        path = image_file(path)
+        try:
+            return cls._read_elf(path, build_facts)
+        except OSError as error:
+            raise NotAnImage(f"the kernel image {path} cannot be read: {error.strerror or error}") from error
+        # pyelftools reads lazily, so a truncated or garbled file can fail in any section read,
+        # and not only with ELFError (struct and construct errors, IndexError, ...).
+        except Exception as error:
+            what = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise NotAnImage(f"{path} is not an ELF image, or not a complete one ({what}); "
+                             "build one with Workspace.build()") from error
+
+    @classmethod
+    def _read_elf(cls, path: Path, build_facts: dict[str, object]) -> Image:
         with path.open("rb") as stream:
-            try:
-                elf = ELFFile(stream)
-            except ELFError as error:
-                raise WorkbenchError(
-                    f"{path} is not an ELF image ({error}); build one with Workspace.build()"
-                ) from error
+            elf = ELFFile(stream)
             sections = tuple(
                 Section(
                     name=s.name,
@@ -114,9 +142,7 @@ class Image:
 
         It has no sections and no symbols, so addresses in its reports stay plain hex.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise WorkbenchError(f"there is no kernel image at {path}")
+        path = image_file(path)
         return cls(path, path.stat().st_size, 0, (), {}, toolchain="foreign")
 
     # Looking things up.

@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import QMPClient, Runstate
 from qemu.qmp.error import QMPError
 
 from . import paging
 from ._loop import LoopThread
 from .console import DEFAULT_LIMIT, Console
 from .cpu import Registers, parse_info_registers
-from .errors import WorkbenchError
+from .errors import InvalidInput, WorkbenchError
 from .faults import FAULT_LINE, GuestFault
 from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
@@ -54,6 +54,18 @@ DEBUG_EXIT_PORT = 0xF4
 MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
 QUIT_GRACE_SECONDS = 2.0
 PAGE_SIZE = 4096
+# The largest legitimate monitor reply: `info tlb` prints one line of about 50 bytes (as JSON)
+# per 4 KiB leaf; every page of the largest guest RAM mapped four times over is about 105 MB.
+# qemu.qmp's default of 10 MB is less than the 31 MB `info tlb` of some student page tables,
+# and a reply over the limit drops the connection for good.
+QMP_REPLY_LIMIT = 128 << 20
+# The guest reads a request into `char line[LINE_SIZE]` (LINE_SIZE 128 in kernel-src/app/main.c),
+# keeping 127 characters and its terminating NUL; longer lines are cut without a word.
+MAX_REQUEST_LENGTH = 127
+# One send() at most: the guest takes typed bytes one at a time, slowly, through a UART
+# without FIFOs; a flood would keep it busy long after the call returned.
+MAX_SEND_LENGTH = 4096
+SEND_TIMEOUT = 5.0
 
 # qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
 # same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
@@ -76,11 +88,12 @@ class MachineState(enum.Enum):
     FAULTED = "faulted"  # the guest reported a CPU exception; QEMU is paused
     TRIPLE_FAULT = "triple-fault"  # the CPU reset itself; QEMU is paused
     EXITED = "exited"  # QEMU has exited (the guest asked, or QEMU failed)
+    DISCONNECTED = "disconnected"  # the QMP connection broke; QEMU has been stopped
     CLOSED = "closed"  # closed by us
 
     @property
     def terminal(self) -> bool:
-        return self in (MachineState.EXITED, MachineState.CLOSED)
+        return self in (MachineState.EXITED, MachineState.DISCONNECTED, MachineState.CLOSED)
 
     @property
     def stopped_by_guest(self) -> bool:
@@ -143,6 +156,49 @@ class MachineClosed(MachineError):
     """The machine was used after it was closed."""
 
 
+class ConnectionLost(MachineError):
+    """The QMP connection to QEMU broke (a reply over the size limit, say); QEMU was stopped,
+    since a machine that cannot be paused, inspected or quit must not run on unseen."""
+
+
+class NoReply(MachineError):
+    """The guest took a request and is waiting for the next one, but printed no reply line
+    for it. The machine is still running and can be used."""
+
+
+class BadMachineSetting(InvalidInput):
+    """A Machine setting (machine type, accelerator, memory size) that cannot work."""
+
+
+class BadRequest(InvalidInput):
+    """Text the guest's line protocol cannot carry; nothing was sent to the guest."""
+
+
+def check_request(line: str) -> str:
+    """`line` if it is one request the guest can read whole; BadRequest saying why not."""
+    if not isinstance(line, str):
+        raise BadRequest(f"a request is a str such as 'ticks', not {type(line).__name__}")
+    if len(line) > MAX_REQUEST_LENGTH:
+        raise BadRequest(f"a request is at most {MAX_REQUEST_LENGTH} characters (the guest's line buffer "
+                         f"holds no more), but this one has {len(line)}")
+    breaks = [c for c in line if c in "\r\n"]
+    if breaks:
+        raise BadRequest(f"a request is one line, but {_clip(line)} contains {breaks[0]!r}; "
+                         "send each request with a request() call of its own")
+    odd = next((c for c in line if not " " <= c <= "~"), None)
+    if odd is not None:
+        raise BadRequest(f"a request uses printable ASCII (letters, digits, punctuation, spaces) only, "
+                         f"but {_clip(line)} contains {odd!r}")
+    if not line.strip():
+        raise BadRequest("an empty request gets no reply (the guest just prints its prompt again); "
+                         "send a command such as 'help'")
+    return line
+
+
+def _clip(text: str, width: int = 40) -> str:
+    return repr(text if len(text) <= width else text[:width] + "...")
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.rstrip().splitlines())
 
@@ -203,6 +259,8 @@ class Machine:
     (workbench/gdbstub.py; workbench/trace.py builds on it).
     """
 
+    qmp_reply_limit = QMP_REPLY_LIMIT  # bytes of one QMP message; set before start() to change
+
     def __init__(
         self,
         image: Image | str | Path,
@@ -219,11 +277,12 @@ class Machine:
         gdb: bool = False,
     ) -> None:
         if machine_type not in MACHINE_TYPES:
-            raise ValueError(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
+            raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
         if accel not in ACCELERATORS:
-            raise ValueError(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
-        if not 16 <= memory_mib <= MAX_MEMORY_MIB:
-            raise ValueError(f"memory_mib must be between 16 and {MAX_MEMORY_MIB}, not {memory_mib}")
+            raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
+        if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
+            raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
+                                    f"not {memory_mib!r}")
         self.image = image if isinstance(image, Image) else Image.load(image)
         self.machine_type = machine_type
         self.accel = accel
@@ -257,6 +316,7 @@ class Machine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
+        self._closing = False
 
     # Life cycle.
 
@@ -393,9 +453,10 @@ class Machine:
         serial_ours.setblocking(False)
         self._serial_task = loop.create_task(self._read_serial(serial_ours), name="serial")
 
-        self._qmp = QMPClient(self.name or "workbench")
+        self._qmp = QMPClient(self.name or "workbench", readbuflen=self.qmp_reply_limit)
         await self._qmp.connect(qmp_ours)
         self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
+        self._keep(loop.create_task(self._watch_connection(self._qmp), name="connection"))
         self._maxphyaddr = await self._ask_maxphyaddr()  # before the guest runs: a fault report needs it
         if paused:
             return
@@ -414,6 +475,7 @@ class Machine:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
         if self._state is MachineState.CLOSED:
             return
+        self._closing = True
         loop, process = self._loop, self._process
         if loop is not None and process is not None and process.poll() is None:
             with contextlib.suppress(TimeoutError, QMPError, OSError, RuntimeError):
@@ -557,6 +619,33 @@ class Machine:
             elif name == "RESUME" and self._state is MachineState.PAUSED:
                 self._set_state(MachineState.RUNNING)
 
+    async def _watch_connection(self, qmp: QMPClient) -> None:
+        """A QMP connection that breaks while QEMU lives leaves a machine nobody can pause,
+        inspect or quit: record why, and stop QEMU rather than let it run on unseen."""
+        while qmp.runstate is Runstate.RUNNING:
+            await qmp.runstate_changed()
+        process = self._process
+        assert process is not None
+        try:  # QEMU closes the socket as it exits: that is an exit, recorded by _after_exit
+            await asyncio.to_thread(process.wait, QUIT_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if self._closing:
+            return
+        cause = "QEMU hung up"
+        try:
+            await qmp.disconnect()
+        except ValueError:  # asyncio's StreamReader: a line longer than its limit
+            cause = f"QEMU sent a reply larger than the {self.qmp_reply_limit >> 20} MiB the workbench accepts"
+        except Exception as error:  # whatever broke the connection is only reported here
+            cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        self.outcome = Outcome(MachineState.DISCONNECTED, explanation=(
+            f"The workbench lost its connection to QEMU's monitor: {cause}. Without it the machine "
+            "cannot be paused, inspected or stopped, so QEMU has been stopped; boot a new machine."))
+        self._set_state(MachineState.DISCONNECTED)
+        process.kill()  # _after_exit reaps it and keeps the outcome above
+
     def _on_qemu_exit(self) -> None:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._pidfd)
@@ -569,9 +658,10 @@ class Machine:
         if self._serial_task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._serial_task), 2.0)
-        if self.outcome is None or self.outcome.state is not MachineState.EXITED:
-            self.outcome = self._exit_outcome(code)
-        self._set_state(MachineState.EXITED)
+        if self._state is not MachineState.DISCONNECTED:  # that outcome says why we killed it
+            if self.outcome is None or self.outcome.state is not MachineState.EXITED:
+                self.outcome = self._exit_outcome(code)
+            self._set_state(MachineState.EXITED)
         self.console.close()
 
     def _exit_outcome(self, code: int) -> Outcome:
@@ -597,24 +687,47 @@ class Machine:
     def _require_qemu(self) -> LoopThread:
         if self._state is MachineState.CREATED:
             raise MachineError("the machine has not been started; call start() first")
+        if self._state is MachineState.DISCONNECTED:
+            assert self.outcome is not None
+            raise ConnectionLost(self.outcome.explanation, console_tail=self.console.tail())
         if self._state.terminal or self._loop is None:
             raise MachineClosed(f"the machine is {self._state.value}; boot a new one", console_tail=self.console.tail())
         return self._loop
 
     def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
         """Execute one QMP command and return its result."""
+        return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
+
+    def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
         loop = self._require_qemu()
         assert self._qmp is not None
         try:
             return loop.run(self._qmp.execute(command, arguments or None), timeout)
         except TimeoutError as error:
-            raise MachineError(f"QEMU did not answer the QMP command {command!r} within {timeout:g} s") from error
-        except QMPError as error:
-            raise MachineError(f"QMP command {command!r} failed: {error}") from error
+            raise MachineError(f"QEMU did not answer {what} within {timeout:g} s") from error
+        except (QMPError, OSError, EOFError) as error:
+            if self._qmp.runstate is not Runstate.RUNNING:
+                self._await_terminal(QUIT_GRACE_SECONDS + 1.0)
+                if self._state is MachineState.DISCONNECTED:
+                    assert self.outcome is not None
+                    raise ConnectionLost(f"{what} failed. {self.outcome.explanation}",
+                                         console_tail=self.console.tail()) from error
+                if self._state.terminal:
+                    raise MachineClosed(f"{what} failed: the machine is {self._state.value}"
+                                        + (f". {self.outcome.explanation}" if self.outcome else ""),
+                                        console_tail=self.console.tail()) from error
+            raise MachineError(f"{what} failed: {error}") from error
+
+    def _await_terminal(self, timeout: float) -> None:
+        """A broken connection is followed by QEMU's exit or our stopping it; wait for either."""
+        deadline = time.monotonic() + timeout
+        while not self._state.terminal and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def hmp(self, command_line: str, timeout: float = 5.0) -> str:
         """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
-        return str(self.qmp("human-monitor-command", timeout, **{"command-line": command_line}))
+        return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
+                                 f"the monitor command {command_line!r}"))
 
     def registers(self, timeout: float = 5.0) -> Registers:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
@@ -690,9 +803,25 @@ class Machine:
 
     def send(self, text: str) -> None:
         """Type `text` into the guest's serial console (a line needs its own newline)."""
+        if not isinstance(text, str):
+            raise InvalidInput(f"send() types text (a str), not {type(text).__name__}")
+        if len(text) > MAX_SEND_LENGTH:
+            raise InvalidInput(f"send() types at most {MAX_SEND_LENGTH} characters at a time (the guest reads "
+                               f"them one by one), not {len(text)}")
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as error:
+            raise InvalidInput(f"{_clip(text)} cannot be typed: {error.object[error.start:error.end]!r} "
+                               "is not a character (a lone surrogate)") from error
         loop = self._require_qemu()
-        data = text.encode()
-        loop.run(self._send(data), 5.0)
+        try:
+            loop.run(self._send(data), SEND_TIMEOUT)
+        except TimeoutError as error:
+            raise MachineError(f"the guest did not take typed input within {SEND_TIMEOUT:g} s; it reads its "
+                               "console only while it waits for a request", console_tail=self.console.tail()) from error
+        except OSError as error:
+            raise MachineClosed(f"typing into the guest failed: the machine is {self._state.value} ({error})",
+                                console_tail=self.console.tail()) from error
 
     async def _send(self, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(self._sockets[1], data)
@@ -707,6 +836,13 @@ class Machine:
         one that does not print it in time raises GuestTimeout, and QEMU is stopped.
         """
         awaited = f"{pattern!r}" if isinstance(pattern, str) else f"/{pattern.pattern}/"
+        match = self._wait_for_match(pattern, awaited, timeout)
+        if match is not None:
+            return match
+        raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s.")
+
+    def _wait_for_match(self, pattern: str | re.Pattern[str], awaited: str, timeout: float) -> re.Match[str] | None:
+        """The match, or None when `timeout` passed with the guest still running."""
         if self._state is MachineState.CREATED:
             raise MachineError("the machine has not been started; call start() first")
         deadline = time.monotonic() + timeout
@@ -715,32 +851,55 @@ class Machine:
             return match
         if self._state is MachineState.CLOSED:
             raise MachineClosed("the machine was closed while waiting for " + awaited)
+        if self._state is MachineState.DISCONNECTED:
+            assert self.outcome is not None
+            raise ConnectionLost(f"{self.outcome.explanation} (This happened while waiting for {awaited}.)",
+                                 console_tail=self.console.tail())
         if self._state.stopped_by_guest:
             self._wait_for_outcome()
             assert self.outcome is not None
             raise GuestStopped(self.outcome, f"the guest to print {awaited}",
                                console_tail=self.console.tail(), qemu_log=self._qemu_log_if_failed())
-        raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s.")
+        return None
 
     def _stopped(self) -> bool:
         return self._state.stopped_by_guest or self._state.terminal
 
     def request(self, line: str, timeout: float = 10.0) -> Reply:
-        """Send one request of the application's protocol and return its parsed reply."""
+        """Send one request of the application's protocol and return its parsed reply.
+
+        `line` is one line of printable ASCII, at most MAX_REQUEST_LENGTH characters, without
+        its newline; anything else raises BadRequest before a byte is sent.
+        """
         self.send_request(line)
         return self.wait_for_reply(line, timeout)
 
     def send_request(self, line: str) -> None:
         """Send a request without waiting: `wait_for_reply(line)` collects its reply later."""
+        check_request(line)
         self.console.skip_to_end()
         self.send_line(line)
 
     def wait_for_reply(self, line: str, timeout: float = 10.0) -> Reply:
-        """The reply to the request `line` sent last with `send_request`."""
-        command = line.split(maxsplit=1)[0] if line.split() else ""
-        # A whole line, after a newline or the prompt; never a line still arriving.
-        reply = re.compile(rf"(?:^|(?<=> ))(ok|error) {re.escape(command)}\b([^\n]*)\n", re.MULTILINE)
-        match = self.wait_for(reply, timeout)
+        """The reply to the request `line` sent last with `send_request`.
+
+        If the guest prompts for the next request without having replied, NoReply is raised
+        at once and the machine keeps running. A guest still busy with the request after
+        `timeout` seconds is stopped, as in `wait_for` (GuestTimeout).
+        """
+        command = check_request(line).split(maxsplit=1)[0]
+        # A whole reply line, after a newline or the prompt, never a line still arriving; or
+        # else a new prompt at the very end: the guest is done with the request and silent.
+        reply = re.compile(rf"(?:^|(?<=> ))(ok|error) {re.escape(command)}\b([^\n]*)\n|\n> \Z", re.MULTILINE)
+        awaited = f"a reply to {line!r}"
+        match = self._wait_for_match(reply, awaited, timeout)
+        if match is None:
+            raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s; "
+                                "nor did it prompt for another request.")
+        if match[1] is None:
+            raise NoReply(f"The guest printed no reply line ('ok {command} ...' or 'error {command} ...') "
+                          f"to {line!r} and is waiting for the next request. The machine is still running.",
+                          console_tail=self.console.tail())
         ok, rest = match[1] == "ok", match[2].strip()
         fields = dict(pair.split("=", 1) for pair in rest.split() if "=" in pair) if ok else {"message": rest}
         return Reply(ok, command, fields, match[0].strip())
@@ -755,6 +914,9 @@ class Machine:
             return self.outcome
         if self._state is MachineState.CLOSED:
             raise MachineClosed("the machine was closed while waiting for the guest to stop")
+        if self._state is MachineState.DISCONNECTED:
+            assert self.outcome is not None
+            raise ConnectionLost(self.outcome.explanation, console_tail=self.console.tail())
         raise self._timeout(f"The guest was still running after {timeout:g} s.")
 
     def _wait_for_outcome(self, timeout: float = 5.0) -> None:

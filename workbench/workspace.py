@@ -8,10 +8,12 @@ the changes as a patch.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import html
 import os
 import re
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from . import resources
 from .build import DEFAULT_TOOLCHAIN, build_image
 from .display import SourceView, excerpt
-from .errors import WorkbenchError
+from .errors import InvalidInput, WorkbenchError
 from .image import Image
 
 BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
@@ -27,8 +29,12 @@ SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
 SOURCE_NAMES = ("Makefile",)
 
 
-class PathOutsideWorkspace(WorkbenchError):
+class PathOutsideWorkspace(InvalidInput):
     """A path that would leave the workspace."""
+
+
+class BadPath(InvalidInput):
+    """A path inside the workspace that cannot be used as asked (a directory, a loop, ...)."""
 
 
 class TextNotFound(WorkbenchError):
@@ -85,8 +91,8 @@ class Workspace:
         With `fresh=True` it starts from the pristine source; any earlier changes are saved
         as a patch first (see `reset`).
         """
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise WorkbenchError(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise InvalidInput(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
         root = (parent or workspaces_root()) / name
         pristine = resources.kernel_source()
         if not root.exists():
@@ -106,7 +112,15 @@ class Workspace:
 
     def path(self, relative: str | Path) -> Path:
         """The absolute path of `relative`; refuses anything that would leave the workspace."""
-        candidate = (self.root / relative).resolve()
+        if not isinstance(relative, (str, Path)):
+            raise BadPath(f"a path in the workspace is a str such as 'app/main.c', not {type(relative).__name__}")
+        if "\0" in str(relative):
+            raise BadPath(f"{str(relative)!r} is not a path: it contains a NUL character")
+        try:
+            candidate = (self.root / relative).resolve()
+        except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python 3.11/3.12)
+            raise BadPath(f"{str(relative)!r} cannot be followed: a symbolic link in it points in a loop "
+                          "or nowhere") from error
         if candidate != self.root and self.root not in candidate.parents:
             raise PathOutsideWorkspace(
                 f"{str(relative)!r} is outside the workspace {self.root}; "
@@ -128,16 +142,48 @@ class Workspace:
         target = self.path(relative)
         if not target.is_file():
             raise WorkbenchError(f"there is no file {relative!r} in the workspace")
-        return target.read_text()
+        try:
+            return target.read_text()
+        except UnicodeDecodeError as error:
+            raise BadPath(f"{relative!r} is not a text file (byte {error.start} is not UTF-8)") from error
 
     def write(self, relative: str, text: str) -> None:
-        """Replace the whole file (creating it if needed)."""
+        """Replace the whole file (creating it if needed); on any failure the old file stays."""
         target = self.path(relative)
+        if target == self.root or target.is_dir():
+            raise BadPath(f"{str(relative)!r} is a directory in the workspace; write() needs a file name "
+                          "such as 'app/main.c'")
+        if not isinstance(text, str):
+            raise InvalidInput(f"write() takes the new text as a str, not {type(text).__name__}")
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as error:
+            raise InvalidInput(f"the text for {relative!r} cannot be saved as UTF-8: "
+                               f"{error.object[error.start:error.end]!r} is not a character") from error
+        for parent in reversed(target.relative_to(self.root).parents):
+            if (self.root / parent).exists() and not (self.root / parent).is_dir():
+                raise BadPath(f"{str(relative)!r} cannot be written: {str(parent)!r} is a file, not a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        # Write a temporary file beside it, then rename: the old text survives a failed write.
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(data)
+            if target.exists():
+                shutil.copymode(target, temporary)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     def replace(self, relative: str, old: str, new: str) -> SourceView:
         """Replace the one occurrence of `old` with `new`; returns the changed lines."""
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise InvalidInput("replace() takes the old and the new text as str")
+        if not old:
+            raise InvalidInput("replace() needs the text to replace; it is empty")
         text = self.read(relative)
         count = text.count(old)
         if count != 1:
