@@ -3,11 +3,11 @@
 Prints, measured in the page (performance.now(), so browser time, not Python time):
   (a) a stock Linux kernel (tests/linux_kernel.py) paused with its final page tables
       (about 74,000 pages):
-      - the page-table explorer: its first level drawn, after the cell that made it finished;
-        target <= 300 ms;
-      - expanding a node (click to its child rows drawn), over a walk down from several PML4
-        entries to the largest tables; target <= 100 ms;
-      - the address-space map: drawn, after its cell finished; target <= 300 ms;
+      - the page-table explorer: from Shift-Enter (just before `notebook:run-cell`) to its first
+        level painted (two requestAnimationFrame callbacks after it appeared); target <= 150 ms;
+      - expanding a node (click to its last child row painted), over a walk down from several
+        PML4 entries to the largest tables; target <= 100 ms;
+      - the address-space map: from Shift-Enter to the map painted; target <= 300 ms;
       - then the guest resumed, the explorer refreshing live: refreshes per second and the
         time from Python sending each one to the page drawing it, first second against last;
         target <= 10 per second with no growing backlog.
@@ -66,23 +66,28 @@ while time.monotonic() < end:
     "print(json.dumps({'explorer': explorer.flow, 'machine': view.flow}))\nunikernel.close()",
 ]
 
-# In the page: run one cell; resolve when it has finished (its execution count arrives) and the
-# selector matched inside its output, with both times.
+# In the page: run one cell as Shift-Enter does; resolve with the time just before
+# `notebook:run-cell`, the first paint after the selector matched inside its output (two
+# requestAnimationFrame callbacks: the frame that draws it has been painted), and the time
+# JupyterLab set the execution count (after the execute reply).
 MEASURE_CELL = """async ([index, selector]) => {
     const app = window.jupyterapp;
     const panel = app.shell.currentWidget;
     const cell = panel.content.widgets[index];
     return await new Promise((resolve) => {
-        let done = null, drawn = null;
+        let started = null, done = null, painted = null, matched = false;
         const finish = () => {
-            if (done !== null && (drawn !== null || !selector)) { observer.disconnect(); resolve({done, drawn}); }
-        };
-        const observer = new MutationObserver(() => {
-            if (selector && drawn === null && cell.node.querySelector(selector)) {
-                drawn = performance.now();
-                finish();
+            if (done !== null && (painted !== null || !selector)) {
+                observer.disconnect(); resolve({started, done, painted});
             }
-        });
+        };
+        const look = () => {
+            if (selector && !matched && cell.node.querySelector(selector)) {
+                matched = true;
+                requestAnimationFrame(() => requestAnimationFrame(() => { painted = performance.now(); finish(); }));
+            }
+        };
+        const observer = new MutationObserver(look);
         observer.observe(cell.node, {subtree: true, childList: true, attributes: true});
         cell.model.stateChanged.connect((_, change) => {
             if (change.name === "executionCount" && change.newValue !== null && done === null) {
@@ -90,12 +95,14 @@ MEASURE_CELL = """async ([index, selector]) => {
             }
         });
         panel.content.activeCellIndex = index;
+        started = performance.now();
         app.commands.execute("notebook:run-cell");
     });
 }"""
 
-# In the page: click a tree node's twisty; resolve with the milliseconds until its children are drawn.
-EXPAND = """async (id) => {
+# In the page: click a tree node's twisty; resolve when all `expected` child rows are drawn and
+# painted (two requestAnimationFrame callbacks), with the milliseconds from the click.
+EXPAND = """async ([id, expected]) => {
     const root = document.querySelector(".wb-explorer");
     const twisty = root.querySelector(`.wb-row[data-id="${id}"] .wb-twisty`);
     const started = performance.now();
@@ -103,8 +110,10 @@ EXPAND = """async (id) => {
     return await new Promise((resolve) => {
         const look = () => {
             const rows = root.querySelectorAll(`.wb-children[data-table="${id}"] > .wb-row`);
-            if (rows.length) resolve({ms: performance.now() - started, rows: rows.length, started});
-            else requestAnimationFrame(look);
+            if (rows.length >= expected || performance.now() - started > 10000) {
+                requestAnimationFrame(() => requestAnimationFrame(
+                    () => resolve({ms: performance.now() - started, rows: rows.length, started})));
+            } else requestAnimationFrame(look);
         };
         look();
     });
@@ -168,13 +177,14 @@ def linux(browser: Browser, seconds: float) -> None:
             run_cell(page, 0)
             print(f"Linux guest: {output_text(page, 0).strip()}")
             shown = run_cell(page, 1, ".wb-explorer .wb-tree > .wb-row")
-            print(f"explorer: first level drawn {shown['drawn'] - shown['done']:6.1f} ms after its cell finished "
-                  "(target <= 300 ms; negative: drawn before the cell's reply arrived)")
+            reply = shown["done"] - shown["started"]
+            print(f"explorer: Shift-Enter to its first level painted {shown['painted'] - shown['started']:6.1f} ms "
+                  f"(target <= 150 ms; the cell's execution count arrived at {reply:6.1f} ms)")
             expansions = []
             for top, count in page.page.evaluate(CHILDREN, "")[:3]:
                 node, entries = top, count
                 for _level in range(3):
-                    timing = page.page.evaluate(EXPAND, node)
+                    timing = page.page.evaluate(EXPAND, [node, entries])
                     expansions.append((timing["ms"], entries, node))
                     children = page.page.evaluate(CHILDREN, node)
                     if not children:
@@ -182,12 +192,14 @@ def linux(browser: Browser, seconds: float) -> None:
                     node, entries = children[0]
             ms = sorted(e[0] for e in expansions)
             biggest = max(expansions, key=lambda e: e[1])
-            print(f"explorer: {len(ms)} expansions, click to children drawn: median {statistics.median(ms):5.1f} ms, "
+            print(f"explorer: {len(ms)} expansions, click to the last child row painted: "
+                  f"median {statistics.median(ms):5.1f} ms, "
                   f"max {ms[-1]:5.1f} ms (target <= 100 ms); the largest, {biggest[1]} entries, "
                   f"took {biggest[0]:5.1f} ms")
             drawn = run_cell(page, 2, ".wb-map[data-drawn]")
-            print(f"address-space map: drawn {drawn['drawn'] - drawn['done']:6.1f} ms after its cell finished "
-                  "(target <= 300 ms)")
+            reply = drawn["done"] - drawn["started"]
+            print(f"address-space map: Shift-Enter to the map painted {drawn['painted'] - drawn['started']:6.1f} ms "
+                  f"(target <= 300 ms; the cell's execution count arrived at {reply:6.1f} ms)")
             since: float = page.page.evaluate("() => Date.now()")
             run_cell(page, 3)
             page.page.wait_for_timeout(seconds * 1000)  # the guest runs; the explorer refreshes by itself
@@ -195,6 +207,7 @@ def linux(browser: Browser, seconds: float) -> None:
             run_cell(page, 4)
             flow = json.loads(output_text(page, 4))
             print(f"python side, explorer: {flow['sent']} updates sent, the last one drawn: {flow['acked']}")
+            page.assert_no_script_errors()
         finally:
             page.close()
 
@@ -215,6 +228,7 @@ def unikernel(browser: Browser, seconds: float) -> None:
             for name, flow in flows.items():
                 print(f"  python side, {name}: {flow['sent']} updates sent, the last one drawn: "
                       f"{flow['acked']} (acknowledgements queue while a cell runs)")
+            page.assert_no_script_errors()
         finally:
             page.close()
 

@@ -201,6 +201,10 @@ class Browser:
             self.playwright.stop()
 
 
+# Console errors JupyterLab itself logs on a healthy page, not caused by any view.
+CONSOLE_NOISE: tuple[str, ...] = ()
+
+
 class NotebookPage:
     """One notebook open in JupyterLab, in its own browser page."""
 
@@ -209,8 +213,21 @@ class NotebookPage:
         self.name = name
         self.page = browser.page()
         self.console: list[str] = []
-        self.page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
-        self.page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+        self.script_errors: list[str] = []  # uncaught exceptions and console.error calls, with their message
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda error: self.script_errors.append(f"pageerror: {error}\n{error.stack}"))
+
+    def _on_console(self, message: Any) -> None:
+        text = f"{message.type}: {message.text}"
+        self.console.append(text)
+        if message.type == "error" and not any(noise in message.text for noise in CONSOLE_NOISE):
+            location = message.location
+            self.script_errors.append(f"console {text} at {location.get('url', '?')}:{location.get('lineNumber', '?')}")
+
+    def assert_no_script_errors(self) -> None:
+        """Fail, with the messages, if any script threw or logged an error since the page opened."""
+        errors, self.script_errors = self.script_errors, []
+        assert not errors, f"{self.name}: the page reported {len(errors)} script errors:\n" + "\n".join(errors)
 
     def open(self, timeout: float = START_TIMEOUT) -> NotebookPage:
         # A workspace of its own, so that no other page's open notebooks are restored into this one.
@@ -253,7 +270,7 @@ class NotebookPage:
         return time.monotonic() - started
 
     def errors(self) -> list[str]:
-        """Tracebacks shown in cell outputs, and widgets that failed to render."""
+        """Tracebacks shown in cell outputs, widgets that failed to render, and script errors."""
         found: list[str] = self.page.evaluate("""() => {
             const out = [];
             const stderr = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]';
@@ -266,7 +283,7 @@ class NotebookPage:
             }
             return out;
         }""")
-        return found
+        return found + self.script_errors
 
     def view(self, css_class: str, index: int = 0) -> Any:
         """The index-th rendered view with this class (e.g. 'wb-explorer')."""

@@ -28,6 +28,16 @@ def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
     page.close()
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test of the views notebook: no script threw or logged an error meanwhile."""
+    yield
+    if "notebook" in request.fixturenames:
+        page: NotebookPage = request.getfixturevalue("notebook")
+        page.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.assert_no_script_errors()
+
+
 def test_the_notebook_runs_without_errors(notebook: NotebookPage) -> None:
     assert notebook.errors() == [], notebook.errors()
     for view in ("wb-machine", "wb-explorer", "wb-translator", "wb-map", "wb-diff", "wb-build"):
@@ -161,5 +171,6 @@ def test_lesson_views_render(lab: LabServer, browser: Browser, artifacts: Path, 
             view.scroll_into_view_if_needed()
             expect(view).to_be_visible()
             view.screenshot(path=artifacts / f"{Path(lesson).stem}-view-{index + 1}.png")
+        notebook.assert_no_script_errors()
     finally:
         notebook.close()

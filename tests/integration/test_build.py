@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from workbench.build import BuildError
+from workbench.host import TOOLCHAINS
 from workbench.image import Image
 from workbench.workspace import Workspace
 
@@ -26,12 +28,42 @@ def test_the_image_is_small_and_each_section_has_its_permissions(image: Image) -
     assert image.symbolize(image.symbol("app_main").vaddr + 1) == "app_main+0x1"
 
 
+# Two build environments that differ in everything a build could leak: the source's absolute
+# path (and its length), time zone, umask, locale, SOURCE_DATE_EPOCH and the wall-clock time.
+ENVIRONMENTS = [
+    {"dir": "a", "TZ": "UTC", "umask": "022", "LC_ALL": "C", "LANG": "C", "SOURCE_DATE_EPOCH": "0"},
+    {"dir": "second/with-a-much-longer/absolute-path", "TZ": "Pacific/Chatham", "umask": "077",
+     "LC_ALL": "C.UTF-8", "LANG": "de_DE.UTF-8", "SOURCE_DATE_EPOCH": "1700000000"},
+]
+
+
+def build_in(root: Path, toolchain: str, environment: dict[str, str], debug: bool) -> bytes:
+    """Copy kernel-src to root/<dir>, run make there in `environment` (with -g if `debug`); the image."""
+    workspace = Workspace.open("kernel", parent=root / environment["dir"])
+    variables = [f"{name}={value}" for name, value in TOOLCHAINS[toolchain].items()]
+    env = {**os.environ, **{k: v for k, v in environment.items() if k not in ("dir", "umask")}}
+    env.pop("CFLAGS", None)
+    if debug:
+        env["CFLAGS"] = "-g"  # from the environment, make's `CFLAGS +=` lines add to it
+    done = subprocess.run(["sh", "-c", f'umask {environment["umask"]} && exec make "$@"', "make",
+                           "--no-print-directory", "-C", str(workspace.root), *variables],
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return (workspace.root / "build" / "unikernel.elf").read_bytes()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "with -g"])
 @pytest.mark.parametrize("toolchain", ["gcc", "clang"])
-def test_two_clean_builds_give_identical_bytes(tmp_path: Path, toolchain: str) -> None:
-    first = Workspace.open("first", parent=tmp_path).build(toolchain=toolchain)
-    second = Workspace.open("second-with-a-longer-path", parent=tmp_path).build(toolchain=toolchain)
-    assert first.path.read_bytes() == second.path.read_bytes()
-    assert first.size < MAX_IMAGE_BYTES
+def test_builds_in_different_places_and_environments_give_identical_bytes(
+        tmp_path: Path, toolchain: str, debug: bool) -> None:
+    first, second = (build_in(tmp_path, toolchain, environment, debug) for environment in ENVIRONMENTS)
+    assert first == second, (f"{toolchain}{' -g' if debug else ''}: the images differ "
+                             f"({len(first)} and {len(second)} bytes); a path, time or locale leaked in")
+    if debug:
+        assert b".debug_info" in first, "CFLAGS=-g from the environment did not reach the compiler"
+        assert str(tmp_path).encode() not in first, "an absolute build path is in the debug image"
+    else:
+        assert len(first) < MAX_IMAGE_BYTES
 
 
 def test_an_edit_rebuilds_only_what_depends_on_it(workspace: Workspace) -> None:

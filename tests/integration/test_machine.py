@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 from workbench.errors import WorkbenchError
 from workbench.image import Image
@@ -216,6 +221,48 @@ def test_nothing_outlives_many_machines(built_workspace: Workspace, image: Image
     assert snapshot() == before
 
 
+def readline(stream: IO[str], timeout: float) -> str:
+    """One line from a child's pipe, or AssertionError after `timeout` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, f"no line from the child within {timeout:g} s"
+    return stream.readline()
+
+
+def qemu_children_of(pid: int) -> list[int]:
+    """The QEMU processes among `pid`'s children."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            try:
+                if Path(f"/proc/{child}/comm").read_text().startswith("qemu"):
+                    found.append(child)
+            except OSError:
+                continue
+    return found
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+@contextlib.contextmanager
+def leave_no_qemu(qemu: list[int]) -> Iterator[None]:
+    """Whatever the test asserts, kill every QEMU it recorded that is still there at the end."""
+    try:
+        yield
+    finally:
+        for pid in qemu:
+            if alive(pid):  # the test has failed already: QEMU outlived its parent; clean up
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_qemu_dies_with_the_python_process_that_started_it(image: Image) -> None:
     script = textwrap.dedent(f"""
         import sys, time
@@ -225,16 +272,79 @@ def test_qemu_dies_with_the_python_process_that_started_it(image: Image) -> None
         print(machine.pid, flush=True)
         time.sleep(60)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    qemu_pid = int(parent.stdout.readline())
-    assert alive(qemu_pid)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 5
-    while alive(qemu_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(qemu_pid), "QEMU outlived the process that started it"
+    qemu: list[int] = []
+    with leave_no_qemu(qemu), subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                               text=True) as parent:
+        try:
+            assert parent.stdout is not None
+            qemu.append(int(readline(parent.stdout, 60)))
+            assert alive(qemu[0])
+        finally:
+            parent.kill()
+            parent.wait(timeout=10)
+        assert wait_gone(qemu[0]), "QEMU outlived the process that started it"
+
+
+def test_qemu_dies_with_a_parent_killed_during_start_up(image: Image) -> None:
+    script = textwrap.dedent(f"""
+        from workbench.machine import Machine
+        print("starting", flush=True)
+        machine = Machine({str(image.path)!r}).start()
+        print("started", flush=True)
+        machine.wait_for("> ", timeout=60)
+    """)
+    qemu: list[int] = []
+    with leave_no_qemu(qemu), subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                               text=True) as parent:
+        try:
+            assert parent.stdout is not None
+            assert readline(parent.stdout, 60) == "starting\n"
+            deadline = time.monotonic() + 30
+            while not qemu and time.monotonic() < deadline and parent.poll() is None:
+                qemu += qemu_children_of(parent.pid)
+                time.sleep(0.001)
+            assert qemu, "QEMU never appeared as a child of the starting process"
+            started_yet = select.select([parent.stdout], [], [], 0)[0]
+        finally:
+            parent.kill()
+            parent.wait(timeout=10)
+        assert not started_yet, "the kill came after Machine.start() returned: not during start-up"
+        assert wait_gone(qemu[0]), "QEMU outlived the process killed while it started QEMU"
+
+
+def test_qemu_dies_with_a_jupyter_kernel_killed_by_sigkill(image: Image) -> None:
+    manager = KernelManager(kernel_name="python3")
+    root = str(Path(__file__).resolve().parents[2])
+    manager.start_kernel(env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (
+        root, os.environ.get("PYTHONPATH"))))})
+    client = manager.client()
+    client.start_channels()
+    qemu: list[int] = []
+    kernel_pid = manager.provisioner.pid if manager.provisioner is not None else None  # type: ignore[attr-defined]
+    try:
+        with leave_no_qemu(qemu):
+            client.wait_for_ready(timeout=60)
+            printed: list[str] = []
+
+            def output(message: dict[str, Any]) -> None:
+                if message["msg_type"] == "stream":
+                    printed.append(message["content"]["text"])
+
+            reply = client.execute_interactive(textwrap.dedent(f"""
+                from workbench.machine import Machine
+                machine = Machine({str(image.path)!r}).start()
+                machine.wait_for("> ", timeout=60)
+                print(machine.pid)
+            """), timeout=120, output_hook=output)
+            assert reply["content"]["status"] == "ok", reply["content"]
+            qemu.append(int("".join(printed)))
+            assert kernel_pid is not None and alive(qemu[0]) and qemu[0] in qemu_children_of(kernel_pid)
+            os.kill(kernel_pid, signal.SIGKILL)  # the Jupyter kernel only, not its process group
+            assert wait_gone(qemu[0]), "QEMU outlived the Jupyter kernel that started it"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        manager.cleanup_resources()
 
 
 def test_a_named_machine_replaces_the_one_before(image: Image) -> None:

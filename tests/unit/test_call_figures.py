@@ -14,7 +14,9 @@ from workbench.attack_surface import (
 )
 from workbench.calls import (
     PUBLISHED,
+    HostMeasurement,
     MeasurementError,
+    host_is_virtual_machine,
     parse_bench_reply,
     parse_host_output,
     published_html,
@@ -58,6 +60,21 @@ def test_the_host_program_output_is_read_in_ns_and_ticks() -> None:
     assert without_tsc.tsc_ticks is None
     with pytest.raises(MeasurementError, match="unexpected"):
         parse_host_output("Segmentation fault\n", rounds=1, iterations=1)
+
+
+def test_the_host_says_when_it_is_a_virtual_machine_and_what_its_loop_costs() -> None:
+    flags = "processor\t: 0\nflags\t\t: fpu vme sse2 hypervisor lahf_lm\nmodel name\t: X\n"
+    assert host_is_virtual_machine(flags)
+    assert not host_is_virtual_machine(flags.replace(" hypervisor", ""))
+    assert not host_is_virtual_machine("model name\t: hypervisor-themed CPU\n")  # only the flags line counts
+    text = ("call 1.0 1.5 1.8 0 0 0\nsyscall 127.0 129.0 130.0 0 0 0\nloop 0.2 0.3 0.4 0 0 0\n")
+    host = HostMeasurement(**{**vars(parse_host_output(text, 21, 100000, cpu="a CPU")), "virtual_machine": True})
+    assert host.net("syscall") == pytest.approx(128.7) and host.net("call") == pytest.approx(1.2)
+    words = str(host)
+    assert "inside a virtual machine" in words and "outside any VM" not in words
+    assert "empty loop alone" in words and "counter, compare, branch" in words and "syscall()" in words
+    bare = HostMeasurement(**{**vars(host), "virtual_machine": False})
+    assert "outside any VM" in str(bare)
 
 
 def test_the_published_figures_are_the_papers_with_their_conditions() -> None:

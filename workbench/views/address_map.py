@@ -14,14 +14,12 @@ here, on request), with a breadcrumb trail back out.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import traitlets
 
-from ..address_space import AddressSpace, Region
+from ..address_space import AddressSpace, Region, Summary
 from ..errors import WorkbenchError
 from ..image import Image
 from ..machine import Machine, MachineState
@@ -55,15 +53,6 @@ def _weight(region: Region) -> float:
     return 1.2 if region.size >= 1 << 30 else 0.8
 
 
-def _clip(region: Region, start: int, end: int) -> Region:
-    if region.start >= start and region.end <= end:
-        return region
-    low, high = max(region.start, start), min(region.end, end)
-    fraction = (high - low) / region.size if region.size else 1
-    return Region(low, high, region.kind, region.label, region.permissions, region.page_sizes,
-                  max(1, round(region.pages * fraction)) if region.pages else 0)
-
-
 def _segment(region: Region) -> dict[str, Any]:
     return {"start": hex64(region.start), "last": hex64(region.end - 1), "size": size_text(region.size),
             "kind": region.kind, "label": region.label, "permissions": region.permissions,
@@ -71,51 +60,21 @@ def _segment(region: Region) -> dict[str, Any]:
             "wx": region.writable_and_executable, "weight": round(_weight(region), 3), "cluster": None}
 
 
-def _cluster(regions: Sequence[Region]) -> dict[str, Any]:
+def _cluster(summary: Summary) -> dict[str, Any]:
     """Many regions drawn as one segment: what they hold, by permission."""
-    start, end = regions[0].start, regions[-1].end
-    by_permission: dict[str, int] = {}
-    mapped = wx = 0
-    for region in regions:
-        if region.permissions is not None:
-            by_permission[region.permissions] = by_permission.get(region.permissions, 0) + region.size
-            mapped += region.size
-            wx += region.writable_and_executable
-    dominant = max(by_permission.items(), key=lambda kv: kv[1])[0] if by_permission else None
-    weight = 3.0 + math.log2(max(mapped, 4096) / 4096) / 2 + math.log2(len(regions)) / 2
-    label = f"{len(regions):,} regions, {size_text(mapped)} mapped"
-    return {"start": hex64(start), "last": hex64(end - 1), "size": size_text(end - start), "kind": "cluster",
-            "label": label, "permissions": dominant, "pages": sum(r.pages for r in regions), "page_sizes": [],
-            "wx": wx > 0, "weight": round(weight, 3),
-            "cluster": {"regions": len(regions), "mapped": size_text(mapped), "wx": wx,
-                        "by_permission": [{"permissions": p, "size": size_text(s)}
-                                          for p, s in sorted(by_permission.items(), key=lambda kv: -kv[1])]}}
+    weight = 3.0 + math.log2(max(summary.mapped, 4096) / 4096) / 2 + math.log2(summary.regions) / 2
+    label = f"{summary.regions:,} regions, {size_text(summary.mapped)} mapped"
+    return {"start": hex64(summary.start), "last": hex64(summary.end - 1), "size": size_text(summary.size),
+            "kind": "cluster", "label": label, "permissions": summary.dominant, "pages": summary.pages,
+            "page_sizes": [], "wx": summary.wx > 0, "weight": round(weight, 3),
+            "cluster": {"regions": summary.regions, "mapped": size_text(summary.mapped), "wx": summary.wx,
+                        "by_permission": [{"permissions": p, "size": size_text(s)} for p, s in summary.by_permission]}}
 
 
 def segments(space: AddressSpace, start: int = 0, end: int = TOP, limit: int = MAX_SEGMENTS) -> list[dict[str, Any]]:
     """The strip for vaddrs start..end: every region, or clusters split at the largest gaps."""
-    starts = [r.start for r in space.regions]
-    first = max(0, bisect.bisect_right(starts, start) - 1)
-    last = bisect.bisect_left(starts, end)
-    regions = [_clip(r, start, end) for r in space.regions[first:last] if r.end > start and r.start < end]
-    if len(regions) <= limit:
-        return [_segment(r) for r in regions]
-    # Keep the largest empty stretches (and always the non-canonical hole) as separators.
-    gaps = [i for i, r in enumerate(regions) if not r.mapped and r.kind != "guard"]
-    gaps.sort(key=lambda i: (regions[i].kind != "non-canonical", -regions[i].size, i))
-    separators = sorted(gaps[: (limit - 1) // 2])
-    out: list[dict[str, Any]] = []
-    previous = 0
-    for index in [*separators, len(regions)]:
-        run = regions[previous:index]
-        if len(run) == 1:
-            out.append(_segment(run[0]))
-        elif run:
-            out.append(_cluster(run))
-        if index < len(regions):
-            out.append(_segment(regions[index]))
-        previous = index + 1
-    return out
+    return [_cluster(part) if isinstance(part, Summary) else _segment(part)
+            for part in space.summarised(start, end, limit)]
 
 
 class AddressSpaceMap(View):
@@ -149,11 +108,10 @@ class AddressSpaceMap(View):
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.space = snapshot.address_space(self.image)
-        mapped = self.space.mapped
-        violations = self.space.wx_violations()
         with self.hold_sync():
-            self.summary = {"mapped_regions": len(mapped), "regions": len(self.space.regions),
-                            "mapped": size_text(sum(r.size for r in mapped)), "wx_violations": len(violations),
+            self.summary = {"mapped_regions": len(self.space.mapped), "regions": len(self.space),
+                            "mapped": size_text(self.space.mapped_bytes()),
+                            "wx_violations": len(self.space.wx_violations()),
                             "audit": self.space.audit(), "pages": len(snapshot.leaves)}
             crumbs = list(self.crumbs) or [{"start": hex64(0), "last": hex64(TOP - 1), "label": "all of it"}]
             self._zoom_to(crumbs)
@@ -292,7 +250,8 @@ def _static_table(parts: list[dict[str, Any]]) -> str:
                     f"<td style='padding:0 6px'><code>{esc(part['permissions'] or '')}</code></td>"
                     f"<td style='padding:0 6px'>{esc(pages)}</td>"
                     f"<td style='padding:0 6px'>{esc(part['label'])}</td></tr>")
-    more = (f"<div style='color:#6b7280'>... and {len(parts) - STATIC_ROWS} more segments</div>"
-            if len(parts) > STATIC_ROWS else "")
+    rest = sum(p["cluster"]["regions"] if p["cluster"] else 1 for p in parts[STATIC_ROWS:])
+    more = (f"<div style='color:#6b7280'>... and {rest:,} more regions (the strip above shows them all)</div>"
+            if rest else "")
     return ("<table style='border-collapse:collapse;font-size:12px;margin-top:4px'><tr><th>start</th><th>last</th>"
             "<th>size</th><th>perm</th><th>pages</th><th>what</th></tr>" + "".join(rows) + "</table>" + more)
