@@ -47,12 +47,17 @@ def decode_page_fault_error(error_code: int) -> tuple[tuple[str, bool, str], ...
 
 
 def describe_page_fault_error(error_code: int) -> str:
-    """One sentence naming every bit: `Error code 0x9: P=1 (the page was present...), W/R=0 (...)`."""
-    parts = [f"{name}={int(on)} ({meaning})" for name, on, meaning in decode_page_fault_error(error_code)]
+    """Every bit, then what the ones that matter mean: `Error code 0x2 (P=0 W/R=1 ...): the page...`.
+
+    P, W/R and U/S always say something; the other bits only when set.
+    """
+    bits = decode_page_fault_error(error_code)
+    meanings = [meaning for name, on, meaning in bits if on or name in ("P", "W/R", "U/S")]
     if error_code & PF_RESERVED and not error_code & PF_PRESENT:
         # The SDM sets P with RSVD; QEMU's TCG (7.2) does not: the entry was present all the same.
-        parts[0] = "P=0 (clear although RSVD is set, as QEMU's TCG reports it; the entries were present)"
-    return f"Error code {error_code:#x}: " + ", ".join(parts) + "."
+        meanings[0] = "P is clear although RSVD is set, as QEMU's TCG reports it (the entries were present)"
+    flags = " ".join(f"{name}={int(on)}" for name, on, _ in bits)
+    return f"Error code {error_code:#x} ({flags}): " + "; ".join(meanings) + "."
 
 
 @dataclass(frozen=True)
