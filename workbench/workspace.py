@@ -29,6 +29,9 @@ SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
 SOURCE_NAMES = ("Makefile",)
 
 
+_UNFOLLOWABLE = "{!r} cannot be followed: a symbolic link in it points in a loop or nowhere"
+
+
 class PathOutsideWorkspace(InvalidInput):
     """A path that would leave the workspace."""
 
@@ -119,8 +122,9 @@ class Workspace:
         try:
             candidate = (self.root / relative).resolve()
         except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python 3.11/3.12)
-            raise BadPath(f"{str(relative)!r} cannot be followed: a symbolic link in it points in a loop "
-                          "or nowhere") from error
+            raise BadPath(_UNFOLLOWABLE.format(str(relative))) from error
+        if any(part.is_symlink() for part in (candidate, *candidate.parents)):
+            raise BadPath(_UNFOLLOWABLE.format(str(relative)))  # Python 3.13 leaves a loop unresolved
         if candidate != self.root and self.root not in candidate.parents:
             raise PathOutsideWorkspace(
                 f"{str(relative)!r} is outside the workspace {self.root}; "
