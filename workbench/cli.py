@@ -76,7 +76,8 @@ def command_lab(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> Image | None:
     """Build as the command line asks; print the diagnostics and return None if it fails."""
     try:
-        return build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain)
+        return build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain,
+                           components=args.components, app=args.app)
     except BuildError as error:
         print(error, file=sys.stderr)
         return None
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
         sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
         sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+        sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
+                                               "(default: the application's config.mk; '' for the base alone)")
+        sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
         sub.set_defaults(run=function)
     run = commands.choices["run"]
     run.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)

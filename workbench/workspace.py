@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .errors import InvalidInput, WorkbenchError
 from .image import Image
 
 BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
-SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
+SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh", ".mk")
 SOURCE_NAMES = ("Makefile",)
 
 
@@ -283,9 +284,15 @@ class Workspace:
 
     # Building.
 
-    def build(self, *, scenario: str = "none", toolchain: str = DEFAULT_TOOLCHAIN, timeout: float = 120.0) -> Image:
-        """Build this workspace incrementally; returns the Image or raises BuildError."""
-        return build_image(self.root, scenario=scenario, toolchain=toolchain, timeout=timeout)
+    def build(self, *, scenario: str = "none", toolchain: str = DEFAULT_TOOLCHAIN,
+              components: Iterable[str] | None = None, app: str = "app", timeout: float = 120.0) -> Image:
+        """Build this workspace incrementally; returns the Image or raises BuildError.
+
+        `components` picks the kernel's components (kernel-src/components.mk) instead of the
+        application's own selection in its config.mk; `app` picks the application directory.
+        """
+        return build_image(self.root, scenario=scenario, toolchain=toolchain, components=components, app=app,
+                           timeout=timeout)
 
 
 def _function_lines(text: str, name: str, relative: str) -> tuple[int, int]:

@@ -69,4 +69,6 @@ int strcmp(const char *left, const char *right);
 /* The application's entry point, called by kernel_main once the kernel is ready. */
 void app_main(void);
 
+#include "component_api.h"   /* which parts of this API belong to which component */
+
 #endif
