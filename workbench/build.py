@@ -152,6 +152,34 @@ def _selected_components(build_path: Path) -> tuple[str, ...]:
     return tuple(match[1].split()) if match else ()
 
 
+def _check_arguments(source_dir: Path, toolchain: str, scenario: str, app: str) -> None:
+    """InvalidInput saying what is wrong with the arguments of build_image, if anything."""
+    if toolchain not in TOOLCHAINS:
+        raise InvalidInput(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
+    if not isinstance(scenario, str) or not re.fullmatch(r"[a-z0-9-]+", scenario):  # the Makefile checks names
+        raise InvalidInput(f"a scenario name uses lowercase letters, digits and '-', not {scenario!r}")
+    if not isinstance(app, str) or not re.fullmatch(r"app|apps/[a-z0-9][a-z0-9-]*", app):
+        raise InvalidInput(f"an application is the directory 'app' or 'apps/NAME' (lowercase), not {app!r}")
+    if not source_dir.is_dir():
+        raise InvalidInput(f"there is no unikernel source directory at {source_dir}")
+    if not (source_dir / "Makefile").is_file():
+        raise InvalidInput(f"{source_dir} is not a unikernel source directory (it has no Makefile)")
+    if not (source_dir / app / "config.mk").is_file():
+        raise InvalidInput(f"there is no application {app!r} in {source_dir} (no {app}/config.mk)")
+
+
+def _build_directory(source_dir: Path, toolchain: str, scenario: str, app: str,
+                     selection: tuple[str, ...] | None) -> str:
+    """One directory per combination, so that switching between them stays incremental."""
+    build_root = "build"
+    if source_dir.resolve() == resources.kernel_source().resolve():  # one cache per installed copy
+        tag = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
+        build_root = str(resources.cache_dir() / "build" / tag)
+    return (f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
+            + ("" if app == "app" else "-" + app.replace("/", "-"))
+            + ("" if selection is None else "-with-" + ("+".join(selection) or "nothing")))
+
+
 def build_image(
     source_dir: Path,
     *,
@@ -169,33 +197,16 @@ def build_image(
     directory under `build/`, so switching between them stays incremental. The pristine source
     shipped with the workbench is never written to: it builds under the cache directory instead.
     """
-    if toolchain not in TOOLCHAINS:
-        raise InvalidInput(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
-    if not isinstance(scenario, str) or not re.fullmatch(r"[a-z0-9-]+", scenario):  # the Makefile checks names
-        raise InvalidInput(f"a scenario name uses lowercase letters, digits and '-', not {scenario!r}")
-    selection = _component_names(components)
-    if not isinstance(app, str) or not re.fullmatch(r"app|apps/[a-z0-9][a-z0-9-]*", app):
-        raise InvalidInput(f"an application is the directory 'app' or 'apps/NAME' (lowercase), not {app!r}")
     source_dir = Path(source_dir)
-    if not source_dir.is_dir():
-        raise InvalidInput(f"there is no unikernel source directory at {source_dir}")
-    if not (source_dir / "Makefile").is_file():
-        raise InvalidInput(f"{source_dir} is not a unikernel source directory (it has no Makefile)")
-    if not (source_dir / app / "config.mk").is_file():
-        raise InvalidInput(f"there is no application {app!r} in {source_dir} (no {app}/config.mk)")
+    _check_arguments(source_dir, toolchain, scenario, app)
+    selection = _component_names(components)
     missing = toolchain_missing(toolchain)
     if missing:
         raise WorkbenchError(
             f"the {toolchain} toolchain is incomplete here: {', '.join(missing)} not found. "
             f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
         )
-    build_root = "build"
-    if source_dir.resolve() == resources.kernel_source().resolve():  # one cache per installed copy
-        tag = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
-        build_root = str(resources.cache_dir() / "build" / tag)
-    build_dir = (f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
-                 + ("" if app == "app" else "-" + app.replace("/", "-"))
-                 + ("" if selection is None else "-with-" + ("+".join(selection) or "nothing")))
+    build_dir = _build_directory(source_dir, toolchain, scenario, app, selection)
     variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario, "APP": app}
     if selection is not None:
         variables["COMPONENTS"] = " ".join(selection)

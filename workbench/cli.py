@@ -214,6 +214,16 @@ def command_student_edition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
+    sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
+    sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+    sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
+                                           "(default: the application's config.mk; '' for the base alone)")
+    sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
+    return sub
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="workbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,14 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, function, text in (("build", command_build, "build the unikernel"),
                                  ("run", command_run, "build and boot, console on this terminal")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
-        sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
-        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
-        sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
-                                               "(default: the application's config.mk; '' for the base alone)")
-        sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
-        sub.set_defaults(run=function)
+        _add_build_arguments(commands.add_parser(name, help=text)).set_defaults(run=function)
     run = commands.choices["run"]
     run.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
     run.add_argument("--accel", default="tcg", choices=ACCELERATORS)
