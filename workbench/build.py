@@ -180,38 +180,20 @@ def _build_directory(source_dir: Path, toolchain: str, scenario: str, app: str,
             + ("" if selection is None else "-with-" + ("+".join(selection) or "nothing")))
 
 
-def build_image(
-    source_dir: Path,
-    *,
-    scenario: str = "none",
-    toolchain: str = DEFAULT_TOOLCHAIN,
-    components: Iterable[str] | None = None,
-    app: str = "app",
-    timeout: float = 120.0,
-) -> Image:
-    """Run make in `source_dir` and return the Image, or raise BuildError.
+def _make(source_dir: Path, toolchain: str, variables: dict[str, str], targets: list[str],
+          timeout: float) -> float:
+    """Run make for `targets` with the toolchain's and these variables; the seconds it took.
 
-    `components` selects the kernel's components (kernel-src/components.mk) instead of those the
-    application's own config.mk names; an empty list builds the base alone. `app` is the
-    application's directory, `app` or one under `apps/`. Each combination builds in its own
-    directory under `build/`, so switching between them stays incremental. The pristine source
-    shipped with the workbench is never written to: it builds under the cache directory instead.
+    Raises BuildError with the diagnostics when make fails.
     """
-    source_dir = Path(source_dir)
-    _check_arguments(source_dir, toolchain, scenario, app)
-    selection = _component_names(components)
     missing = toolchain_missing(toolchain)
     if missing:
         raise WorkbenchError(
             f"the {toolchain} toolchain is incomplete here: {', '.join(missing)} not found. "
             f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
         )
-    build_dir = _build_directory(source_dir, toolchain, scenario, app, selection)
-    variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario, "APP": app}
-    if selection is not None:
-        variables["COMPONENTS"] = " ".join(selection)
     command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
-               *(f"{k}={v}" for k, v in variables.items())]
+               *(f"{k}={v}" for k, v in {**TOOLCHAINS[toolchain], **variables}.items()), *targets]
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=source_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -238,5 +220,47 @@ def build_image(
             linker = [m["message"] for m in _LINKER_ERROR.finditer(output)]
             summary = "The build failed" + (f": {linker[0]}" if linker else ".")
         raise BuildError(summary, diagnostics=diagnostics, output=output, source_dir=source_dir)
+    return seconds
+
+
+def build_linux_program(source_dir: Path, *, app: str, toolchain: str = DEFAULT_TOOLCHAIN,
+                        timeout: float = 120.0) -> Path:
+    """Build application `app` as a static Linux program (make linux); returns its path.
+
+    The same source as the unikernel's application, with linux/kernel_api.c in place of the
+    kernel: kernel.h's API on Linux's system calls. Raises BuildError like build_image.
+    """
+    source_dir = Path(source_dir)
+    _check_arguments(source_dir, toolchain, "none", app)
+    build_dir = _build_directory(source_dir, toolchain, "none", app, None)
+    _make(source_dir, toolchain, {"BUILD_DIR": build_dir, "APP": app}, ["linux"], timeout)
+    return source_dir / build_dir / "linux" / Path(app).name
+
+
+def build_image(
+    source_dir: Path,
+    *,
+    scenario: str = "none",
+    toolchain: str = DEFAULT_TOOLCHAIN,
+    components: Iterable[str] | None = None,
+    app: str = "app",
+    timeout: float = 120.0,
+) -> Image:
+    """Run make in `source_dir` and return the Image, or raise BuildError.
+
+    `components` selects the kernel's components (kernel-src/components.mk) instead of those the
+    application's own config.mk names; an empty list builds the base alone. `app` is the
+    application's directory, `app` or one under `apps/`. Each combination builds in its own
+    directory under `build/`, so switching between them stays incremental. The pristine source
+    shipped with the workbench is never written to: it builds under the cache directory instead.
+    """
+    source_dir = Path(source_dir)
+    _check_arguments(source_dir, toolchain, scenario, app)
+    selection = _component_names(components)
+    build_dir = _build_directory(source_dir, toolchain, scenario, app, selection)
+    variables = {"BUILD_DIR": build_dir, "SCENARIO": scenario, "APP": app}
+    if selection is not None:
+        variables["COMPONENTS"] = " ".join(selection)
+    seconds = _make(source_dir, toolchain, variables, ["all"], timeout)
     return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds, toolchain=toolchain,
                       scenario=scenario, app=app, components=_selected_components(source_dir / build_dir))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import resources
-from .build import DEFAULT_TOOLCHAIN, build_image
+from .build import DEFAULT_TOOLCHAIN, build_image, build_linux_program
 from .display import SourceView, excerpt
 from .errors import InvalidInput, WorkbenchError
 from .image import Image
@@ -293,6 +293,10 @@ class Workspace:
         """
         return build_image(self.root, scenario=scenario, toolchain=toolchain, components=components, app=app,
                            timeout=timeout)
+
+    def build_linux_program(self, *, app: str, toolchain: str = DEFAULT_TOOLCHAIN, timeout: float = 120.0) -> Path:
+        """Build application `app` as a static Linux program (make linux); returns its path."""
+        return build_linux_program(self.root, app=app, toolchain=toolchain, timeout=timeout)
 
 
 def _function_lines(text: str, name: str, relative: str) -> tuple[int, int]:
