@@ -28,6 +28,7 @@ from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import InvalidInput, WorkbenchError
 from .image import Image, image_file
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
+from .skeleton import skeleton_source
 from .snapshot import Snapshot
 from .student_edition import write_student_edition
 
@@ -51,13 +52,14 @@ def _seconds(text: str) -> float:
 
 
 def _source_dir(given: str | None) -> Path:
-    """--source, else the current directory when it is a workspace, else kernel-src."""
+    """--source, else the current directory when it is a workspace, else the students' kernel-src
+    (without the exercises' solutions: workbench/skeleton.py)."""
     if given:
         return Path(given).resolve()
     here = Path.cwd()
     if (here / "Makefile").is_file() and (here / "app").is_dir():
         return here
-    return resources.kernel_source()
+    return skeleton_source()
 
 
 def command_lab(args: argparse.Namespace) -> int:
