@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .build import BuildError
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 PASSED, FAILED = "#1a7f37", "#b91c1c"
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 class CheckFailed(WorkbenchError, AssertionError):
@@ -148,7 +151,9 @@ def _from_exception(error: Exception) -> CheckFailed:
     """Any other error in a part, explained by its own message and the line that raised it."""
     if isinstance(error, BuildError):
         return _build_failed(error)
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith("<ipython")]
+    # The innermost line of the notebook's own code: not the workbench's, not a library's.
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not frame.filename.startswith((_PACKAGE, sys.prefix, sys.base_prefix))]
     where = f" (in the line `{frames[-1].line}`)" if frames and frames[-1].line else ""
     message = str(error).strip() or type(error).__name__
     return CheckFailed(f"{type(error).__name__}{where}: {message}")
