@@ -6,7 +6,7 @@
     workbench pagetable the page tables of a freshly booted guest (address space, tree, ...)
     workbench translate VADDR   one page walk, step by step (VADDR may be a symbol)
     workbench doctor    what this machine has, and what to install for what is missing
-    workbench student-edition DIR   the lessons without their solutions
+    workbench student-edition DIR   the lessons without their solutions (nbgrader's release version)
 """
 
 from __future__ import annotations
@@ -210,8 +210,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 def command_student_edition(args: argparse.Namespace) -> int:
     destination = Path(args.destination)
-    for name, count in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
+    for name in write_student_edition(resources.lessons(), destination):
+        print(f"{destination / name}.ipynb: nbgrader's student version")
     return 0
 
 
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser("doctor", help="check QEMU, toolchains and acceleration")
     doctor.set_defaults(run=command_doctor)
 
-    student = commands.add_parser("student-edition", help="copy the lessons without their solutions")
+    student = commands.add_parser("student-edition", help="the lessons without their solutions, made by nbgrader")
     student.add_argument("destination", help="directory for the student notebooks")
     student.set_defaults(run=command_student_edition)
 

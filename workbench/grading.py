@@ -39,6 +39,7 @@ DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well und
 GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
 MAX_FILE_BYTES = 256 << 20  # no file a submission writes may grow past this (RLIMIT_FSIZE)
 HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader")  # homes, and nbgrader's default exchange
+PRIVATE_TMP = "/tmp"  # noqa: S108 - replaced by an empty tmpfs of the sandbox's own
 
 
 class SandboxError(WorkbenchError):
@@ -60,20 +61,25 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
         raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     private = submission / ".grader"
     argv = ["timeout", "--signal=KILL", str(seconds), bwrap,
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", PRIVATE_TMP]
     hide = [path for path in (*hidden, str(course) if course else None) if path and Path(path).is_dir()]
     for path in hide:
         argv += ["--tmpfs", path]
     # What the kernel needs from inside a hidden directory, read-only: Python, its packages, the
     # workbench, and the connection file nbgrader wrote.
-    needed = [sys.prefix, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(connection_file)]
+    needed = [sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent),
+              *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(connection_file)]
+    covered = [Path(path) for path in (*hide, PRIVATE_TMP)]
     for path in needed:
-        if any(Path(path) == Path(h) or Path(h) in Path(path).parents for h in hide) and Path(path).exists():
+        if any(Path(path) == h or h in Path(path).parents for h in covered) and Path(path).exists():
             argv += ["--ro-bind", path, path]
     argv += ["--bind", str(submission), str(submission), "--chdir", str(submission),
              "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--new-session", "--cap-drop", "ALL",
              "--unsetenv", "WORKBENCH_WORKSPACES",  # workspaces beside the notebook, in the submission
+             # ipykernel would take init (its parent in the PID namespace) for a dead Jupyter and
+             # quit; --die-with-parent ties the kernel's life to nbgrader's instead.
+             "--unsetenv", "JPY_PARENT_PID",
              "--setenv", "WORKBENCH_MAX_MACHINES", os.environ.get("WORKBENCH_MAX_MACHINES", str(GRADER_MACHINES))]
     for name, directory in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("HOME", "home"),
                             ("IPYTHONDIR", "ipython")):
