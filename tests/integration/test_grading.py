@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import Course, fill, points, solution_cells  # tests/grading_course.py
+from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
 
 from workbench import variant
 from workbench.skeleton import solutions
@@ -142,7 +144,11 @@ def hostile_submissions(course: Course, outside: Path) -> dict[str, Callable[[nb
         correct_c(directory)
 
     def twenty_machines(notebook: nbformat.NotebookNode, directory: Path) -> None:
-        answer(notebook, "exercise-1", "leaked = [Machine(image).start() for _ in range(20)]")
+        answer(notebook, "exercise-1", """
+            leaked = []  # kept, so that nothing closes them
+            for _ in range(20):
+                leaked.append(Machine(image).start())
+            """)
         answer(notebook, "exercise-2", "# written in app/main.c")
         correct_c(directory)
 
@@ -209,10 +215,11 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     assert scores["dave"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}  # interrupted, then graded on
     assert scores.get("erin", nothing) == nothing  # killed with its kernel: no points
     assert scores["frank"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
-    assert scores["gina"] == nothing  # its leaked machines leave the checks none to start
+    # The limit stopped gina's loop at the fourth machine; the check's machine replaces the lesson's.
+    assert scores["gina"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
     assert scores["hank"] == {**nothing, "exercise-1-check": full["exercise-1-check"]}
     assert scores["ivan"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
-    assert re.search(r"Attribute 'source' for cell exercise-1-check has changed", log)  # nbgrader's checksums
+    assert re.search(r"Attribute 'checksum' for cell exercise-1-check has changed", log)  # nbgrader's checksums
 
     # Nothing outside the submissions' own directories changed, and no QEMU is left.
     assert outside.read_text() == "an instructor's file\n"
@@ -224,3 +231,12 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     assert "'instructor file': 'FileNotFoundError'" in printed and "'done'" not in printed
     assert "WORKBENCH_MAX_MACHINES" in course.feedback("gina", lesson)
     assert not qemus_under(tmp_path)
+
+
+def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
+    """nbgrader's own check of a source notebook: it runs, and every test cell passes."""
+    lessons = sorted(str(path) for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *lessons], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.stdout.count("Success! Your notebook passes all the tests.") == len(lessons), done.stdout[-4000:]
