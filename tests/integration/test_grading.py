@@ -194,12 +194,13 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     outside.write_text("an instructor's file\n")
     for student, edit in hostile_submissions(course, outside).items():
         course.submit(student, lesson, edit)
+    course.nbgrader("collect", lesson)
     before = {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()}
+    assert before
     hostname = Path("/etc/hostname").read_bytes()
 
     os.environ["WORKBENCH_GRADER_SECONDS"] = "90"  # erin's kernel is killed after this
     try:
-        course.nbgrader("collect", lesson)
         graded = course.nbgrader("autograde", lesson, "--force", "--Execute.timeout=20", check=False)
         course.nbgrader("generate_feedback", lesson, "--force", check=False)
     finally:
