@@ -63,9 +63,15 @@ def seconds_of(path: Path) -> float:
     return (max(stamps) - min(stamps)).total_seconds() if stamps else float("nan")
 
 
+def gradebook(lesson: str) -> str:
+    """One gradebook per lesson: lessons graded at the same time never wait for SQLite's lock."""
+    return f"gradebook-{lesson}.db"
+
+
 def prepare(course: Course, students: int) -> None:
     for lesson in LESSONS:
-        course.nbgrader("generate_assignment", lesson, "--force")
+        course.nbgrader("generate_assignment", lesson, "--force",
+                        f"--CourseDirectory.db_url=sqlite:///{course.root / gradebook(lesson)}")
         release = nbformat.read(course.root / "release" / lesson / f"{lesson}.ipynb", as_version=4)
         fill(release, solution_cells(lesson))
         for number in range(students):
@@ -98,8 +104,11 @@ def main() -> int:
         command = [sys.executable, "-m", "nbgrader", "autograde", "--force", f"--Exchange.root={course.exchange}"]
         while pending or running:
             while pending and len(running) < args.jobs:
-                running.append(subprocess.Popen([*command, pending.pop(0)], cwd=course.root, env=course.environment(),
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True))
+                lesson = pending.pop(0)
+                database = f"--CourseDirectory.db_url=sqlite:///{course.root / gradebook(lesson)}"
+                running.append(subprocess.Popen([*command, lesson, database], cwd=course.root,
+                                                env=course.environment(), stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL, text=True))
             time.sleep(0.2)
             running = [process for process in running if process.poll() is None]
         elapsed = time.monotonic() - started
@@ -108,7 +117,7 @@ def main() -> int:
 
         notebooks = sorted((course.root / "autograded").glob("*/*/*.ipynb"))
         wrong = [f"{student}/{lesson}: {scores}" for lesson in LESSONS
-                 for student, scores in course.scores(lesson).items() if scores != points(lesson)]
+                 for student, scores in course.scores(lesson, gradebook(lesson)).items() if scores != points(lesson)]
         expected = args.students * len(LESSONS)
         if len(notebooks) != expected or wrong:
             print(f"grading failed: {len(notebooks)} of {expected} notebooks graded; wrong points: {wrong[:5]}")

@@ -86,10 +86,10 @@ class Course:
         self.nbgrader("generate_feedback", lesson, "--force")
         return done
 
-    def scores(self, lesson: str) -> dict[str, dict[str, float]]:
+    def scores(self, lesson: str, gradebook: str = "gradebook.db") -> dict[str, dict[str, float]]:
         """For each student, the points of each graded cell of `lesson` (grade_id -> points)."""
         found: dict[str, dict[str, float]] = {}
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}", "unikernel-workbench") as book:
+        with Gradebook(f"sqlite:///{self.root / gradebook}", "unikernel-workbench") as book:
             for submission in book.assignment_submissions(lesson):
                 notebook = submission.notebooks[0]
                 found[submission.student.id] = {grade.name: float(grade.score) for grade in notebook.grades}
