@@ -6,7 +6,7 @@
     workbench pagetable the page tables of a freshly booted guest (address space, tree, ...)
     workbench translate VADDR   one page walk, step by step (VADDR may be a symbol)
     workbench doctor    what this machine has, and what to install for what is missing
-    workbench student-edition DIR   the lessons without their solutions
+    workbench student-edition DIR   the lessons without their solutions (nbgrader's release version)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import InvalidInput, WorkbenchError
 from .image import Image, image_file
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
+from .skeleton import skeleton_source
 from .snapshot import Snapshot
 from .student_edition import write_student_edition
 
@@ -51,13 +52,14 @@ def _seconds(text: str) -> float:
 
 
 def _source_dir(given: str | None) -> Path:
-    """--source, else the current directory when it is a workspace, else kernel-src."""
+    """--source, else the current directory when it is a workspace, else the students' kernel-src
+    (without the exercises' solutions: workbench/skeleton.py)."""
     if given:
         return Path(given).resolve()
     here = Path.cwd()
     if (here / "Makefile").is_file() and (here / "app").is_dir():
         return here
-    return resources.kernel_source()
+    return skeleton_source()
 
 
 def command_lab(args: argparse.Namespace) -> int:
@@ -208,8 +210,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 def command_student_edition(args: argparse.Namespace) -> int:
     destination = Path(args.destination)
-    for name, count in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
+    for name in write_student_edition(resources.lessons(), destination):
+        print(f"{destination / name}.ipynb: nbgrader's student version")
     return 0
 
 
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser("doctor", help="check QEMU, toolchains and acceleration")
     doctor.set_defaults(run=command_doctor)
 
-    student = commands.add_parser("student-edition", help="copy the lessons without their solutions")
+    student = commands.add_parser("student-edition", help="the lessons without their solutions, made by nbgrader")
     student.add_argument("destination", help="directory for the student notebooks")
     student.set_defaults(run=command_student_edition)
 
