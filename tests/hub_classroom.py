@@ -97,6 +97,7 @@ class ClassroomHub:
     def __init__(self, *, idle_timeout: int = 3600, spawn_timeout: float = SPAWN_TIMEOUT) -> None:
         if not PROXY.is_file():
             raise FileNotFoundError(f"JupyterHub's proxy is not installed at {PROXY}: run scripts/bootstrap")
+        self.spawn_timeout = spawn_timeout
         self.directory = Path(tempfile.mkdtemp(prefix="workbench-hub-"))
         self.homes = self.directory / "home"
         self.tmp = self.directory / "tmp"  # every student server's TMPDIR: must be empty at the end
@@ -221,7 +222,7 @@ class Student:
         """Create the user and start their server; returns once the hub says it is ready."""
         await self.hub.api("POST", f"/hub/api/users/{self.name}")
         await self.hub.api("POST", f"/hub/api/users/{self.name}/server")
-        deadline = time.monotonic() + SPAWN_TIMEOUT
+        deadline = time.monotonic() + self.hub.spawn_timeout
         while time.monotonic() < deadline:
             model = await self.hub.api("GET", f"/hub/api/users/{self.name}")
             server = model["servers"].get("")
@@ -230,7 +231,7 @@ class Student:
             if not model["servers"]:
                 raise RuntimeError(f"{self.name}'s server stopped while starting:\n{self.hub.log_tail()}")
             await asyncio.sleep(0.25)
-        raise TimeoutError(f"{self.name}'s server was not ready within {SPAWN_TIMEOUT:g} s")
+        raise TimeoutError(f"{self.name}'s server was not ready within {self.hub.spawn_timeout:g} s")
 
     async def server_running(self) -> bool:
         model = await self.hub.api("GET", f"/hub/api/users/{self.name}")
