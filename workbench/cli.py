@@ -17,7 +17,6 @@ import importlib.util
 import os
 import select
 import shutil
-import subprocess
 import sys
 import termios
 import time
@@ -62,30 +61,32 @@ def _source_dir(given: str | None) -> Path:
     return resources.kernel_source()
 
 
-# JupyterHub's local spawners stop a server with SIGINT first. A Jupyter server that has no
-# terminal takes SIGINT as a KeyboardInterrupt and exits at once, leaving its kernels (and their
-# guests) to notice on their own and its runtime files behind. SIGTERM it handles fully.
-_HUB_SERVER = ("import signal; signal.signal(signal.SIGINT, lambda *_: signal.raise_signal(signal.SIGTERM)); "
-               "from jupyterhub.singleuser import main; main()")
+# The server runs in place of this process (exec), so that whoever stops it (a terminal, a
+# container runtime, JupyterHub's spawner) signals the server itself. JupyterHub's local spawners
+# stop a server with SIGINT first; a Jupyter server without a terminal takes SIGINT as a
+# KeyboardInterrupt and exits at once, leaving its kernels (and their guests) to notice on their
+# own and its runtime files behind. SIGTERM it handles fully, so SIGINT is made to mean SIGTERM
+# (with a terminal, JupyterLab installs its own Ctrl-C handler over this one).
+_SERVER = ("import signal, sys; signal.signal(signal.SIGINT, lambda *_: signal.raise_signal(signal.SIGTERM)); "
+           "from {module} import main; sys.exit(main())")
 
 
 def command_lab(args: argparse.Namespace) -> int:
     directory = Path(args.dir).expanduser().resolve()
+    if args.hub and importlib.util.find_spec("jupyterhub") is None:
+        raise WorkbenchError("--hub needs JupyterHub: pip install 'unikernel-workbench[classroom]'")
     for name in resources.copy_lessons(directory):
         print(f"workbench: copied {name} into {directory}")
-    server = ["-c", _HUB_SERVER] if args.hub else ["-m", "jupyterlab"]
-    argv = [sys.executable, *server, f"--ServerApp.root_dir={directory}", *args.jupyter_args]
+    module = "jupyterhub.singleuser" if args.hub else "jupyterlab.labapp"
+    argv = [sys.executable, "-c", _SERVER.format(module=module), f"--ServerApp.root_dir={directory}",
+            *args.jupyter_args]
     if os.geteuid() == 0:
         argv.append("--allow-root")  # containers and CI run as root; JupyterLab refuses without this
     # Each lesson's workspace appears beside the notebooks, in JupyterLab's file browser.
     environment = {**os.environ, "WORKBENCH_WORKSPACES": str(directory / "workspaces")}
-    if args.hub:
-        if importlib.util.find_spec("jupyterhub") is None:
-            raise WorkbenchError("--hub needs JupyterHub: pip install 'unikernel-workbench[classroom]'")
-        # The spawner signals the process it started: become the server, so its stop reaches it.
-        os.execve(sys.executable, argv, environment)  # noqa: S606 - our own argument list
-    print(f"Starting JupyterLab on {directory} (Ctrl-C twice to stop)", flush=True)
-    return subprocess.call(argv, env=environment)
+    if not args.hub:
+        print(f"Starting JupyterLab on {directory} (Ctrl-C twice to stop)", flush=True)
+    os.execve(sys.executable, argv, environment)  # noqa: S606 - our own argument list
 
 
 def _build(args: argparse.Namespace) -> Image | None:
