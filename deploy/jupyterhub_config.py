@@ -35,6 +35,12 @@ c.ConfigurableHTTPProxy.command = [str(bin_dir.parent / "proxy/node_modules/.bin
 # theirs (a lesson already in ~/lessons is never overwritten).
 c.Spawner.cmd = [str(bin_dir / "workbench"), "lab", "--hub", "--dir", "~/lessons"]
 c.Spawner.default_url = "/lab"
+# Kernels talk to their server over Unix sockets, not TCP ports on localhost: with a class on
+# one machine, the ports that kernels and the spawner each pick at random collide (benchmarks/
+# classroom.py met it at ten students), and a socket file is only its owner's to open. The
+# sockets live in the student's private /tmp (isolate_tmp below): a socket's path must be short.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
+c.Spawner.environment = {"JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime"}  # noqa: S108 - a private /tmp
 
 # Limits: one systemd unit per student. Sized in deploy/README.md from benchmarks/classroom.py:
 # a student's Jupyter kernel, server and one running guest use about 250 MiB; the limit leaves

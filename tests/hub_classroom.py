@@ -69,11 +69,12 @@ c.JupyterHub.db_url = "sqlite:///{directory}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = {directory!r} + "/cookie_secret"
 c.Spawner.start_timeout = {spawn_timeout}
 c.Spawner.http_timeout = {spawn_timeout}
-c.Spawner.environment = {{
+c.Spawner.environment.update({{
     {marker!r}: {run_id!r},
     "TMPDIR": {tmp!r},
+    "JUPYTER_RUNTIME_DIR": lambda spawner: {runtime!r} + "/" + spawner.user.name,  # no private /tmp here
     "JUPYTERHUB_ACTIVITY_INTERVAL": "2",  # the culler sees a busy server as busy
-}}
+}})
 
 # The culler of the deploy configuration, with a short idle timeout.
 for service in c.JupyterHub.services:
@@ -101,6 +102,7 @@ class ClassroomHub:
         self.directory = Path(tempfile.mkdtemp(prefix="workbench-hub-"))
         self.homes = self.directory / "home"
         self.tmp = self.directory / "tmp"  # every student server's TMPDIR: must be empty at the end
+        self.runtime = self.directory / "runtime"  # JUPYTER_RUNTIME_DIR: one directory per student
         self.homes.mkdir()
         self.tmp.mkdir()
         self.port = free_port()
@@ -112,6 +114,7 @@ class ClassroomHub:
             deploy=str(DEPLOY_CONFIG), homes=str(self.homes), port=self.port, hub_port=free_port(),
             proxy_api_port=free_port(), proxy=str(PROXY), directory=str(self.directory),
             spawn_timeout=int(spawn_timeout), marker=MARKER, run_id=self.run_id, tmp=str(self.tmp),
+            runtime=str(self.runtime),
             idle_timeout=idle_timeout, token=self.token))
         self.log_path = self.directory / "jupyterhub.log"
         self.process: subprocess.Popen[bytes] | None = None

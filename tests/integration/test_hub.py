@@ -65,6 +65,8 @@ def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
         # the guest they walked away from still running, its RAM in a memfd.
         for student in students:
             assert (student.home / "lessons" / "workspaces" / "01-hello-unikernel" / "app" / "main.c").is_file()
+            sockets = list((hub.runtime / student.name).glob("kernel-*-ipc-*"))
+            assert sockets, f"{student.name}'s kernel should talk to its server over Unix sockets"
         processes = hub.marked_processes()
         guests = {pid: command for pid, command in processes.items() if "qemu-system" in command}
         assert len(guests) == len(STUDENTS), f"expected one running guest per student, found:\n{processes}"
@@ -85,9 +87,9 @@ def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
         leftovers = sorted(str(path.relative_to(hub.tmp)) for path in hub.tmp.rglob("*"))
         assert not leftovers, f"temporary files left in the students' TMPDIR: {leftovers}"
         for student in students:
-            # A server stopped cleanly removes its own and its kernels' connection files (it
-            # keeps jupyter_cookie_secret, on purpose).
-            runtime = student.home / ".local" / "share" / "jupyter" / "runtime"
+            # A server stopped cleanly removes its own and its kernels' connection files and
+            # sockets (it keeps jupyter_cookie_secret, on purpose).
+            runtime = hub.runtime / student.name
             stale = sorted(path.name for pattern in ("kernel-*", "jpserver-*") for path in runtime.glob(pattern))
             assert not stale, f"{student.name}'s server did not shut down cleanly; it left {stale}"
 
