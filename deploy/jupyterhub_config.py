@@ -42,9 +42,9 @@ c.Spawner.default_url = "/lab"
 c.Spawner.args = ["--KernelManager.transport=ipc"]
 c.Spawner.environment = {"JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime"}  # noqa: S108 - a private /tmp
 
-# Limits: one systemd unit per student. Sized in deploy/README.md from benchmarks/classroom.py:
-# a student's Jupyter kernel, server and one running guest use about 250 MiB; the limit leaves
-# room for a few guests at once and a Linux guest for the paging lessons.
+# Limits: one systemd unit per student. Sized from benchmarks/classroom.py (deploy/README.md): a
+# student's server, Jupyter kernel and one booted guest hold about 275 MiB and 1% of a core when
+# idle; the limits leave room for several guests and a build at once.
 c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
 c.SystemdSpawner.mem_limit = "1G"  # MemoryMax=: over it, only this student's processes are killed
 c.SystemdSpawner.cpu_limit = 1.0  # CPUQuota=100%: one core at most, however many guests

@@ -43,7 +43,9 @@ MARKER = "WORKBENCH_CLASSROOM_RUN"  # in the environment of every process the hu
 START_TIMEOUT = 60.0
 SPAWN_TIMEOUT = 120.0
 CELL_TIMEOUT = 120.0
-_PR_SET_PDEATHSIG = 1
+API_TIMEOUT = 120.0  # one request; the hub answers a spawn within its slow_spawn_timeout (10 s)
+# Every simulated student talks at once: tornado's client would queue all but 10 requests.
+AsyncHTTPClient.configure(None, max_clients=1000)
 
 
 def free_port() -> int:
@@ -161,7 +163,7 @@ class ClassroomHub:
             return "(no log)"
 
     async def api(self, method: str, path: str, body: Any = None, *, base: str | None = None,
-                  timeout: float = 30.0) -> Any:
+                  timeout: float = API_TIMEOUT) -> Any:
         """One request to the hub (or, with `base`, to a student's server through the proxy)."""
         request = HTTPRequest(
             (base or self.url) + path, method=method, headers={"Authorization": f"token {self.token}"},
