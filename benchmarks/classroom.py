@@ -202,8 +202,8 @@ def measure(size: int, idle_seconds: float) -> None:
     cores = os.cpu_count() or 1
     total_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     print(f"this machine ({cores} cores, {total_gib:.0f} GiB): memory holds {int(total_gib * 1024 / pss)} students "
-          f"with their idle guests; all {size} starting lesson 01 together take about "
-          f"{size * cpu / cores:.0f} s of its CPU")
+          f"with their idle guests; all {size} starting lesson 01 together keep its cores busy for about "
+          f"{size * cpu / cores:.0f} s")
 
 
 def main() -> int:
