@@ -15,7 +15,7 @@ NEEDS.interrupts    :=                          # GDT with TSS and IST stacks, I
 NEEDS.fault-report  := interrupts               # one FAULT line for each CPU exception
 NEEDS.symbols       := fault-report             # function names in the fault report (two links)
 NEEDS.syscall       := page-tables interrupts   # the classic path: ring 3 and syscall
-NEEDS.scenarios     := page-tables fault-report # faults on purpose: SCENARIO=..., "fault"
+NEEDS.scenarios     := heap fault-report        # faults on purpose: SCENARIO=..., "fault"
 
 # The selection with everything it needs, added until nothing more is.
 with_needs  = $(sort $(1) $(foreach component,$(1),$(NEEDS.$(component))))

@@ -1,21 +1,22 @@
 """The `workbench` command: the same workbench for people who are not in a notebook.
 
-    workbench lab       JupyterLab on a copy of the lessons (--dir DIR, default ~/unikernel-workbench)
+    workbench lab       JupyterLab on a copy of the lessons (--dir DIR, default ~/unikernel-workbench);
+                        with --hub, as a JupyterHub single-user server
     workbench build     build the unikernel, print its sections
     workbench run       build, boot, and connect the terminal to the guest's console
     workbench pagetable the page tables of a freshly booted guest (address space, tree, ...)
     workbench translate VADDR   one page walk, step by step (VADDR may be a symbol)
     workbench doctor    what this machine has, and what to install for what is missing
-    workbench student-edition DIR   the lessons without their solutions
+    workbench student-edition DIR   the lessons without their solutions (nbgrader's release version)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import select
 import shutil
-import subprocess
 import sys
 import termios
 import time
@@ -28,6 +29,7 @@ from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import InvalidInput, WorkbenchError
 from .image import Image, image_file
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
+from .skeleton import skeleton_source
 from .snapshot import Snapshot
 from .student_edition import write_student_edition
 
@@ -51,26 +53,42 @@ def _seconds(text: str) -> float:
 
 
 def _source_dir(given: str | None) -> Path:
-    """--source, else the current directory when it is a workspace, else kernel-src."""
+    """--source, else the current directory when it is a workspace, else the students' kernel-src
+    (without the exercises' solutions: workbench/skeleton.py)."""
     if given:
         return Path(given).resolve()
     here = Path.cwd()
     if (here / "Makefile").is_file() and (here / "app").is_dir():
         return here
-    return resources.kernel_source()
+    return skeleton_source()
+
+
+# The server runs in place of this process (exec), so that whoever stops it (a terminal, a
+# container runtime, JupyterHub's spawner) signals the server itself. JupyterHub's local spawners
+# stop a server with SIGINT first; a Jupyter server without a terminal takes SIGINT as a
+# KeyboardInterrupt and exits at once, leaving its kernels (and their guests) to notice on their
+# own and its runtime files behind. SIGTERM it handles fully, so SIGINT is made to mean SIGTERM
+# (with a terminal, JupyterLab installs its own Ctrl-C handler over this one).
+_SERVER = ("import signal, sys; signal.signal(signal.SIGINT, lambda *_: signal.raise_signal(signal.SIGTERM)); "
+           "from {module} import main; sys.exit(main())")
 
 
 def command_lab(args: argparse.Namespace) -> int:
     directory = Path(args.dir).expanduser().resolve()
+    if args.hub and importlib.util.find_spec("jupyterhub") is None:
+        raise WorkbenchError("--hub needs JupyterHub: pip install 'unikernel-workbench[classroom]'")
     for name in resources.copy_lessons(directory):
         print(f"workbench: copied {name} into {directory}")
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={directory}", *args.jupyter_args]
+    module = "jupyterhub.singleuser" if args.hub else "jupyterlab.labapp"
+    argv = [sys.executable, "-c", _SERVER.format(module=module), f"--ServerApp.root_dir={directory}",
+            *args.jupyter_args]
     if os.geteuid() == 0:
         argv.append("--allow-root")  # containers and CI run as root; JupyterLab refuses without this
     # Each lesson's workspace appears beside the notebooks, in JupyterLab's file browser.
     environment = {**os.environ, "WORKBENCH_WORKSPACES": str(directory / "workspaces")}
-    print(f"Starting JupyterLab on {directory} (Ctrl-C twice to stop)", flush=True)
-    return subprocess.call(argv, env=environment)
+    if not args.hub:
+        print(f"Starting JupyterLab on {directory} (Ctrl-C twice to stop)", flush=True)
+    os.execve(sys.executable, argv, environment)  # noqa: S606 - our own argument list
 
 
 def _build(args: argparse.Namespace) -> Image | None:
@@ -209,8 +227,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 def command_student_edition(args: argparse.Namespace) -> int:
     destination = Path(args.destination)
-    for name, count in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
+    for name in write_student_edition(resources.lessons(), destination):
+        print(f"{destination / name}.ipynb: nbgrader's student version")
     return 0
 
 
@@ -224,16 +242,22 @@ def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParse
     return sub
 
 
+def _add_lab(commands: typing.Any) -> None:
+    lab = commands.add_parser("lab", help="start JupyterLab on a copy of the lessons; other options go to JupyterLab")
+    lab.add_argument("--dir", default=str(resources.DEFAULT_LAB_DIR),
+                     help="where the lessons and your workspaces live; lessons it lacks are copied in "
+                          "(default: %(default)s)")
+    lab.add_argument("--hub", action="store_true",
+                     help="run as a JupyterHub single-user server (the command a hub's spawner starts)")
+    lab.set_defaults(run=command_lab)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="workbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    lab = commands.add_parser("lab", help="start JupyterLab on a copy of the lessons; other options go to JupyterLab")
-    lab.add_argument("--dir", default=str(resources.DEFAULT_LAB_DIR),
-                     help="where the lessons and your workspaces live; lessons it lacks are copied in "
-                          "(default: %(default)s)")
-    lab.set_defaults(run=command_lab)
+    _add_lab(commands)
 
     for name, function, text in (("build", command_build, "build the unikernel"),
                                  ("run", command_run, "build and boot, console on this terminal")):
@@ -271,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor = commands.add_parser("doctor", help="check QEMU, toolchains and acceleration")
     doctor.set_defaults(run=command_doctor)
 
-    student = commands.add_parser("student-edition", help="copy the lessons without their solutions")
+    student = commands.add_parser("student-edition", help="the lessons without their solutions, made by nbgrader")
     student.add_argument("destination", help="directory for the student notebooks")
     student.set_defaults(run=command_student_edition)
 

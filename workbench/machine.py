@@ -66,6 +66,9 @@ MAX_REQUEST_LENGTH = 127
 # without FIFOs; a flood would keep it busy long after the call returned.
 MAX_SEND_LENGTH = 4096
 SEND_TIMEOUT = 5.0
+# Machines one process may run at once ($WORKBENCH_MAX_MACHINES): a runaway loop, or a graded
+# submission, cannot start QEMUs without end. 32 machines answer within 2.3 s here.
+DEFAULT_MAX_MACHINES = 16
 
 # qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
 # same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
@@ -164,6 +167,20 @@ class ConnectionLost(MachineError):
 class NoReply(MachineError):
     """The guest took a request and is waiting for the next one, but printed no reply line
     for it. The machine is still running and can be used."""
+
+
+class TooManyMachines(MachineError):
+    """This process already runs as many machines as it may."""
+
+
+def max_machines() -> int:
+    """How many machines one process may run at once: $WORKBENCH_MAX_MACHINES, else 16."""
+    configured = os.environ.get("WORKBENCH_MAX_MACHINES", "")
+    if not configured:
+        return DEFAULT_MAX_MACHINES
+    if not configured.isdigit() or int(configured) < 1:
+        raise BadMachineSetting(f"WORKBENCH_MAX_MACHINES must be a whole number of 1 or more, not {configured!r}")
+    return int(configured)
 
 
 class BadMachineSetting(InvalidInput):
@@ -378,6 +395,13 @@ class Machine:
             earlier = _named_machines.get(self.name)
             if earlier is not None:
                 earlier.close()
+        running = sum(1 for machine in _live_machines if not machine.state.terminal)
+        if running >= max_machines():
+            raise TooManyMachines(
+                f"this Jupyter kernel already runs {running} machines, as many as it may "
+                f"(WORKBENCH_MAX_MACHINES={max_machines()}): close() the ones you no longer need, or give "
+                "machines a name= so that a new one replaces the old")
+        if self.name is not None:
             _named_machines[self.name] = self
         _live_machines.add(self)
         try:

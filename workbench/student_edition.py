@@ -1,48 +1,51 @@
-"""Make the student edition of the lessons: every cell tagged `solution` is emptied.
+"""The student edition of the lessons, made by nbgrader's own `generate_assignment`.
 
-A solution cell keeps its first comment lines (the task, in words) and loses its code and
-outputs, so students get the exercise and the checks after it, but not the answer.
+The lessons are nbgrader source notebooks. For a self-learner or a course without a gradebook,
+this puts them in a temporary course and lets nbgrader write its release version of each: every
+solution replaced by "YOUR CODE HERE", hidden tests taken out, checksums set. The C code that
+exercises ask for is not in the notebooks: workspaces start from kernel-src without it
+(workbench/skeleton.py).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-import nbformat
+from .errors import WorkbenchError
 
-SOLUTION_TAG = "solution"
-PLACEHOLDER = "# Your solution here.\n"
-
-
-def strip_solutions(notebook: nbformat.NotebookNode) -> int:
-    """Empty every solution cell of `notebook` in place; returns how many there were."""
-    count = 0
-    for cell in notebook.cells:
-        if SOLUTION_TAG not in cell.get("metadata", {}).get("tags", []):
-            continue
-        count += 1
-        if cell.cell_type == "code":
-            lines = cell.source.splitlines(keepends=True)
-            task = []
-            for line in lines:
-                if not line.startswith("#"):
-                    break
-                task.append(line)
-            cell.source = "".join(task) + PLACEHOLDER
-            cell.outputs = []
-            cell.execution_count = None
-        else:
-            cell.source = "*Your answer here.*"
-    return count
+NBGRADER_TIMEOUT = 300.0
 
 
-def write_student_edition(lessons: Path, destination: Path) -> list[tuple[str, int]]:
-    """Copy every lesson notebook to `destination` without its solutions."""
-    destination.mkdir(parents=True, exist_ok=True)
-    done = []
-    for source in sorted(lessons.glob("[0-9][0-9]-*.ipynb")):
-        notebook = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
-        count = strip_solutions(notebook)
-        nbformat.write(notebook, destination / source.name)  # type: ignore[no-untyped-call]
-        done.append((source.name, count))
-    return done
+def write_student_edition(lessons: Path, destination: Path) -> list[str]:
+    """nbgrader's release version of every lesson in `lessons`, written to `destination`."""
+    names = [lesson.stem for lesson in sorted(lessons.glob("[0-9][0-9]-*.ipynb"))]
+    if not names:
+        raise WorkbenchError(f"there are no lessons (NN-topic.ipynb) in {lessons}")
+    with tempfile.TemporaryDirectory(prefix="workbench-student-edition-") as scratch:
+        course = Path(scratch)
+        for name in names:
+            (course / "source" / name).mkdir(parents=True)
+            shutil.copyfile(lessons / f"{name}.ipynb", course / "source" / name / f"{name}.ipynb")
+        environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        for name in names:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--no-db", "--force",
+                     f"--CourseDirectory.root={course}"],
+                    cwd=course, env=environment, capture_output=True, text=True, timeout=NBGRADER_TIMEOUT, check=False)
+            except subprocess.TimeoutExpired as error:
+                raise WorkbenchError(f"nbgrader took longer than {NBGRADER_TIMEOUT:g} s on {name}") from error
+            if done.returncode != 0:
+                if "No module named nbgrader" in done.stderr:
+                    raise WorkbenchError("nbgrader is not installed: pip install 'unikernel-workbench[grading]'")
+                raise WorkbenchError(f"nbgrader could not make the student edition of {name}:\n"
+                                     + "\n".join(done.stderr.strip().splitlines()[-10:]))
+        destination.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(course / "release" / name / f"{name}.ipynb", destination / f"{name}.ipynb")
+    return names

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import resources
+from . import skeleton
 from .build import DEFAULT_TOOLCHAIN, build_image, build_linux_program
 from .display import SourceView, excerpt
 from .errors import InvalidInput, WorkbenchError
@@ -84,21 +84,22 @@ class Workspace:
 
     def __init__(self, root: Path, pristine: Path | None = None) -> None:
         self.root = root.resolve()
-        self.pristine = (pristine or resources.kernel_source()).resolve()
+        self.pristine = (pristine or skeleton.skeleton_source()).resolve()
         if not (self.root / "Makefile").is_file():
             raise WorkbenchError(f"{self.root} is not a workspace (it has no Makefile)")
 
     @classmethod
     def open(cls, name: str, *, fresh: bool = False, parent: Path | None = None) -> Workspace:
-        """The workspace called `name`, created from kernel-src if it does not exist yet.
+        """The workspace called `name`, created if it does not exist yet from the students'
+        source: kernel-src without the code that exercises ask for (workbench/skeleton.py).
 
-        With `fresh=True` it starts from the pristine source; any earlier changes are saved
+        With `fresh=True` it starts from that pristine source; any earlier changes are saved
         as a patch first (see `reset`).
         """
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise InvalidInput(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
         root = (parent or workspaces_root()) / name
-        pristine = resources.kernel_source()
+        pristine = skeleton.skeleton_source()
         if not root.exists():
             root.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(pristine, root, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
@@ -227,6 +228,29 @@ class Workspace:
                 if marker in line:
                     found.append((relative, number, line.strip()))
         return found
+
+    def solve(self, name: str) -> Diff:
+        """Put solution `name` from kernel-src into this workspace (the instructor's answer to an
+        exercise); returns the workspace's whole diff. A solution already there is left alone."""
+        for block in skeleton.solutions(name):
+            text = self.read(block.path)
+            if block.code in text:
+                continue
+            lines = text.splitlines(keepends=True)
+            bare = [line.rstrip("\n") for line in lines]
+            size = len(block.anchor)
+            places = [start + size - 1 for start in range(len(bare) - size + 1)
+                      if tuple(bare[start:start + size]) == block.anchor]
+            if not block.anchor:  # only blank lines above: the block opens the file
+                places = [-1]
+            if len(places) != 1:
+                raise skeleton.SkeletonError(
+                    f"solution {name!r} goes after the line {block.anchor[-1].strip()!r} in {block.path}, "
+                    f"which this workspace has {'not' if not places else f'{len(places)} times'}; "
+                    "reset() it to start from the skeleton")
+            lines.insert(places[0] + 1 + block.gap, block.code)
+            self.write(block.path, "".join(lines))
+        return self.diff()
 
     # Comparing and resetting.
 

@@ -117,6 +117,10 @@ static void command_call(char **arguments)
         value = kernel_noop();
     else if (strcmp(arguments[0], "ticks") == 0)
         value = kernel_get_ticks();
+    /* BEGIN SOLUTION(uptime-service) */
+    else if (strcmp(arguments[0], "uptime") == 0)
+        value = kernel_get_uptime();
+    /* END SOLUTION(uptime-service) */
     else {
         console_printf("error call unknown service %s\n", arguments[0]);
         return;
@@ -133,6 +137,9 @@ static const struct service {
 } services[] = {
     {"noop", SYSCALL_NOOP},
     {"ticks", SYSCALL_GET_TICKS},
+    /* BEGIN SOLUTION(uptime-service) */
+    {"uptime", SYSCALL_GET_UPTIME},
+    /* END SOLUTION(uptime-service) */
 };
 
 static void system_call(const char *command, const char *name, bool switch_cr3)
@@ -170,6 +177,25 @@ static void command_bench(char **arguments)
 
 /* EXERCISE(02): add a command: write a function like command_ticks() above and add a line
  * here; "help" lists it by itself. */
+/* BEGIN SOLUTION(uptime-command) */
+#if COMPONENT_TIMER
+static void command_uptime(char **arguments)
+{
+    (void)arguments;
+    console_printf("ok uptime seconds=%lu\n", timer_ticks / TIMER_HZ);
+}
+#endif
+/* END SOLUTION(uptime-command) */
+/* BEGIN SOLUTION(call-vaddr) */
+static void command_call_vaddr(char **arguments)
+{
+    uint64_t numbers[2];            /* vaddr, argument */
+    if (!parse_numbers("call-vaddr", arguments, 2, numbers))
+        return;
+    uint64_t (*function)(uint64_t) = (uint64_t (*)(uint64_t))numbers[0];
+    console_printf("ok call-vaddr value=0x%lx\n", function(numbers[1]));
+}
+/* END SOLUTION(call-vaddr) */
 static const struct command {
     const char *name;
     const char *usage;              /* the reply when the number of arguments is wrong */
@@ -195,6 +221,14 @@ static const struct command {
     {"syscall-cr3", "syscall-cr3 SERVICE", 1, command_syscall_cr3},
     {"bench", "bench ROUNDS ITERATIONS", 2, command_bench},
 #endif
+    /* BEGIN SOLUTION(uptime-command) */
+#if COMPONENT_TIMER
+    {"uptime", "uptime", 0, command_uptime},
+#endif
+    /* END SOLUTION(uptime-command) */
+    /* BEGIN SOLUTION(call-vaddr) */
+    {"call-vaddr", "call-vaddr VADDR ARGUMENT", 2, command_call_vaddr},
+    /* END SOLUTION(call-vaddr) */
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

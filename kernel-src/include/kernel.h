@@ -29,6 +29,9 @@ extern volatile uint64_t timer_ticks;
  * the ring-3 program of kernel/syscall.c asks for the same ones by number, with syscall. */
 uint64_t kernel_noop(void);         /* does nothing and returns 0: the cost of asking, alone */
 uint64_t kernel_get_ticks(void);    /* timer_ticks */
+/* BEGIN SOLUTION(uptime-service) */
+uint64_t kernel_get_uptime(void);   /* whole seconds since boot */
+/* END SOLUTION(uptime-service) */
 
 /* The classic path, for contrast: run a small program in ring 3 that asks for service `number`
  * through the syscall instruction, once, and return the service's value. With switch_cr3, each

@@ -7,6 +7,9 @@
 #define SYSCALL_NOOP       0        /* kernel_noop() */
 #define SYSCALL_GET_TICKS  1        /* kernel_get_ticks() */
 #define SYSCALL_EXIT       2        /* the ring-3 program's last request: back to the kernel */
+/* BEGIN SOLUTION(uptime-service) */
+#define SYSCALL_GET_UPTIME 3        /* kernel_get_uptime() */
+/* END SOLUTION(uptime-service) */
 #define SYSCALL_UNKNOWN    (~0ull)  /* the value returned for a number with no service */
 
 #endif

@@ -64,6 +64,15 @@ static NAMED void provoke_stack_overflow(void)
 /* EXERCISE(03): add a scenario that jumps into the heap (heap_alloc_pages), to see the
  * instruction-fetch page fault that PTE_NO_EXEC causes. Add its name to SCENARIOS in the
  * Makefile too. */
+/* BEGIN SOLUTION(heap-execute) */
+/* #PF, present, instruction fetch: heap pages have PTE_NO_EXEC. */
+static NAMED void provoke_heap_execute(void)
+{
+    volatile uint8_t *page = heap_alloc_pages(1);
+    page[0] = 0xc3;                             /* ret */
+    ((void (*)(void))(uintptr_t)page)();
+}
+/* END SOLUTION(heap-execute) */
 static const struct scenario {
     const char *name;
     void (*provoke)(void);
@@ -74,6 +83,9 @@ static const struct scenario {
     {"invalid-opcode", provoke_invalid_opcode},
     {"divide-error", provoke_divide_error},
     {"stack-overflow", provoke_stack_overflow},
+    /* BEGIN SOLUTION(heap-execute) */
+    {"heap-execute", provoke_heap_execute},
+    /* END SOLUTION(heap-execute) */
 };
 
 bool scenario_provoke(const char *name)

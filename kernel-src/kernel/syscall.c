@@ -40,12 +40,23 @@ static uint64_t sys_exit(uint64_t value, uint64_t argument1, uint64_t argument2)
     user_exit(value);
 }
 
+/* BEGIN SOLUTION(uptime-service) */
+static uint64_t sys_get_uptime(uint64_t argument0, uint64_t argument1, uint64_t argument2)
+{
+    (void)argument0, (void)argument1, (void)argument2;
+    return kernel_get_uptime();
+}
+/* END SOLUTION(uptime-service) */
+
 /* EXERCISE(05): give a new service a number in include/syscall_numbers.h, a sys_ function above,
  * and its line here. */
 static const syscall_function syscall_table[] = {
     [SYSCALL_NOOP] = sys_noop,
     [SYSCALL_GET_TICKS] = sys_get_ticks,
     [SYSCALL_EXIT] = sys_exit,
+    /* BEGIN SOLUTION(uptime-service) */
+    [SYSCALL_GET_UPTIME] = sys_get_uptime,
+    /* END SOLUTION(uptime-service) */
 };
 #define SYSCALL_COUNT (sizeof(syscall_table) / sizeof(syscall_table[0]))
 

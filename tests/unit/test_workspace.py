@@ -9,13 +9,16 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.resources import kernel_source
+from workbench.skeleton import parse
 from workbench.workspace import PathOutsideWorkspace, TextNotFound, Workspace
 
 
-def test_a_new_workspace_is_a_copy_of_kernel_src(workspace: Workspace) -> None:
+def test_a_new_workspace_is_kernel_src_without_the_solutions(workspace: Workspace) -> None:
     assert "Makefile" in workspace.files()
     assert "app/main.c" in workspace.files()
-    assert workspace.read("app/main.c") == (kernel_source() / "app/main.c").read_text()
+    solution_lines = [line for line in (kernel_source() / "app/main.c").read_text().splitlines(keepends=True)]
+    assert workspace.read("app/main.c") == parse("".join(solution_lines))[0]
+    assert "SOLUTION" not in workspace.read("app/main.c") and "EXERCISE(02)" in workspace.read("app/main.c")
     assert not workspace.diff()
     assert str(workspace.diff()) == "(no changes)"
 

@@ -1,0 +1,37 @@
+"""nbgrader's configuration for a course made of the Unikernel Workbench's lessons.
+
+source/NN-topic/NN-topic.ipynb are the lessons themselves (links to ../lessons): each lesson is
+an assignment whose exercises and checks carry nbgrader's metadata. From this directory:
+
+    nbgrader generate_assignment 03-page-tables      # the student version, in release/
+    nbgrader release_assignment 03-page-tables       # to the exchange
+    nbgrader collect 03-page-tables                  # the submissions, into submitted/
+    nbgrader autograde 03-page-tables                # each in its own sandbox: workbench/grading.py
+    nbgrader generate_feedback 03-page-tables        # HTML per student, with the explanations
+
+Submissions are untrusted code that builds C and boots QEMU. Autograde runs each one's Jupyter
+kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap: read-only file system,
+this directory and every home hidden, writes only in the submission's own directory, its own
+PID namespace, killed after WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap.
+"""
+
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - nbgrader provides it
+course = Path(__file__).resolve().parent
+
+c.CourseDirectory.root = str(course)
+c.CourseDirectory.course_id = "unikernel-workbench"
+# Workspaces are submitted with the notebook (the C exercises are written in them); what can be
+# made again is not.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "build",
+                            ".saved-changes", ".grader"]
+
+# Every submission runs in the sandboxed kernel; the kernelspec lives in jupyter/kernels/.
+os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(course / "jupyter"), os.environ.get("JUPYTER_PATH")]))
+os.environ["WORKBENCH_COURSE"] = str(course)  # the sandbox hides this directory from submissions
+c.Execute.kernel_name = "workbench-grader"
+c.Execute.timeout = 120  # seconds per cell; a lesson's slowest cell takes a few seconds
+c.Execute.interrupt_on_timeout = True  # a cell that never returns is interrupted, and grading goes on
+c.Execute.store_widget_state = False  # the feedback shows each view's static HTML, not an empty widget

@@ -1,0 +1,69 @@
+"""JupyterHub for a class, on one Linux server with systemd (Debian 12 or 13).
+
+Each student logs in with their account on the server (PAM) and gets their own JupyterLab, in a
+systemd unit of its own (SystemdSpawner), with the lessons copied into ~/lessons on first start.
+Limits per student are enforced by systemd through the unit's cgroup: memory (MemoryMax; going
+over it kills inside that student's unit only) and CPU (CPUQuota). The idle culler stops a
+server nobody has used for an hour; stopping the unit ends every process in it, the student's
+QEMU guests included, and the workbench's QEMU also dies with its Jupyter kernel on its own
+(PR_SET_PDEATHSIG). Run it as root from the virtual environment the workbench is installed in:
+
+    /opt/workbench/bin/jupyterhub -f deploy/jupyterhub_config.py
+
+deploy/README.md says how to install it and how the limits were sized.
+"""
+
+import sys
+from pathlib import Path
+
+c = get_config()  # noqa: F821 - JupyterHub provides get_config to its configuration files
+
+bin_dir = Path(sys.executable).parent  # the virtual environment this hub runs from
+
+# Who: students log in with their account on this server. Replace with your institution's
+# authenticator (LTI, OAuth, ...) if you have one; only these users may log in.
+c.JupyterHub.authenticator_class = "pam"
+c.Authenticator.allowed_users = {"alice", "bob"}  # the class list
+c.Authenticator.admin_users = {"teacher"}
+
+# Where: the hub on port 8000 of every interface; put it behind HTTPS (a reverse proxy, or
+# c.JupyterHub.ssl_cert and ssl_key) before students use it.
+c.JupyterHub.bind_url = "http://:8000"
+c.ConfigurableHTTPProxy.command = [str(bin_dir.parent / "proxy/node_modules/.bin/configurable-http-proxy")]
+
+# What each student runs: JupyterLab as a JupyterHub server, on a copy of the lessons that is
+# theirs (a lesson already in ~/lessons is never overwritten).
+c.Spawner.cmd = [str(bin_dir / "workbench"), "lab", "--hub", "--dir", "~/lessons"]
+c.Spawner.default_url = "/lab"
+# Kernels talk to their server over Unix sockets, not TCP ports on localhost: with a class on
+# one machine, the ports that kernels and the spawner each pick at random collide (benchmarks/
+# classroom.py met it at ten students), and a socket file is only its owner's to open. The
+# sockets live in the student's private /tmp (isolate_tmp below): a socket's path must be short.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
+c.Spawner.environment = {"JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime"}  # noqa: S108 - a private /tmp
+
+# Limits: one systemd unit per student. Sized from benchmarks/classroom.py (deploy/README.md): a
+# student's server, Jupyter kernel and one booted guest hold about 275 MiB and 1% of a core when
+# idle; the limits leave room for several guests and a build at once.
+c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
+c.SystemdSpawner.mem_limit = "1G"  # MemoryMax=: over it, only this student's processes are killed
+c.SystemdSpawner.cpu_limit = 1.0  # CPUQuota=100%: one core at most, however many guests
+c.SystemdSpawner.isolate_tmp = True  # PrivateTmp=: a /tmp of their own, removed at stop
+c.SystemdSpawner.disable_user_sudo = True  # NoNewPrivileges=
+c.SystemdSpawner.unit_extra_properties = {"TasksMax": "256"}  # a runaway loop cannot fork-bomb the server
+
+# Idle servers are stopped after an hour without activity: the student's kernels and guests end,
+# their files in ~/lessons stay. Their next login starts a fresh server.
+c.JupyterHub.services = [
+    {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=300"],
+    }
+]
+c.JupyterHub.load_roles = [
+    {
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    }
+]

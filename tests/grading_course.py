@@ -1,0 +1,121 @@
+"""A real nbgrader course in a temporary directory, for the grading tests and benchmarks/grading.py.
+
+Everything goes through nbgrader's own commands, as an instructor and students would run them:
+generate_assignment, release_assignment, fetch_assignment and submit (as each student, through a
+private exchange), collect, autograde (in the course's sandboxed kernel) and generate_feedback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+COURSE = REPOSITORY / "course"
+NBGRADER_TIMEOUT = 1800.0
+
+Edit = Callable[[nbformat.NotebookNode, Path], None]  # (the student's notebook, their assignment directory)
+
+
+class Course:
+    """A course directory with its own exchange, made from course/ and the lessons."""
+
+    def __init__(self, root: Path, lessons: list[str]) -> None:
+        self.root = root / "course"
+        self.exchange = root / "exchange"
+        self.homes = root / "homes"
+        self.exchange.mkdir(parents=True)
+        self.exchange.chmod(0o777)
+        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(COURSE / "nbgrader_config.py", self.root / "nbgrader_config.py")
+        shutil.copytree(COURSE / "jupyter", self.root / "jupyter")
+        for lesson in lessons:
+            (self.root / "source" / lesson).mkdir(parents=True)
+            shutil.copy(REPOSITORY / "lessons" / f"{lesson}.ipynb", self.root / "source" / lesson / f"{lesson}.ipynb")
+        self.lessons = lessons
+
+    def environment(self, student: str | None = None) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("WORKBENCH_WORKSPACES", "JUPYTERHUB_USER")}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # nbgrader runs alembic
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH")]))
+        if student is not None:
+            env["JUPYTERHUB_USER"] = student  # nbgrader's own name for who submits
+        return env
+
+    def nbgrader(self, *arguments: str, cwd: Path | None = None, student: str | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
+        """One nbgrader command, with this course's exchange; raises with its log if it fails."""
+        command = [sys.executable, "-m", "nbgrader", *arguments, f"--Exchange.root={self.exchange}"]
+        if cwd is not None:  # a student's command, outside the course: name the course
+            command.append("--CourseDirectory.course_id=unikernel-workbench")
+        done = subprocess.run(command, cwd=cwd or self.root, env=self.environment(student), text=True,
+                              capture_output=True, timeout=NBGRADER_TIMEOUT, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"nbgrader {' '.join(arguments)} failed ({done.returncode}):\n{done.stderr[-6000:]}")
+        return done
+
+    def release(self) -> None:
+        for lesson in self.lessons:
+            self.nbgrader("generate_assignment", lesson, "--force")
+            self.nbgrader("release_assignment", lesson, "--force")
+
+    def submit(self, student: str, lesson: str, edit: Edit) -> Path:
+        """Fetch `lesson` as `student`, let `edit` change it as that student would, and submit it."""
+        home = self.homes / student
+        home.mkdir(parents=True, exist_ok=True)
+        self.nbgrader("fetch_assignment", lesson, cwd=home, student=student)
+        directory = home / lesson
+        path = directory / f"{lesson}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        edit(notebook, directory)
+        nbformat.write(notebook, path)
+        self.nbgrader("submit", lesson, f"--student={student}", cwd=home, student=student)
+        return directory
+
+    def grade(self, lesson: str) -> subprocess.CompletedProcess[str]:
+        self.nbgrader("collect", lesson)
+        done = self.nbgrader("autograde", lesson, "--force", check=False)
+        self.nbgrader("generate_feedback", lesson, "--force")
+        return done
+
+    def scores(self, lesson: str, gradebook: str = "gradebook.db") -> dict[str, dict[str, float]]:
+        """For each student, the points of each graded cell of `lesson` (grade_id -> points)."""
+        found: dict[str, dict[str, float]] = {}
+        with Gradebook(f"sqlite:///{self.root / gradebook}", "unikernel-workbench") as book:
+            for submission in book.assignment_submissions(lesson):
+                notebook = submission.notebooks[0]
+                found[submission.student.id] = {grade.name: float(grade.score) for grade in notebook.grades}
+        return found
+
+    def feedback(self, student: str, lesson: str) -> str:
+        return (self.root / "feedback" / student / lesson / f"{lesson}.html").read_text()
+
+
+def solution_cells(lesson: str) -> dict[str, str]:
+    """Each exercise cell of the source lesson: grade_id -> its source, solution included."""
+    source = nbformat.read(REPOSITORY / "lessons" / f"{lesson}.ipynb", as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in source.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def fill(notebook: nbformat.NotebookNode, answers: dict[str, str]) -> None:
+    """Put `answers` (grade_id -> source) into the student's exercise cells."""
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+
+
+def points(lesson: str) -> dict[str, float]:
+    """The points of each check of the source lesson."""
+    source = nbformat.read(REPOSITORY / "lessons" / f"{lesson}.ipynb", as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"]: float(cell.metadata["nbgrader"]["points"]) for cell in source.cells
+            if cell.metadata.get("nbgrader", {}).get("grade")}

@@ -1,0 +1,243 @@
+"""A class graded with real nbgrader, in a temporary course: generate, release, fetch and submit
+as students, collect, autograde (each submission's kernel in the bubblewrap sandbox), feedback.
+
+The points must be exactly what each submission deserves, the feedback must carry the checks'
+explanations, and hostile submissions must neither hang the grader, nor leave a QEMU behind,
+nor change anything outside their own directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
+
+from workbench import variant
+from workbench.skeleton import solutions
+from workbench.workspace import Workspace
+
+pytestmark = pytest.mark.qemu
+
+
+def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
+    fill(notebook, {grade_id: textwrap.dedent(source).strip()})
+
+
+def write_in_files(directory: Path, workspace: str, solution: str, *, without: str = "") -> None:
+    """What a student does in the file browser: the solution typed into the exercise workspace
+    (minus the line `without`, for a wrong one); the notebook's exercise cell keeps no code."""
+    exercise = Workspace.open(workspace, parent=directory / "workspaces")
+    exercise.solve(solution)
+    if without:
+        for block in solutions(solution):
+            if without in block.code:
+                exercise.replace(block.path, without, "")
+
+
+def qemus_under(path: Path) -> list[str]:
+    """QEMU processes whose command line mentions `path` (ours only, on a shared machine)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = status.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-system" in command and str(path) in command:
+            found.append(command)
+    return found
+
+
+def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
+    lesson = "04-page-faults"
+    course = Course(tmp_path, [lesson])
+    course.release()
+    assert variant.choose("04-broken-mapping", ("data", "heap"), student="alice") == "data"
+    assert variant.choose("04-broken-mapping", ("data", "heap"), student="carol") == "heap"
+
+    def correct(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solution_cells(lesson))
+        answer(notebook, "exercise-2", "# written in kernel/scenario.c of the exercise workspace")
+        write_in_files(directory, "04-page-faults-exercises", "heap-execute")
+
+    def two_wrong(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solution_cells(lesson))
+        answer(notebook, "exercise-1a", """
+            # alice's diagnosis, copied: her broken kernel is not mine
+            snapshot = machine.snapshot("broken")
+            walk = snapshot.walk(fault.cr2)
+            refusing_level = "PT"
+            region = snapshot.address_space(image).region_at(image.symbol("heap_next").vaddr)
+            """)
+        answer(notebook, "exercise-2", "# written in kernel/scenario.c, but it never calls the page")
+        write_in_files(directory, "04-page-faults-exercises", "heap-execute",
+                       without="    ((void (*)(void))(uintptr_t)page)();\n")
+
+    course.submit("alice", lesson, correct)
+    course.submit("carol", lesson, two_wrong)
+    graded = course.grade(lesson)
+    assert graded.returncode == 0, graded.stderr[-4000:]
+
+    full = points(lesson)
+    scores = course.scores(lesson)
+    assert scores["alice"] == full
+    assert scores["carol"] == {**full, "exercise-1a-check": 1.0, "exercise-2-check": 0.0}
+
+    feedback = course.feedback("carol", lesson)
+    assert "Exercise 1a: diagnose the fault: 1 of 2 points" in feedback
+    assert "region.label is not what the guest says" in feedback and "image .data" in feedback
+    assert "Exercise 2: executing data: 0 of 2 points" in feedback
+    assert "The guest did not stop: no fault." in feedback
+    assert "Exercise 2: executing data: 2 of 2 points" in course.feedback("alice", lesson)
+    assert not qemus_under(tmp_path)
+
+
+HOSTILE_LESSON = "02-single-address-space"
+
+
+def hostile_submissions(course: Course, outside: Path) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
+    """One submission of each kind the grader must survive, by student."""
+    lesson = HOSTILE_LESSON
+    solved = solution_cells(lesson)
+
+    def correct_c(directory: Path) -> None:
+        write_in_files(directory, "02-single-address-space-exercises", "call-vaddr")
+
+    def all_correct(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solved)
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def all_wrong(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", 'machine.write_symbol("heap_next", heap_base + (1 << 30))  # not my gib')
+        answer(notebook, "exercise-2", "# written in app/main.c: it never calls the function")
+        write_in_files(directory, "02-single-address-space-exercises", "call-vaddr",
+                       without="    console_printf(\"ok call-vaddr value=0x%lx\\n\", function(numbers[1]));\n")
+
+    def never_returns(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", "while True:\n    pass")
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def ignores_interrupts(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            import signal
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            while True:
+                pass
+            """)
+
+    def triple_fault(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            machine.write_virtual(image.symbol("idt").vaddr, bytes(16 * 32))  # no handler for anything
+            machine.send_line("write 0x0 1")
+            print(machine.wait().state)
+            """)
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def twenty_machines(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            leaked = []  # kept, so that nothing closes them
+            for _ in range(20):
+                leaked.append(Machine(image).start())
+            """)
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def deletes_outside(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        attempts = textwrap.dedent(f"""
+            import os, shutil
+            attempts = {{}}
+            for name, attempt in [
+                    ("instructor file", lambda: os.remove({str(outside)!r})),
+                    ("gradebook", lambda: os.remove("../../../gradebook.db")),
+                    ("another submission", lambda: shutil.rmtree("../../alice")),
+                    ("submitted originals", lambda: shutil.rmtree({str(course.root / "submitted")!r})),
+                    ("system file", lambda: open("/etc/hostname", "w").write("mine")),
+                    ("QEMU itself", lambda: open(shutil.which("qemu-system-x86_64"), "ab").write(b"x"))]:
+                try:
+                    attempt()
+                    attempts[name] = "done"
+                except OSError as error:
+                    attempts[name] = type(error).__name__
+            print(attempts)
+            """)
+        fill(notebook, {"exercise-1": attempts + solved["exercise-1"]})
+
+    def edits_the_check(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", "pass  # no answer")
+        answer(notebook, "exercise-1-check", "grade = 1.0\ngrade")  # a check that always passes
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def empty(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        pass
+
+    return {"alice": all_correct, "bob": all_wrong, "carol": empty, "dave": never_returns,
+            "erin": ignores_interrupts, "frank": triple_fault, "gina": twenty_machines,
+            "hank": deletes_outside, "ivan": edits_the_check}
+
+
+def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tmp_path: Path) -> None:
+    lesson = HOSTILE_LESSON
+    course = Course(tmp_path, [lesson])
+    course.release()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("an instructor's file\n")
+    for student, edit in hostile_submissions(course, outside).items():
+        course.submit(student, lesson, edit)
+    course.nbgrader("collect", lesson)
+    before = {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()}
+    assert before
+    hostname = Path("/etc/hostname").read_bytes()
+
+    os.environ["WORKBENCH_GRADER_SECONDS"] = "90"  # erin's kernel is killed after this
+    try:
+        graded = course.nbgrader("autograde", lesson, "--force", "--Execute.timeout=20", check=False)
+        course.nbgrader("generate_feedback", lesson, "--force", check=False)
+    finally:
+        del os.environ["WORKBENCH_GRADER_SECONDS"]
+    log = graded.stderr
+
+    full = points(lesson)
+    nothing = dict.fromkeys(full, 0.0)
+    scores = course.scores(lesson)
+    assert scores["alice"] == full
+    assert scores["bob"] == nothing
+    assert scores["carol"] == nothing
+    assert scores["dave"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}  # interrupted, then graded on
+    assert scores.get("erin", nothing) == nothing  # killed with its kernel: no points
+    assert scores["frank"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
+    # The limit stopped gina's loop at the fourth machine; the check's machine replaces the lesson's.
+    assert scores["gina"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
+    assert scores["hank"] == {**nothing, "exercise-1-check": full["exercise-1-check"]}
+    assert scores["ivan"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}
+    assert re.search(r"Attribute 'checksum' for cell exercise-1-check has changed", log)  # nbgrader's checksums
+
+    # Nothing outside the submissions' own directories changed, and no QEMU is left.
+    assert outside.read_text() == "an instructor's file\n"
+    assert Path("/etc/hostname").read_bytes() == hostname
+    assert {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()} == before
+    assert (course.root / "gradebook.db").is_file() and (course.root / "autograded" / "alice").is_dir()
+    hank = nbformat.read(course.root / "autograded" / "hank" / lesson / f"{lesson}.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for cell in hank.cells for output in cell.get("outputs", []))
+    assert "'instructor file': 'FileNotFoundError'" in printed and "'done'" not in printed
+    assert "WORKBENCH_MAX_MACHINES" in course.feedback("gina", lesson)
+    assert not qemus_under(tmp_path)
+
+
+def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
+    """nbgrader's own check of a source notebook: it runs, and every test cell passes."""
+    lessons = sorted(str(path) for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *lessons], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.stdout.count("Success! Your notebook passes all the tests.") == len(lessons), done.stdout[-4000:]

@@ -1,0 +1,116 @@
+"""Grading untrusted submissions: each one's Jupyter kernel runs in a bubblewrap sandbox.
+
+nbgrader's autograde executes a submission's notebook in a Jupyter kernel that the course's
+configuration (course/nbgrader_config.py) names `workbench-grader`. That kernel is this module:
+
+    python -m workbench.grading CONNECTION_FILE
+
+started by nbgrader in the submission's own directory (autograded/STUDENT/ASSIGNMENT/). It runs
+the real IPython kernel inside `bwrap` (Debian's bubblewrap) so that the submission
+
+- sees the whole file system read-only, and cannot see the course directory (the other
+  submissions, the gradebook, the solutions), nbgrader's exchange, or anyone's home directory;
+- can write only its own directory (its workspaces, builds and temporary files go there: TMPDIR,
+  XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp;
+- runs in its own PID namespace without capabilities: it cannot see or signal the grader, and
+  when the kernel is killed, everything it started (QEMU too) dies with it;
+- is killed after WORKBENCH_GRADER_SECONDS (default 600) whatever it does, on top of nbgrader's
+  per-cell ExecutePreprocessor.timeout, and may run at most WORKBENCH_MAX_MACHINES machines (4).
+
+Why bubblewrap rather than a separate user: it needs no account to set up on the grading machine,
+works for an unprivileged instructor (user namespaces), hides the other submissions instead of
+relying on their file modes, and its PID namespace takes every process of a submission down with
+the kernel. The network is not unshared: the kernel talks to nbgrader over TCP on localhost, and
+the guests themselves have no network device.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import WorkbenchError
+
+DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
+GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
+MAX_FILE_BYTES = 256 << 20  # no file a submission writes may grow past this (RLIMIT_FSIZE)
+HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader")  # homes, and nbgrader's default exchange
+PRIVATE_TMP = "/tmp"  # noqa: S108 - replaced by an empty tmpfs of the sandbox's own
+
+
+class SandboxError(WorkbenchError):
+    """The sandbox cannot be set up (bubblewrap missing, or an unusable directory)."""
+
+
+def student_of(submission: Path) -> str | None:
+    """The student a submission belongs to: `.../autograded/STUDENT/ASSIGNMENT`, else None."""
+    if submission.parent.parent.name == "autograded":
+        return submission.parent.name
+    return None
+
+
+def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int,
+                 python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
+    """The command line that runs an IPython kernel for `submission` inside the sandbox."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+    private = submission / ".grader"
+    argv = ["timeout", "--signal=KILL", str(seconds), bwrap,
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", PRIVATE_TMP]
+    hide = [path for path in (*hidden, str(course) if course else None) if path and Path(path).is_dir()]
+    for path in hide:
+        argv += ["--tmpfs", path]
+    # What the kernel needs from inside a hidden directory, read-only: Python, its packages, the
+    # workbench, and the connection file nbgrader wrote.
+    needed = [sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent),
+              *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(connection_file)]
+    covered = [Path(path) for path in (*hide, PRIVATE_TMP)]
+    for path in needed:
+        if any(Path(path) == h or h in Path(path).parents for h in covered) and Path(path).exists():
+            argv += ["--ro-bind", path, path]
+    argv += ["--bind", str(submission), str(submission), "--chdir", str(submission),
+             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+             "--unsetenv", "WORKBENCH_WORKSPACES",  # workspaces beside the notebook, in the submission
+             # ipykernel would take init (its parent in the PID namespace) for a dead Jupyter and
+             # quit; --die-with-parent ties the kernel's life to nbgrader's instead.
+             "--unsetenv", "JPY_PARENT_PID",
+             "--setenv", "WORKBENCH_MAX_MACHINES", os.environ.get("WORKBENCH_MAX_MACHINES", str(GRADER_MACHINES))]
+    for name, directory in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("HOME", "home"),
+                            ("IPYTHONDIR", "ipython")):
+        argv += ["--setenv", name, str(private / directory)]
+    student = student_of(submission)
+    if student is not None:
+        argv += ["--setenv", "WORKBENCH_STUDENT", student]
+    return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the sandboxed kernel; nbgrader runs this in the submission's directory."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 1:
+        print("usage: python -m workbench.grading CONNECTION_FILE", file=sys.stderr)
+        return 2
+    submission = Path.cwd().resolve()
+    course = os.environ.get("WORKBENCH_COURSE")
+    seconds = int(os.environ.get("WORKBENCH_GRADER_SECONDS", DEFAULT_SECONDS))
+    try:
+        command = sandbox_argv(Path(arguments[0]).resolve(), submission,
+                               course=Path(course).resolve() if course else None, seconds=seconds)
+    except SandboxError as error:
+        print(f"workbench.grading: {error}", file=sys.stderr)
+        return 2
+    for directory in ("tmp", "cache", "home", "ipython"):
+        (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.execvp(command[0], command)  # noqa: S606 - our own argument list, no shell
+
+
+if __name__ == "__main__":
+    sys.exit(main())
