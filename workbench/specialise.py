@@ -10,6 +10,7 @@ so a notebook shows them on GitHub too.
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 import statistics
@@ -42,8 +43,9 @@ class Figures:
     components: tuple[str, ...]  # linked: the selection and what it needs
     image_bytes: int  # the ELF file
     loaded_bytes: int  # in guest memory, .bss included
+    code_bytes: int  # the functions' own bytes (sections are padded to whole pages)
     functions: int
-    instructions: int  # in the image's code, as objdump decodes it
+    instructions: int  # in its functions, as objdump decodes them
     entry_points: int  # the boot entry, present interrupt gates into the image, system call entries
     requests: int  # request types the application serves on its console (0: it only says hello)
     boot_seconds: float  # QEMU started to the application's first output, the median of the boots
@@ -71,16 +73,21 @@ def interrupt_gates(machine: Machine, image: Image) -> int:
     return found
 
 
-def _gates_at_app_main(image: Image, name: str, timeout: float) -> int:
-    """The interrupt gates when the kernel hands over to the application (a breakpoint at app_main)."""
+def stopped_at(image: Image, function: str, *, name: str = "stopped", timeout: float = 30.0) -> Machine:
+    """A machine of `image` stopped (by a gdbstub breakpoint) at the first instruction of `function`.
+
+    For a guest that would not wait: an application without console input says hello and
+    exits at once. The caller closes the machine.
+    """
     machine = Machine(image, name=name, gdb=True).start(paused=True)
     try:
-        machine.gdb.set_breakpoint(image.symbol("app_main").vaddr)
+        machine.gdb.set_breakpoint(image.symbol(function).vaddr)
         machine.gdb.resume()
         machine.gdb.wait_for_stop(timeout)
-        return interrupt_gates(machine, image)
-    finally:
+    except BaseException:
         machine.close()
+        raise
+    return machine
 
 
 def measure(workspace: Workspace, components: Iterable[str] | None, *, name: str = "", boots: int = 3,
@@ -97,11 +104,25 @@ def measure(workspace: Workspace, components: Iterable[str] | None, *, name: str
             if "console_read_line" in image.symbols:  # it serves requests: which?
                 machine.wait_for("> ", timeout)
                 requests = len(machine.request("help")["commands"].split(","))
-    entries = (1 + _gates_at_app_main(image, f"specialise-{label}", timeout)
-               + sum(entry in image.symbols for entry in SYSCALL_ENTRIES))
-    functions = sum(symbol.kind == "function" for symbol in image.symbols.values())
-    return Figures(label, image.components or (), image.size, image.loaded_size, functions,
-                   len(instructions(image.path)), entries, requests, statistics.median(seconds))
+    machine = stopped_at(image, "app_main", name=f"specialise-{label}", timeout=timeout)
+    try:
+        gates = interrupt_gates(machine, image)  # as the kernel hands over to the application
+    finally:
+        machine.close()
+    entries = 1 + gates + sum(entry in image.symbols for entry in SYSCALL_ENTRIES)
+    functions = [symbol for symbol in image.symbols.values() if symbol.kind == "function"]
+    return Figures(label, image.components or (), image.size, image.loaded_size,
+                   sum(function.size for function in functions), len(functions), count_instructions(image),
+                   entries, requests, statistics.median(seconds))
+
+
+def count_instructions(image: Image) -> int:
+    """Instructions inside the image's functions (not the padding between them), as objdump decodes them."""
+    starts = sorted(instructions(image.path))
+    total = 0
+    for function in (symbol for symbol in image.symbols.values() if symbol.kind == "function"):
+        total += bisect.bisect_left(starts, function.vaddr + function.size) - bisect.bisect_left(starts, function.vaddr)
+    return total
 
 
 def dropped_sections(image: Image) -> list[tuple[str, str]]:
@@ -178,10 +199,11 @@ class Charts:
 
 
 def bar_charts(rows: Sequence[Figures]) -> Charts:
-    """The figures of `rows` as four charts: image size, instructions, entry points, boot time."""
+    """The figures of `rows` as charts: image size, functions, instructions, entry points, boot time."""
     labels = tuple(row.name for row in rows)
     return Charts((
         BarChart("image size", labels, tuple(row.image_kib for row in rows), " KiB", 1),
+        BarChart("functions", labels, tuple(float(row.functions) for row in rows)),
         BarChart("instructions", labels, tuple(float(row.instructions) for row in rows)),
         BarChart("entry points from outside", labels, tuple(float(row.entry_points) for row in rows)),
         BarChart("boot to first output", labels, tuple(row.boot_seconds * 1000 for row in rows), " ms", 1),
@@ -189,11 +211,12 @@ def bar_charts(rows: Sequence[Figures]) -> Charts:
 
 
 def table(rows: Sequence[Figures]) -> str:
-    """The figures as a text table, one selection per line."""
-    lines = [f"{'selection':<28} {'image':>9} {'memory':>9} {'functions':>9} {'instr.':>7} {'entries':>7} "
-             f"{'requests':>8} {'boot':>8}"]
+    """The figures as a text table, one selection per line: bytes of the image file, of memory and of
+    code; functions, instructions, entry points from outside, requests served; boot time."""
+    lines = [f"{'selection':<24} {'image':>8} {'memory':>8} {'code':>7} {'functions':>9} {'instr.':>7} "
+             f"{'entries':>7} {'requests':>8} {'boot':>8}"]
     for row in rows:
-        lines.append(f"{row.name:<28} {row.image_bytes:>9,} {row.loaded_bytes:>9,} {row.functions:>9} "
-                     f"{row.instructions:>7} {row.entry_points:>7} {row.requests:>8} "
+        lines.append(f"{row.name:<24} {row.image_bytes:>8,} {row.loaded_bytes:>8,} {row.code_bytes:>7,} "
+                     f"{row.functions:>9} {row.instructions:>7} {row.entry_points:>7} {row.requests:>8} "
                      f"{row.boot_seconds * 1000:>6.1f}ms")
     return "\n".join(lines)
