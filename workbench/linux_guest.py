@@ -43,6 +43,7 @@ READY = re.compile(r"guest: ready (?P<facts>[^\n]*)\n")
 FACTS = re.compile(r"guest: facts (?P<facts>[^\n]*)\n")  # may follow the prompt: printed meanwhile
 EXITED = re.compile(r"guest: container exited (?P<facts>[^\n]*)\n")
 CONTAINER_ROOT = "container"
+PF_EXECUTE = 0x1  # an ELF segment's flag: executable
 
 # PID 1. Busybox's applets are links in /bin; every line meant for the host starts "guest: ".
 INIT_SCRIPT = r"""#!/bin/busybox sh
@@ -142,6 +143,20 @@ def busybox_applets(busybox: Path) -> list[str]:
     if done.returncode != 0 or not names:
         raise LinuxGuestError(f"{busybox} --list did not name its applets: {done.stderr.strip()}")
     return sorted(names)
+
+
+def find_code(program: Path, pattern: bytes) -> int | None:
+    """The first vaddr in `program`'s executable segments where `pattern`'s bytes are, or None.
+
+    The bytes need not be an instruction the compiler wrote: decoding may start anywhere.
+    """
+    with Path(program).open("rb") as stream:
+        for segment in ELFFile(stream).iter_segments():
+            if segment["p_type"] == "PT_LOAD" and segment["p_flags"] & PF_EXECUTE:
+                offset = segment.data().find(pattern)
+                if offset >= 0:
+                    return int(segment["p_vaddr"]) + offset
+    return None
 
 
 class Cpio:

@@ -125,6 +125,18 @@ def count_instructions(image: Image) -> int:
     return total
 
 
+def memory_in_use(machine: Machine, image: Image) -> int:
+    """Bytes of RAM the unikernel uses: from its image's first byte to the last frame its frame
+    allocator handed out (page tables, heap), or to the image's end without page tables. The
+    physical addresses come from the guest's own page tables."""
+    snapshot = machine.snapshot()
+    start = snapshot.translate(image.symbol("__text_start").vaddr)
+    end = snapshot.translate(image.symbol("__kernel_end").vaddr - 1) + 1
+    if "next_frame" in image.symbols:
+        end = max(end, machine.read_symbol("next_frame"))
+    return end - start
+
+
 def dropped_sections(image: Image) -> list[tuple[str, str]]:
     """(object file, section) for every section the image's final link dropped, from link.log.
 

@@ -54,8 +54,14 @@ static __attribute__((noinline)) void greet(const char *hex)
     char name[32];
     size_t length = 0;
 
-    for (; hex[0] != '\0' && hex[1] != '\0'; hex += 2)      /* the bug: no length < sizeof(name) */
+    /* EXERCISE(09): the bug is here: nothing stops the loop at sizeof(name). Fix it. */
+    for (; hex[0] != '\0' && hex[1] != '\0'; hex += 2) {
+        /* BEGIN SOLUTION(greet-bound) */
+        if (length == sizeof(name))
+            break;
+        /* END SOLUTION(greet-bound) */
         name[length++] = (char)(hex_digit(hex[0]) << 4 | hex_digit(hex[1]));
+    }
     /* With a frame pointer (which __builtin_frame_address makes this function keep), the return
      * address is the word above the saved frame pointer. */
     void *return_address_at = (char *)__builtin_frame_address(0) + sizeof(void *);
