@@ -236,6 +236,11 @@ class Leaves(Sequence[Leaf]):
         """First vaddr of each page (read-only array)."""
         return self.columns.vaddr
 
+    @property
+    def levels(self) -> _Bytes:
+        """Level of each leaf entry: 1 (PT, 4 KiB), 2 (PD, 2 MiB) or 3 (PDPT, 1 GiB) (read-only array)."""
+        return self.columns.level
+
     @functools.cached_property
     def sizes(self) -> _Words:
         """Size of each page: 4 KiB, 2 MiB or 1 GiB (read-only array)."""
