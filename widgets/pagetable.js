@@ -96,7 +96,7 @@ function render({ model, el }) {
     } else {
       const count = entry.children === null ? "" : ` (${entry.children} present)`;
       parts.push(`<span class="wb-target">→ ${BELOW[entry.level]} ${shortHex(escape(entry.target))}${count}</span>`);
-      if (entry.kind !== "table") parts.push('<span class="wb-warn">table outside RAM</span>');
+      if (entry.kind !== "table") parts.push(`<span class="wb-warn">${escape(entry.kind)}</span>`);  // device memory, or none
     }
     if (entry.recursive) parts.push('<span class="wb-warn" title="points back to a table on its own path">↺ recursive</span>');
     if (entry.reserved) parts.push('<span class="wb-warn">⚠ reserved bits set</span>');

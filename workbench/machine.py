@@ -44,8 +44,8 @@ from .faults import FAULT_LINE, GuestFault
 from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
 from .image import Image, Symbol
-from .memory import GuestRAM, MonitorMemory
-from .physmap import PhysicalRegion, parse_flat_view
+from .memory import FetchedMemory, GuestRAM, MonitorMemory, PageNeeded
+from .physmap import PhysicalMap, parse_flat_view
 from .snapshot import Snapshot
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
@@ -312,7 +312,7 @@ class Machine:
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
         self._maxphyaddr: int | None = None
-        self._physical_map: tuple[PhysicalRegion, ...] | None = None
+        self._physical_map: PhysicalMap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
@@ -577,15 +577,39 @@ class Machine:
             registers = None
         fault = self._pending_fault
         walk = None
-        if fault.cr2 is not None and registers is not None and self.ram is not None and self._maxphyaddr:
-            # The CPU's own view of the faulting vaddr; only from shared RAM, which needs no QMP here.
-            with contextlib.suppress(paging.PagingError):
-                walk = paging.walk(self.ram, registers, fault.cr2, maxphyaddr=self._maxphyaddr)
+        if fault.cr2 is not None and registers is not None and self._maxphyaddr:
+            with contextlib.suppress(paging.PagingError, QMPError, OSError, MachineError):
+                walk = await self._walk_on_loop(registers, fault.cr2)
         self.outcome = Outcome(
             MachineState.FAULTED, fault=fault, registers=registers,
             explanation=fault.explain(self.image, walk) + " The machine is paused so you can inspect it.",
         )
         self._set_state(MachineState.FAULTED)
+
+    async def _walk_on_loop(self, registers: Registers, vaddr: int) -> paging.Walk | None:
+        """The CPU's own view of `vaddr` (a fault's CR2), walked on the event-loop thread.
+
+        QMP cannot be called synchronously here, so the walk reads shared RAM directly and
+        every other piece it needs (ROM, or all of it without shared RAM) is fetched with an
+        awaited pmemsave, then the walk is tried again: at most one fetch per level.
+        """
+        memory = FetchedMemory(await self._physical_map_async(), self.ram)
+        for _attempt in range(2 * len(paging.Level) + 1):
+            try:
+                return paging.walk(memory, registers, vaddr, maxphyaddr=self._maxphyaddr or 52)
+            except PageNeeded as need:
+                memory.add(need.paddr, await self._pmemsave_async(need.paddr, need.length))
+        return None
+
+    async def _pmemsave_async(self, paddr: int, length: int) -> bytes:
+        assert self._qmp is not None
+        scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
+        try:
+            await self._qmp.execute("pmemsave", {"val": paddr, "size": length,
+                                                 "filename": f"/proc/{os.getpid()}/fd/{scratch}"})
+            return os.pread(scratch, length, 0)
+        finally:
+            os.close(scratch)
 
     async def _read_events(self, qmp: QMPClient) -> None:
         async for event in qmp.events:
@@ -751,10 +775,21 @@ class Machine:
             raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
         return bits
 
-    def physical_map(self, timeout: float = 5.0) -> tuple[PhysicalRegion, ...]:
-        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices."""
+    def physical_map(self, timeout: float = 5.0) -> PhysicalMap:
+        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices.
+
+        Asked once and kept: the regions of a machine do not move while it runs.
+        """
         if self._physical_map is None:
             self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
+        return self._physical_map
+
+    async def _physical_map_async(self) -> PhysicalMap:
+        """physical_map() for the event-loop thread."""
+        if self._physical_map is None:
+            assert self._qmp is not None
+            text = await self._qmp.execute("human-monitor-command", {"command-line": "info mtree -f"})
+            self._physical_map = parse_flat_view(str(text))
         return self._physical_map
 
     def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
@@ -959,7 +994,7 @@ class Machine:
         if self._monitor_memory is None:
             def pmemsave(paddr: int, length: int, path: str) -> None:
                 self.qmp("pmemsave", 30.0, val=paddr, size=length, filename=path)
-            self._monitor_memory = MonitorMemory(self.memory_mib << 20, pmemsave)
+            self._monitor_memory = MonitorMemory(self.memory_mib << 20, pmemsave, self.physical_map())
         return self._monitor_memory
 
     def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:

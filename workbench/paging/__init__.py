@@ -55,10 +55,11 @@ from .errors import (
     PageFaultError,
     PagingError,
     PhysicalMemoryError,
+    TableInDeviceMemory,
     UnsupportedPagingModeError,
     WalkLimitError,
 )
-from .inputs import BytesMemory, ControlRegisters, PagingRegisters, PhysicalMemory
+from .inputs import BytesMemory, ControlRegisters, PagingRegisters, PhysicalMemory, physical_map_of
 from .qemu_text import (
     TlbLine,
     format_info_mem,
@@ -114,6 +115,7 @@ __all__ = [
     "Permissions",
     "PhysicalMemory",
     "PhysicalMemoryError",
+    "TableInDeviceMemory",
     "TableNode",
     "TableProblem",
     "TlbLine",
@@ -133,6 +135,7 @@ __all__ = [
     "mappings",
     "parse_info_mem",
     "parse_info_tlb",
+    "physical_map_of",
     "read_tables",
     "size_text",
     "tlb_lines",

@@ -41,10 +41,11 @@ from .entries import (
     _collector_paused,
 )
 from .enumeration import Leaves, leaves
-from .errors import MonitorOutputError, WalkLimitError
+from .errors import MonitorOutputError, TableInDeviceMemory, WalkLimitError
 from .inputs import PagingRegisters, PhysicalMemory
 from .ranges import MappedRange
 from .tables import _TableReader
+from .translation import FaultKind
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,13 @@ def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
 
 
 def _require_complete(found: Leaves, what: str) -> None:
+    device = next((problem for problem in found.problems if problem.kind is FaultKind.DEVICE_MEMORY), None)
+    if device is not None:
+        assert device.region is not None
+        raise TableInDeviceMemory(
+            device.entry & _QEMU_TABLE_MASK, device.region,
+            f"cannot produce QEMU's `{what}` exactly: {device.message}; QEMU's monitor would read them "
+            "as entries.")
     if found.truncated:
         raise WalkLimitError(
             f"cannot produce QEMU's `{what}` exactly: the page tables reach more than "
@@ -109,12 +117,13 @@ def format_info_tlb(
     """Return exactly what QEMU 7.2's HMP `info tlb` prints for this memory and these registers.
 
     QEMU's monitor ends lines with CRLF, also through QMP `human-monitor-command`; pass
-    `newline="\\n"` for display. Memory outside RAM reads as zeros, as QEMU's unassigned memory
-    does (QEMU would read real device or ROM contents there).
+    `newline="\\n"` for display. Tables are read where the memory's physical map puts them
+    (RAM, ROM, zeros where there is no memory), as QEMU reads them.
 
     Raises:
         UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
         WalkLimitError: the enumeration hit `max_entries`.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     return info_tlb_text(leaves(memory, regs, max_entries=max_entries), newline=newline)
 
@@ -161,6 +170,7 @@ def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
 
     Raises:
         WalkLimitError: the enumeration behind `found` was cut short.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     if not found.mode.enabled:
         return "PG disabled" + newline
@@ -321,11 +331,12 @@ def format_info_mem(
     addresses sign-extended as QEMU's addr_canonical() does, the last range of the upper half
     ending at the unextended `0001000000000000`. With 5-level paging QEMU 7.2's output is
     wrong (see `_qemu_mem_events_emulated`), and this reproduces it: for ordinary tables it
-    prints nothing. Memory outside RAM reads as zeros.
+    prints nothing. Tables are read as `format_info_tlb` reads them.
 
     Raises:
         UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
         WalkLimitError: the work bound was hit.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     mode = PagingMode.from_registers(regs)
     mode.require_long_mode()

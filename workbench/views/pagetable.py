@@ -379,8 +379,8 @@ class PageTableExplorer(View):
             target = f"{size_text(entry.level.entry_span)} page, frame at paddr {hex64(item.target_paddr)}"
         else:
             target = f"{Level(entry.level - 1).name} table at paddr {hex64(item.target_paddr)}"
-            if item.kind is EntryKind.OUTSIDE_RAM:
-                target += " (outside guest RAM)"
+            if item.kind in (EntryKind.DEVICE_MEMORY, EntryKind.NO_MEMORY):
+                target += f" ({item.kind.value})"
             elif item.recursive:
                 target += " (recursive: a table already on this path)"
         return {
