@@ -61,8 +61,9 @@ def _source_dir(given: str | None) -> Path:
 
 
 def command_lab(args: argparse.Namespace) -> int:
+    copied = resources.copy_lessons(args.dir)  # checks the directory first: BadDirectory, exit 2
     directory = Path(args.dir).expanduser().resolve()
-    for name in resources.copy_lessons(directory):
+    for name in copied:
         print(f"workbench: copied {name} into {directory}")
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={directory}", *args.jupyter_args]
     if os.geteuid() == 0:
@@ -207,9 +208,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 
 def command_student_edition(args: argparse.Namespace) -> int:
-    destination = Path(args.destination)
-    for name, count in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
+    for name, count in write_student_edition(resources.lessons(), args.destination):
+        print(f"{Path(args.destination) / name}: {count} solution cell{'s' if count != 1 else ''} emptied")
     return 0
 
 

@@ -149,6 +149,8 @@ class Image:
 
     def symbol(self, name: str) -> Symbol:
         """The symbol called `name`; SymbolNotFound names close matches when it is missing."""
+        if not isinstance(name, str):
+            raise SymbolNotFound(f"a symbol is named by a str such as 'app_main', not {type(name).__name__}")
         try:
             return self.symbols[name]
         except KeyError:

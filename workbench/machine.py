@@ -66,6 +66,7 @@ MAX_REQUEST_LENGTH = 127
 # without FIFOs; a flood would keep it busy long after the call returned.
 MAX_SEND_LENGTH = 4096
 SEND_TIMEOUT = 5.0
+MAX_TIMEOUT = 86400.0  # seconds: longer than any wait of a lesson or a test; inf and nan are refused
 
 # qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
 # same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
@@ -168,6 +169,42 @@ class NoReply(MachineError):
 
 class BadMachineSetting(InvalidInput):
     """A Machine setting (machine type, accelerator, memory size) that cannot work."""
+
+
+class BadGuestAccess(InvalidInput):
+    """A read or write of guest memory that cannot be done as asked: a bad range, data, or
+    value, or a symbol that is not an integer variable. Nothing was read or written."""
+
+
+def _check_virtual_range(vaddr: object, length: object, most: int) -> None:
+    """A range of vaddrs: ints, inside the 64-bit address space, at most `most` bytes long."""
+    for name, value in (("vaddr", vaddr), ("length", length)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadGuestAccess(f"{name} is an int, not {type(value).__name__}")
+    assert isinstance(vaddr, int) and isinstance(length, int)
+    if not 0 <= vaddr < 1 << 64:
+        raise BadGuestAccess(f"vaddr must be from 0 to 0xffffffffffffffff, not {vaddr:#x}")
+    if not 0 <= length <= most:
+        raise BadGuestAccess(f"length must be from 0 to {most} (the guest's RAM), not {length}")
+    if vaddr + length > 1 << 64:
+        raise BadGuestAccess(f"{length} bytes from vaddr {vaddr:#x} run past the end of the address space")
+
+
+class BadTimeout(InvalidInput):
+    """A timeout that is not a number of seconds above 0 and at most MAX_TIMEOUT."""
+
+
+def check_timeout(timeout: object) -> float:
+    """`timeout` as seconds if it is a finite number above 0 (at most MAX_TIMEOUT); BadTimeout if not.
+
+    Checked before anything is done, so a bad timeout never stops or changes a machine.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise BadTimeout(f"a timeout is a number of seconds such as 5.0, not {type(timeout).__name__}")
+    if not 0 < timeout <= MAX_TIMEOUT:  # also false for nan
+        raise BadTimeout(f"a timeout is a number of seconds above 0 and at most {MAX_TIMEOUT:g} (a day), "
+                         f"not {timeout!r}")
+    return float(timeout)
 
 
 class BadRequest(InvalidInput):
@@ -372,6 +409,7 @@ class Machine:
 
         With `paused=True` the CPU waits at its very first instruction until `resume()`.
         """
+        timeout = check_timeout(timeout)
         if self._state is not MachineState.CREATED:
             raise MachineError(f"this machine was already started (it is {self._state.value})")
         if self.name is not None:
@@ -473,6 +511,7 @@ class Machine:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
+        timeout = check_timeout(timeout)
         if self._state is MachineState.CLOSED:
             return
         self._closing = True
@@ -720,6 +759,7 @@ class Machine:
 
     def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
         """Execute one QMP command and return its result."""
+        timeout = check_timeout(timeout)
         return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
 
     def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
@@ -750,11 +790,13 @@ class Machine:
 
     def hmp(self, command_line: str, timeout: float = 5.0) -> str:
         """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
+        timeout = check_timeout(timeout)
         return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
                                  f"the monitor command {command_line!r}"))
 
     def registers(self, timeout: float = 5.0) -> Registers:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
+        timeout = check_timeout(timeout)
         return parse_info_registers(self.hmp("info registers", timeout))
 
     def maxphyaddr(self, timeout: float = 5.0) -> int:
@@ -763,6 +805,7 @@ class Machine:
         Entry bits 51 down to this are reserved: the CPU faults on them, so every walk needs it.
         Asked of QEMU once (its CPU object's `phys-bits` property) and kept.
         """
+        timeout = check_timeout(timeout)
         if self._maxphyaddr is None:
             self._maxphyaddr = self._require_qemu().run(self._ask_maxphyaddr(), timeout)
         return self._maxphyaddr
@@ -780,6 +823,7 @@ class Machine:
 
         Asked once and kept: the regions of a machine do not move while it runs.
         """
+        timeout = check_timeout(timeout)
         if self._physical_map is None:
             self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
         return self._physical_map
@@ -794,6 +838,7 @@ class Machine:
 
     def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
         """Bytes at `paddr` as the guest sees them, copied by QEMU (pmemsave): ROM included."""
+        timeout = check_timeout(timeout)
         scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
         try:
             self.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
@@ -802,10 +847,12 @@ class Machine:
             os.close(scratch)
 
     def pause(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
         self.qmp("stop", timeout)
         self._set_state_if(MachineState.RUNNING, MachineState.PAUSED)
 
     def resume(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
         if self._state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
             raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
         self.qmp("cont", timeout)
@@ -813,6 +860,7 @@ class Machine:
 
     def reset(self, timeout: float = 5.0) -> None:
         """Reboot the guest from its image, keeping QEMU and the console transcript."""
+        timeout = check_timeout(timeout)
         self.console.skip_to_end()  # before the reset: the new boot log arrives within milliseconds
         self._pending_fault = None
         self.outcome = None
@@ -870,6 +918,9 @@ class Machine:
         A guest that stops first raises GuestStopped with its outcome (a fault explained);
         one that does not print it in time raises GuestTimeout, and QEMU is stopped.
         """
+        timeout = check_timeout(timeout)
+        if not isinstance(pattern, (str, re.Pattern)):
+            raise InvalidInput(f"wait_for() waits for text (a str) or a compiled regex, not {type(pattern).__name__}")
         awaited = f"{pattern!r}" if isinstance(pattern, str) else f"/{pattern.pattern}/"
         match = self._wait_for_match(pattern, awaited, timeout)
         if match is not None:
@@ -906,6 +957,7 @@ class Machine:
         `line` is one line of printable ASCII, at most MAX_REQUEST_LENGTH characters, without
         its newline; anything else raises BadRequest before a byte is sent.
         """
+        timeout = check_timeout(timeout)
         self.send_request(line)
         return self.wait_for_reply(line, timeout)
 
@@ -922,6 +974,7 @@ class Machine:
         at once and the machine keeps running. A guest still busy with the request after
         `timeout` seconds is stopped, as in `wait_for` (GuestTimeout).
         """
+        timeout = check_timeout(timeout)
         command = check_request(line).split(maxsplit=1)[0]
         # A whole reply line, after a newline or the prompt, never a line still arriving; or
         # else a new prompt at the very end: the guest is done with the request and silent.
@@ -941,6 +994,7 @@ class Machine:
 
     def wait(self, timeout: float = 10.0) -> Outcome:
         """Wait until the guest stops by itself (exit, fault, triple fault); return how."""
+        timeout = check_timeout(timeout)
         deadline = time.monotonic() + timeout
         self.console.wait_for(re.compile(r"(?!)"), deadline, self._stopped)  # (?!) never matches
         if self._state.stopped_by_guest:
@@ -999,6 +1053,7 @@ class Machine:
 
     def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
         """Registers and page tables at one instant; a running guest is paused meanwhile."""
+        timeout = check_timeout(timeout)
         was_running = self._state is MachineState.RUNNING
         if was_running:
             self.pause(timeout)
@@ -1011,6 +1066,7 @@ class Machine:
 
     def _paddr_of(self, vaddr: int, length: int) -> list[tuple[int, int]]:
         """(paddr, length) pieces of the virtual range, translated by the guest's own tables."""
+        _check_virtual_range(vaddr, length, self.memory_mib << 20)
         registers = self.registers()
         memory = self.memory
         pieces = []
@@ -1023,36 +1079,54 @@ class Machine:
     def read_virtual(self, vaddr: int, length: int) -> bytes:
         """Bytes at a guest vaddr, through the guest's current page tables (works while it runs).
 
-        Raises paging.PageFaultError, with the whole walk, when part of the range is unmapped.
+        Raises paging.PageFaultError, with the whole walk, when part of the range is unmapped,
+        and BadGuestAccess for a range that is not one (at most the guest's RAM size).
         """
         memory = self.memory
         return b"".join(memory.read(paddr, size) for paddr, size in self._paddr_of(vaddr, length))
 
     def write_virtual(self, vaddr: int, data: bytes) -> None:
-        """Store bytes at a guest vaddr; the guest sees them at once."""
+        """Store bytes at a guest vaddr; the guest sees them at once.
+
+        All of it or nothing: every page is translated, and checked to be RAM the guest can
+        change, before the first byte is written.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            hint = " (encode text first, e.g. 'hi'.encode())" if isinstance(data, str) else ""
+            raise BadGuestAccess(f"write_virtual() stores bytes, not {type(data).__name__}{hint}")
+        data = memoryview(data).cast("B").tobytes()
         memory = self.memory
+        pieces = self._paddr_of(vaddr, len(data))
+        if isinstance(memory, GuestRAM):
+            for paddr, size in pieces:
+                memory.check_writable(paddr, size)
         offset = 0
-        for paddr, size in self._paddr_of(vaddr, len(data)):
+        for paddr, size in pieces:
             memory.write(paddr, data[offset : offset + size])
             offset += size
 
     def read_symbol(self, name: str) -> int:
-        """The value of a C variable of the unikernel (1, 2, 4 or 8 bytes, little-endian)."""
+        """The value of a C variable of the unikernel (1, 2, 4 or 8 bytes, little-endian, unsigned)."""
         symbol = self._variable(name)
         return int.from_bytes(self.read_virtual(symbol.vaddr, symbol.size), "little")
 
     def write_symbol(self, name: str, value: int) -> None:
         """Change a C variable of the unikernel, also while it runs."""
         symbol = self._variable(name)
+        if not isinstance(value, int):
+            raise BadGuestAccess(f"write_symbol() stores an int in {name}, not {type(value).__name__}")
         if not 0 <= value < 1 << (8 * symbol.size):
-            raise MachineError(f"{value} does not fit in {name}, which is {symbol.size} bytes")
+            raise BadGuestAccess(
+                f"{value} does not fit in {name}, which holds {symbol.size} bytes: 0 to {(1 << 8 * symbol.size) - 1}"
+                + (f" (for a negative number write its two's complement, {value & ((1 << 8 * symbol.size) - 1)})"
+                   if -(1 << (8 * symbol.size - 1)) <= value < 0 else ""))
         self.write_virtual(symbol.vaddr, value.to_bytes(symbol.size, "little"))
 
     def _variable(self, name: str) -> Symbol:
         symbol = self.image.symbol(name)
         if symbol.kind != "object" or symbol.size not in (1, 2, 4, 8):
-            raise MachineError(f"{name} is a {symbol.kind} of {symbol.size} bytes, not an integer variable; "
-                               "use read_virtual() for other data")
+            raise BadGuestAccess(f"{name} is a {symbol.kind} of {symbol.size} bytes, not an integer variable; "
+                                 "use read_virtual() for other data")
         return symbol
 
     # Evidence.

@@ -124,7 +124,12 @@ class GuestRAM:
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise PhysicalAddressError(f"data to write must be bytes, not {type(data).__name__}")
-        length = memoryview(data).nbytes
+        raw = memoryview(data).cast("B")
+        self.check_writable(paddr, len(raw))
+        self._map[paddr : paddr + len(raw)] = raw
+
+    def check_writable(self, paddr: int, length: int) -> None:
+        """PhysicalAddressError unless [paddr, paddr + length) is all RAM the guest sees."""
         self._check(paddr, length)
         end = paddr + length
         for start, stop, region in self.physical_map.pieces(paddr, end) if length else []:
@@ -134,7 +139,6 @@ class GuestRAM:
                     f"paddr range {paddr:#x}..{end:#x} reaches {start:#x}..{stop:#x}, "
                     f"{describe_place('memory', region)}: the guest cannot change it there, so neither does the "
                     "workbench")
-        self._map[paddr:end] = data
 
     def close(self) -> None:
         """Unmap and close; views still held elsewhere keep the mapping alive until dropped."""

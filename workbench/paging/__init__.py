@@ -51,6 +51,7 @@ from .entries import (
 )
 from .enumeration import Leaf, Leaves, TableProblem, leaves, vaddrs_for_frame
 from .errors import (
+    InvalidVaddr,
     MonitorOutputError,
     PageFaultError,
     PagingError,
@@ -97,6 +98,7 @@ __all__ = [
     "Entry",
     "EntryKind",
     "FaultKind",
+    "InvalidVaddr",
     "Leaf",
     "LeafChange",
     "LeafDiff",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.errors import WorkbenchError
+from workbench.errors import InvalidInput, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.physmap import PhysicalRegion
@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 class PagingError(WorkbenchError):
     """Root of the errors this module raises."""
+
+
+class InvalidVaddr(PagingError, InvalidInput):
+    """A vaddr that is not an int from 0 to 2**64-1."""
 
 
 class UnsupportedPagingModeError(PagingError):
