@@ -133,6 +133,20 @@ def test_bad_requests_are_refused_before_anything_is_sent(image: Image) -> None:
         assert machine.request("  ticks  ").ok
 
 
+@pytest.mark.parametrize("line_size", [64, 256])
+def test_the_request_limit_follows_the_guests_line_buffer(workspace: Workspace, line_size: int) -> None:
+    """A student who changes LINE_SIZE gets requests checked against the new buffer."""
+    workspace.replace("app/main.c", "#define LINE_SIZE  128", f"#define LINE_SIZE  {line_size}")
+    with Machine(workspace.build()) as machine:
+        assert machine.request_limit == line_size - 1
+        machine.wait_for("> ")
+        longest = machine.request("z" * (line_size - 1))  # read whole: the guest names the command
+        assert not longest.ok and longest.command == "z" * (line_size - 1)
+        with pytest.raises(BadRequest, match=f"at most {line_size - 1} characters"):
+            machine.request("z" * line_size)
+        assert machine.request("help" + " " * (line_size - 5)).ok
+
+
 def test_send_refuses_a_flood_and_what_cannot_be_typed(image: Image) -> None:
     with Machine(image) as machine:
         machine.wait_for("> ")
