@@ -136,6 +136,7 @@ _FLAG_TEXTS = np.array(
 # 4 KiB pages without PS (bit 7 is their PAT bit: tlb_info_la48 passes `pte & ~PG_PSE_MASK`).
 _TLB_PADDR_MASKS = np.array([0, _QEMU_PTE_MASK & ~ENTRY_PAGE_SIZE, _QEMU_2M_MASK, _QEMU_1G_MASK], np.uint64)
 _KEY_WITHOUT_PS = np.uint16(0x1FF & ~(ENTRY_PAGE_SIZE >> 1))
+_TLB_CHUNK = 8192  # lines formatted at once: their temporaries stay small and in the cache
 
 
 def _hex_column(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.bytes_]:
@@ -175,14 +176,17 @@ def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
     if not found.mode.enabled:
         return "PG disabled" + newline
     _require_complete(found, "info tlb")
-    levels, ptes = found.levels, found.ptes
-    lines = np.empty(len(ptes), _tlb_line_type(newline))
-    lines["vaddr"] = _hex_column(found.vaddrs)
+    lines = np.empty(len(found), _tlb_line_type(newline))
     lines["colon"] = b": "
-    lines["paddr"] = _hex_column(ptes & np.take(_TLB_PADDR_MASKS, levels))
     lines["space"] = b" "
-    lines["flags"] = np.take(_FLAG_TEXTS, _flag_keys(ptes, levels))
     lines["newline"] = newline.encode("ascii")
+    for start in range(0, len(found), _TLB_CHUNK):  # a chunk at a time: small temporaries
+        part = slice(start, start + _TLB_CHUNK)
+        levels, ptes = found.levels[part], found.ptes[part]
+        out = lines[part]
+        out["vaddr"] = _hex_column(found.vaddrs[part])
+        out["paddr"] = _hex_column(ptes & np.take(_TLB_PADDR_MASKS, levels))
+        out["flags"] = np.take(_FLAG_TEXTS, _flag_keys(ptes, levels))
     return str(lines.data, "ascii")
 
 
