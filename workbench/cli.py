@@ -226,9 +226,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 
 def command_student_edition(args: argparse.Namespace) -> int:
-    destination = resources.own_directory(args.destination, "the student edition", refuse=resources.lessons())
-    for name in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}.ipynb: nbgrader's student version")
+    for name in write_student_edition(resources.lessons(), args.destination):
+        print(f"{Path(args.destination) / name}.ipynb: nbgrader's student version")
     return 0
 
 

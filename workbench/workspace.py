@@ -32,6 +32,13 @@ SOURCE_NAMES = ("Makefile",)
 _UNFOLLOWABLE = "{!r} cannot be followed: a symbolic link in it points in a loop or nowhere"
 
 
+def _has_unresolved_link(resolved: Path) -> bool:
+    try:
+        return any(part.is_symlink() for part in (resolved, *resolved.parents))
+    except OSError:  # a name too long to look at: the caller's own checks say so
+        return False
+
+
 class PathOutsideWorkspace(InvalidInput):
     """A path that would leave the workspace."""
 
@@ -124,8 +131,8 @@ class Workspace:
             candidate = (self.root / relative).resolve()
         except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python 3.11/3.12)
             raise BadPath(_UNFOLLOWABLE.format(str(relative))) from error
-        if any(part.is_symlink() for part in (candidate, *candidate.parents)):
-            raise BadPath(_UNFOLLOWABLE.format(str(relative)))  # Python 3.13 leaves a loop unresolved
+        if _has_unresolved_link(candidate):  # Python 3.13's resolve() leaves a loop as it is
+            raise BadPath(_UNFOLLOWABLE.format(str(relative)))
         if candidate != self.root and self.root not in candidate.parents:
             raise PathOutsideWorkspace(
                 f"{str(relative)!r} is outside the workspace {self.root}; "
