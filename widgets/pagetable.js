@@ -96,7 +96,7 @@ function render({ model, el }) {
     } else {
       const count = entry.children === null ? "" : ` (${entry.children} present)`;
       parts.push(`<span class="wb-target">→ ${BELOW[entry.level]} ${shortHex(escape(entry.target))}${count}</span>`);
-      if (entry.kind !== "table") parts.push('<span class="wb-warn">table outside RAM</span>');
+      if (entry.kind !== "table") parts.push(`<span class="wb-warn">${escape(entry.kind)}</span>`);  // device memory, or none
     }
     if (entry.recursive) parts.push('<span class="wb-warn" title="points back to a table on its own path">↺ recursive</span>');
     if (entry.reserved) parts.push('<span class="wb-warn">⚠ reserved bits set</span>');
@@ -116,50 +116,35 @@ function render({ model, el }) {
     rowsOf.delete(id);
   }
 
-  // A table is drawn CHUNK rows at a time, one chunk per frame: the rows in sight appear at once
-  // and a 512-entry table never blocks the page for long.
-  const CHUNK = 64;
-  const filling = new Map(); // table id -> token of the fill in progress
-
+  // A table is drawn whole, in one frame: its rows are one HTML string, parsed once, and rows
+  // out of sight cost no layout (content-visibility in the CSS), so even 512 rows take a few
+  // milliseconds. Open tables below it are put back after their rows.
   function fill(id) {
     const box = boxes.get(id);
     const data = loaded(id);
     if (!box) return;
     forget(id);
-    rowsOf.set(id, []);
-    const token = {};
-    filling.set(id, token);
     if (!data) {
+      rowsOf.set(id, []);
       box.innerHTML = '<div class="wb-loading">reading the table…</div>';
       return;
     }
-    box.replaceChildren();
-    const step = (from) => {
-      if (filling.get(id) !== token || boxes.get(id) !== box) return; // superseded or closed
-      const { entries, hidden } = data;
-      const upto = Math.min(entries.length, from + CHUNK);
-      const before = box.lastElementChild;
-      box.insertAdjacentHTML("beforeend", entries.slice(from, upto).map(rowHtml).join(""));
-      const ids = rowsOf.get(id);
-      for (let el = before ? before.nextElementSibling : box.firstElementChild; el; el = el.nextElementSibling) {
-        rowEls.set(el.dataset.id, el);
-        ids.push(el.dataset.id);
-        if (openNow.has(el.dataset.id)) attach(el.dataset.id);
-      }
-      if (upto < entries.length) {
-        requestAnimationFrame(() => step(upto));
-        return;
-      }
-      filling.delete(id);
-      const some = `${hidden} ${hidden === 1 ? "entry" : "entries"}`;
-      let note = "";
-      if (hidden && !entries.length) note = `Nothing here matches the filters (${some} hidden).`;
-      else if (hidden) note = `${some} hidden by the filters`;
-      else if (!entries.length) note = "no present entries";
-      if (note) box.append(h("div", { class: "wb-hidden-note" }, note));
-      root.dataset.rows = String(rowEls.size);
-    };
-    step(0);
+    const { entries, hidden } = data;
+    const some = `${hidden} ${hidden === 1 ? "entry" : "entries"}`;
+    let note = "";
+    if (hidden && !entries.length) note = `Nothing here matches the filters (${some} hidden).`;
+    else if (hidden) note = `${some} hidden by the filters`;
+    else if (!entries.length) note = "no present entries";
+    box.innerHTML = entries.map(rowHtml).join("") + (note ? `<div class="wb-hidden-note">${escape(note)}</div>` : "");
+    const ids = [];
+    for (const el of box.children) {
+      if (!el.dataset.id) continue;
+      rowEls.set(el.dataset.id, el);
+      ids.push(el.dataset.id);
+    }
+    rowsOf.set(id, ids);
+    for (const child of ids) if (openNow.has(child)) attach(child);
+    root.dataset.rows = String(rowEls.size);
   }
 
   function attach(id) {
@@ -326,7 +311,12 @@ function render({ model, el }) {
       tables.set(id, table);
       dirty.add(id);
     }
-    schedule();
+    if (message.seq == null) {
+      // The answer to a click (an expansion, a jump): draw it now, in the frame being made,
+      // rather than one frame later. Live refreshes (numbered) wait for the next frame.
+      if (frame) cancelAnimationFrame(frame);
+      draw();
+    } else schedule();
     if (message.seq != null) {
       requestAnimationFrame(() => {
         if (entry) entry.drawn = Date.now();

@@ -2,7 +2,8 @@
 
 Pure: it takes the leaves of a page-table walk and, optionally, the image (ELF sections and
 symbols) and names every range: image sections, stacks and their guard pages, the heap, the
-direct map, unlabelled mappings, unmapped gaps and the non-canonical hole. It also audits
+direct map, pages that map ROM or device registers (from the guest's physical map),
+unlabelled mappings, unmapped gaps and the non-canonical hole. It also audits
 the mappings: no page both writable and executable (W^X), and every image section mapped
 with the permissions its ELF flags ask for.
 
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from .image import Image
 from .paging import Leaves, size_text
+from .physmap import DEVICE, ROM, PhysicalMap
 
 PAGE_SIZE = 4096
 LOWER_HALF_END = 0x0000_8000_0000_0000  # first non-canonical vaddr with 4-level paging
@@ -57,7 +59,7 @@ class Region:
 
     start: int
     end: int
-    kind: str  # section, stack, guard, heap, direct-map, user, other, unmapped, non-canonical
+    kind: str  # section, stack, guard, heap, direct-map, user, device, rom, no-memory, other, unmapped, non-canonical
     label: str
     permissions: str | None  # "r-x", "rw-", "r--" (with "u" prefix if user) or None if unmapped
     page_sizes: tuple[int, ...] = ()
@@ -347,7 +349,7 @@ class AddressSpace:
                 + "".join(rows) + f"</table><pre>{html.escape(self.audit())}</pre>")
 
 
-def _labels(image: Image | None, ram_size: int) -> list[tuple[int, int, str, str]]:
+def _labels(image: Image | None, ram_end: int) -> list[tuple[int, int, str, str]]:
     """(start, end, kind, label) of what the image says is where, most specific first."""
     if image is None:
         return []
@@ -365,10 +367,29 @@ def _labels(image: Image | None, ram_size: int) -> list[tuple[int, int, str, str
     for name, (kind, label) in LAYOUT_SYMBOLS.items():
         base = image.symbols.get(name)
         if base is not None:
-            span = ram_size if kind == "direct-map" else 1 << 39  # one PML4 entry for the heap
+            span = ram_end if kind == "direct-map" else 1 << 39  # one PML4 entry for the heap
             labels.append((base.vaddr, base.vaddr + span, kind, label))
     labels += [(s.vaddr, s.end, "section", f"image {s.name}") for s in image.sections]
     return labels
+
+
+def _label_frames_outside_ram(found: Leaves, physical_map: PhysicalMap, label_ids: npt.NDArray[np.int64],
+                              other: int, names: _Names) -> None:
+    """Give pages labelled `other` whose frame starts in ROM, in device registers or where
+    there is no memory a label saying so."""
+    unlabelled = np.flatnonzero(label_ids == other)
+    if not len(unlabelled):
+        return
+    frames = found.paddrs[unlabelled]
+    starts = np.array([region.start for region in physical_map], np.uint64)
+    ends = np.array([region.end for region in physical_map], np.uint64)
+    at = np.searchsorted(starts, frames, side="right").astype(np.int64) - 1
+    inside = (at >= 0) & (frames < ends[np.maximum(at, 0)])
+    label_ids[unlabelled[~inside]] = names("no-memory", "mapped where the guest has no memory")
+    for index, region in enumerate(physical_map):
+        if region.kind in (DEVICE, ROM):
+            label = f"device registers ({region.name})" if region.kind == DEVICE else f"ROM ({region.name})"
+            label_ids[unlabelled[inside & (at == index)]] = names("device" if region.kind == DEVICE else "rom", label)
 
 
 class _Names:
@@ -391,15 +412,22 @@ def _in_range(vaddrs: npt.NDArray[np.uint64], start: int, end: int) -> npt.NDArr
     return above if end >= ADDRESS_SPACE_END else above & (vaddrs < np.uint64(end))
 
 
-def build(found: Leaves, image: Image | None = None, *, ram_size: int = 0) -> AddressSpace:
-    """Label every mapped page, group runs with equal label and permissions, fill the gaps."""
+def build(found: Leaves, image: Image | None = None, *, physical_map: PhysicalMap | None = None) -> AddressSpace:
+    """Label every mapped page, group runs with equal label and permissions, fill the gaps.
+
+    `physical_map` (the snapshot's: where RAM, ROM and devices are) sets how far the direct map
+    reaches and names pages the image does not describe that map ROM, device registers or
+    paddrs where the guest has no memory.
+    """
     names = _Names()
     other = names(*_OTHER)
     vaddrs, page_sizes = found.vaddrs, found.sizes
     rights = found.rights.astype(np.int64)
     label_ids = np.full(len(vaddrs), other, np.int64)
-    for start, end, kind, label in reversed(_labels(image, ram_size)):  # the most specific written last
-        label_ids[_in_range(vaddrs, start, end)] = names(kind, label)
+    for start, end, kind, label in reversed(_labels(image, physical_map.ram_end if physical_map else 0)):
+        label_ids[_in_range(vaddrs, start, end)] = names(kind, label)  # the most specific written last
+    if physical_map is not None:
+        _label_frames_outside_ram(found, physical_map, label_ids, other, names)
 
     # Runs of pages that follow each other with the same label and rights: the mapped regions.
     ends = vaddrs + page_sizes  # 0 after the last page of the address space

@@ -74,10 +74,11 @@ _SERVER = ("import signal, sys; signal.signal(signal.SIGINT, lambda *_: signal.r
 
 
 def command_lab(args: argparse.Namespace) -> int:
-    directory = Path(args.dir).expanduser().resolve()
     if args.hub and importlib.util.find_spec("jupyterhub") is None:
         raise WorkbenchError("--hub needs JupyterHub: pip install 'unikernel-workbench[classroom]'")
-    for name in resources.copy_lessons(directory):
+    copied = resources.copy_lessons(args.dir)  # checks the directory first: BadDirectory, exit 2
+    directory = Path(args.dir).expanduser().resolve()
+    for name in copied:
         print(f"workbench: copied {name} into {directory}")
     module = "jupyterhub.singleuser" if args.hub else "jupyterlab.labapp"
     argv = [sys.executable, "-c", _SERVER.format(module=module), f"--ServerApp.root_dir={directory}",
@@ -226,9 +227,8 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 
 def command_student_edition(args: argparse.Namespace) -> int:
-    destination = Path(args.destination)
-    for name in write_student_edition(resources.lessons(), destination):
-        print(f"{destination / name}.ipynb: nbgrader's student version")
+    for name in write_student_edition(resources.lessons(), args.destination):
+        print(f"{Path(args.destination) / name}.ipynb: nbgrader's student version")
     return 0
 
 

@@ -58,6 +58,7 @@ class Section:
     writable: bool
     executable: bool
     occupies_file: bool  # False for .bss: zero-filled at load, no bytes in the file
+    offset: int = 0  # where its bytes are in the ELF file, when it occupies the file
 
     @property
     def end(self) -> int:
@@ -123,6 +124,7 @@ class Image:
                     writable=bool(s["sh_flags"] & SHF_WRITE),
                     executable=bool(s["sh_flags"] & SHF_EXECINSTR),
                     occupies_file=s["sh_type"] != "SHT_NOBITS",
+                    offset=s["sh_offset"],
                 )
                 for s in elf.iter_sections()
                 if s["sh_flags"] & SHF_ALLOC and s["sh_size"] > 0
@@ -151,12 +153,32 @@ class Image:
 
     def symbol(self, name: str) -> Symbol:
         """The symbol called `name`; SymbolNotFound names close matches when it is missing."""
+        if not isinstance(name, str):
+            raise SymbolNotFound(f"a symbol is named by a str such as 'app_main', not {type(name).__name__}")
         try:
             return self.symbols[name]
         except KeyError:
             close = sorted(s for s in self.symbols if name.lower() in s.lower())[:5]
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise SymbolNotFound(f"the image has no symbol {name!r}.{hint}") from None
+
+    def initial_bytes(self, vaddr: int, size: int) -> bytes:
+        """The `size` bytes at `vaddr` as the image loads them (the value a `const` has before
+        the guest runs); zeros in .bss. WorkbenchError when no section holds them all."""
+        section = self.section_at(vaddr)
+        if section is None or vaddr + size > section.end:
+            raise WorkbenchError(f"the image holds no {size} bytes at {vaddr:#x}")
+        if not section.occupies_file:
+            return bytes(size)
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(section.offset + vaddr - section.vaddr)
+                data = stream.read(size)
+        except OSError as error:
+            raise NotAnImage(f"the kernel image {self.path} cannot be read: {error.strerror or error}") from error
+        if len(data) != size:
+            raise NotAnImage(f"the kernel image {self.path} is shorter than its section {section.name}")
+        return data
 
     def section(self, name: str) -> Section:
         for section in self.sections:

@@ -3,11 +3,17 @@
 Machine starts QEMU with guest RAM in a memfd that Python created, QMP and the serial console
 on socket pairs (no socket files, no races), and `-action reboot=shutdown,shutdown=pause` so a
 triple fault leaves the machine paused for inspection. Everything runs on the machine's own
-event-loop thread (see _loop.py); the methods here are synchronous and every one has a timeout.
+event-loop thread (see _loop.py); the methods here are synchronous and every one has a timeout,
+checked before anything is done (outcome.check_timeout).
 
 Lifetime: QEMU gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), which
 covers a killed Jupyter kernel; `close()` (also from `with`, atexit and the finaliser) quits
 it politely, then kills it, and releases every descriptor.
+
+Beside it: outcome.py says what a stop means (states, explanations, errors); protocol.py is the
+application's line protocol; conversation.py is how Machine talks to the guest (typing, waiting,
+requests) and inspection.py how it looks inside (registers, memory, snapshots). Their public
+names are importable from here too.
 """
 
 from __future__ import annotations
@@ -16,10 +22,8 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
-import enum
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -28,7 +32,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,34 +42,58 @@ from qemu.qmp.error import QMPError
 from . import paging
 from ._loop import LoopThread
 from .console import DEFAULT_LIMIT, Console
-from .cpu import Registers, parse_info_registers
-from .errors import InvalidInput, WorkbenchError
+from .conversation import Conversation
 from .faults import FAULT_LINE, GuestFault
 from .gdbstub import GdbClient, GdbError
 from .host import qemu_info
-from .image import Image, Symbol
+from .image import Image
+from .inspection import BadGuestAccess, Inspection
 from .memory import GuestRAM, MonitorMemory
-from .physmap import PhysicalRegion, parse_flat_view
-from .snapshot import Snapshot
+from .outcome import (
+    MAX_TIMEOUT,
+    BadMachineSetting,
+    BadTimeout,
+    ConnectionLost,
+    GuestStopped,
+    GuestTimeout,
+    MachineClosed,
+    MachineError,
+    MachineState,
+    Outcome,
+    QemuStartError,
+    check_timeout,
+    disconnected_outcome,
+    exit_outcome,
+    fault_outcome,
+    triple_fault_outcome,
+)
+from .physmap import PhysicalMap
+from .protocol import (
+    MAX_REQUEST_LENGTH,
+    BadRequest,
+    NoReply,
+    Reply,
+    check_request,
+    request_limit,
+)
+
+__all__ = [  # Machine, and the names of its results and errors, which callers import from here
+    "ACCELERATORS", "MACHINE_TYPES", "MAX_MEMORY_MIB", "MAX_REQUEST_LENGTH", "MAX_TIMEOUT",
+    "BadGuestAccess", "BadMachineSetting", "BadRequest", "BadTimeout", "ConnectionLost", "GuestStopped",
+    "GuestTimeout", "Machine", "MachineClosed", "MachineError", "MachineState", "NoReply", "Outcome",
+    "QemuStartError", "QmpEvent", "Reply", "check_request", "close_all",
+]
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
 ACCELERATORS = ("tcg", "kvm")
 DEBUG_EXIT_PORT = 0xF4
 MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
 QUIT_GRACE_SECONDS = 2.0
-PAGE_SIZE = 4096
 # The largest legitimate monitor reply: `info tlb` prints one line of about 50 bytes (as JSON)
 # per 4 KiB leaf; every page of the largest guest RAM mapped four times over is about 105 MB.
 # qemu.qmp's default of 10 MB is less than the 31 MB `info tlb` of some student page tables,
 # and a reply over the limit drops the connection for good.
 QMP_REPLY_LIMIT = 128 << 20
-# The guest reads a request into `char line[LINE_SIZE]` (LINE_SIZE 128 in kernel-src/app/main.c),
-# keeping 127 characters and its terminating NUL; longer lines are cut without a word.
-MAX_REQUEST_LENGTH = 127
-# One send() at most: the guest takes typed bytes one at a time, slowly, through a UART
-# without FIFOs; a flood would keep it busy long after the call returned.
-MAX_SEND_LENGTH = 4096
-SEND_TIMEOUT = 5.0
 # Machines one process may run at once ($WORKBENCH_MAX_MACHINES): a runaway loop, or a graded
 # submission, cannot start QEMUs without end. 32 machines answer within 2.3 s here.
 DEFAULT_MAX_MACHINES = 16
@@ -79,95 +107,16 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-# Results and errors.
-
-
-class MachineState(enum.Enum):
-    """Where a machine is in its life; `terminal` states have no running QEMU."""
-
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FAULTED = "faulted"  # the guest reported a CPU exception; QEMU is paused
-    TRIPLE_FAULT = "triple-fault"  # the CPU reset itself; QEMU is paused
-    EXITED = "exited"  # QEMU has exited (the guest asked, or QEMU failed)
-    DISCONNECTED = "disconnected"  # the QMP connection broke; QEMU has been stopped
-    CLOSED = "closed"  # closed by us
-
-    @property
-    def terminal(self) -> bool:
-        return self in (MachineState.EXITED, MachineState.DISCONNECTED, MachineState.CLOSED)
-
-    @property
-    def stopped_by_guest(self) -> bool:
-        return self in (MachineState.FAULTED, MachineState.TRIPLE_FAULT, MachineState.EXITED)
-
-
 @dataclass(frozen=True)
-class Outcome:
-    """How a guest stopped: it exited, faulted, or triple-faulted; with what evidence."""
+class QmpEvent:
+    """One event QEMU sent over QMP (STOP, RESUME, SHUTDOWN, ...), kept in `Machine.events`."""
 
-    state: MachineState
-    exit_status: int | None = None  # the value the guest wrote to isa-debug-exit
-    qemu_returncode: int | None = None
-    fault: GuestFault | None = None
-    registers: Registers | None = None
-    explanation: str = ""
-
-    def __str__(self) -> str:
-        return self.explanation
-
-    def __repr__(self) -> str:
-        return f"Outcome({self.state.value}: {self.explanation})"
+    name: str
+    data: dict[str, Any]
+    seconds: float  # since the machine started
 
 
-class MachineError(WorkbenchError):
-    """Something went wrong with a machine; carries what the console and QEMU last said."""
-
-    def __init__(self, message: str, *, console_tail: str = "", qemu_log: str = "") -> None:
-        parts = [message]
-        if console_tail:
-            parts.append("The guest's last output was:\n" + _indent(console_tail))
-        if qemu_log:
-            parts.append("QEMU said:\n" + _indent(qemu_log))
-        super().__init__("\n".join(parts))
-        self.console_tail = console_tail
-        self.qemu_log = qemu_log
-
-
-class QemuStartError(MachineError):
-    """QEMU did not start, or exited before the guest could run."""
-
-
-class GuestTimeout(MachineError):
-    """The guest did not do what was awaited in time; QEMU has been stopped."""
-
-    def __init__(self, message: str, *, registers: Registers | None = None, **context: str) -> None:
-        super().__init__(message, **context)
-        self.registers = registers
-
-
-class GuestStopped(MachineError):
-    """The guest stopped (exit, fault, triple fault) while something was still awaited."""
-
-    def __init__(self, outcome: Outcome, awaited: str, **context: str) -> None:
-        super().__init__(f"{outcome.explanation}\n(This happened while waiting for {awaited}.)", **context)
-        self.outcome = outcome
-
-
-class MachineClosed(MachineError):
-    """The machine was used after it was closed."""
-
-
-class ConnectionLost(MachineError):
-    """The QMP connection to QEMU broke (a reply over the size limit, say); QEMU was stopped,
-    since a machine that cannot be paused, inspected or quit must not run on unseen."""
-
-
-class NoReply(MachineError):
-    """The guest took a request and is waiting for the next one, but printed no reply line
-    for it. The machine is still running and can be used."""
-
+# The machine.
 
 class TooManyMachines(MachineError):
     """This process already runs as many machines as it may."""
@@ -183,73 +132,6 @@ def max_machines() -> int:
     return int(configured)
 
 
-class BadMachineSetting(InvalidInput):
-    """A Machine setting (machine type, accelerator, memory size) that cannot work."""
-
-
-class BadRequest(InvalidInput):
-    """Text the guest's line protocol cannot carry; nothing was sent to the guest."""
-
-
-def check_request(line: str) -> str:
-    """`line` if it is one request the guest can read whole; BadRequest saying why not."""
-    if not isinstance(line, str):
-        raise BadRequest(f"a request is a str such as 'ticks', not {type(line).__name__}")
-    if len(line) > MAX_REQUEST_LENGTH:
-        raise BadRequest(f"a request is at most {MAX_REQUEST_LENGTH} characters (the guest's line buffer "
-                         f"holds no more), but this one has {len(line)}")
-    breaks = [c for c in line if c in "\r\n"]
-    if breaks:
-        raise BadRequest(f"a request is one line, but {_clip(line)} contains {breaks[0]!r}; "
-                         "send each request with a request() call of its own")
-    odd = next((c for c in line if not " " <= c <= "~"), None)
-    if odd is not None:
-        raise BadRequest(f"a request uses printable ASCII (letters, digits, punctuation, spaces) only, "
-                         f"but {_clip(line)} contains {odd!r}")
-    if not line.strip():
-        raise BadRequest("an empty request gets no reply (the guest just prints its prompt again); "
-                         "send a command such as 'help'")
-    return line
-
-
-def _clip(text: str, width: int = 40) -> str:
-    return repr(text if len(text) <= width else text[:width] + "...")
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.rstrip().splitlines())
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One answer of the application's line protocol: `ok CMD k=v ...` or `error CMD msg`."""
-
-    ok: bool
-    command: str
-    fields: dict[str, str] = field(default_factory=dict)
-    line: str = ""
-
-    def __getitem__(self, key: str) -> str:
-        return self.fields[key]
-
-    def __repr__(self) -> str:
-        return f"Reply({self.line!r})"
-
-    def number(self, key: str) -> int:
-        """A field as an int: `0x...` is hex, anything else decimal."""
-        value = self.fields[key]
-        return int(value, 16) if value.startswith("0x") else int(value)
-
-
-@dataclass(frozen=True)
-class QmpEvent:
-    name: str
-    data: dict[str, Any]
-    seconds: float  # since the machine started
-
-
-# The machine.
-
 _live_machines: weakref.WeakSet[Machine] = weakref.WeakSet()
 _named_machines: weakref.WeakValueDictionary[str, Machine] = weakref.WeakValueDictionary()
 
@@ -261,7 +143,7 @@ def close_all() -> None:
         machine.close()
 
 
-class Machine:
+class Machine(Inspection, Conversation):
     """A unikernel image booted in QEMU.
 
     Any other kernel QEMU can boot with `-kernel` (a Linux bzImage, say) runs too when given
@@ -274,6 +156,9 @@ class Machine:
     With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
     file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
     (workbench/gdbstub.py; workbench/trace.py builds on it).
+
+    Requests are checked against the image's own line length (`request_limit`, from its
+    `app_request_limit` symbol), so a student who changes LINE_SIZE gets the right check.
     """
 
     qmp_reply_limit = QMP_REPLY_LIMIT  # bytes of one QMP message; set before start() to change
@@ -301,6 +186,7 @@ class Machine:
             raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
                                     f"not {memory_mib!r}")
         self.image = image if isinstance(image, Image) else Image.load(image)
+        self.request_limit = request_limit(self.image)  # characters of one request the guest reads whole
         self.machine_type = machine_type
         self.accel = accel
         self.memory_mib = memory_mib
@@ -329,7 +215,7 @@ class Machine:
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
         self._maxphyaddr: int | None = None
-        self._physical_map: tuple[PhysicalRegion, ...] | None = None
+        self._physical_map: PhysicalMap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
@@ -389,6 +275,7 @@ class Machine:
 
         With `paused=True` the CPU waits at its very first instruction until `resume()`.
         """
+        timeout = check_timeout(timeout)
         if self._state is not MachineState.CREATED:
             raise MachineError(f"this machine was already started (it is {self._state.value})")
         if self.name is not None:
@@ -497,6 +384,7 @@ class Machine:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
+        timeout = check_timeout(timeout)
         if self._state is MachineState.CLOSED:
             return
         self._closing = True
@@ -601,14 +489,10 @@ class Machine:
             registers = None
         fault = self._pending_fault
         walk = None
-        if fault.cr2 is not None and registers is not None and self.ram is not None and self._maxphyaddr:
-            # The CPU's own view of the faulting vaddr; only from shared RAM, which needs no QMP here.
-            with contextlib.suppress(paging.PagingError):
-                walk = paging.walk(self.ram, registers, fault.cr2, maxphyaddr=self._maxphyaddr)
-        self.outcome = Outcome(
-            MachineState.FAULTED, fault=fault, registers=registers,
-            explanation=fault.explain(self.image, walk) + " The machine is paused so you can inspect it.",
-        )
+        if fault.cr2 is not None and registers is not None and self._maxphyaddr:
+            with contextlib.suppress(paging.PagingError, QMPError, OSError, MachineError):
+                walk = await self._walk_on_loop(registers, fault.cr2)
+        self.outcome = fault_outcome(fault, registers, self.image, walk)
         self._set_state(MachineState.FAULTED)
 
     async def _read_events(self, qmp: QMPClient) -> None:
@@ -621,16 +505,7 @@ class Machine:
                     registers = await self._read_registers()
                 except (QMPError, OSError):
                     registers = None
-                self.outcome = Outcome(
-                    MachineState.TRIPLE_FAULT, registers=registers,
-                    explanation=(
-                        "The guest triple-faulted: the CPU met a fault while handling a fault "
-                        "(often a broken IDT, stack or page table), gave up and reset. "
-                        + (f"It was at rip={self.image.format_vaddr(registers.rip)}. "
-                           if registers else "")
-                        + "The machine is paused in that state."
-                    ),
-                )
+                self.outcome = triple_fault_outcome(registers, self.image)
                 self._set_state(MachineState.TRIPLE_FAULT)
             elif name == "SHUTDOWN" and data.get("reason") == "guest-shutdown":
                 # From QEMU 9.1 on, isa-debug-exit is a shutdown request carrying the exit code,
@@ -664,9 +539,7 @@ class Machine:
             cause = f"QEMU sent a reply larger than the {self.qmp_reply_limit >> 20} MiB the workbench accepts"
         except Exception as error:  # whatever broke the connection is only reported here
             cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        self.outcome = Outcome(MachineState.DISCONNECTED, explanation=(
-            f"The workbench lost its connection to QEMU's monitor: {cause}. Without it the machine "
-            "cannot be paused, inspected or stopped, so QEMU has been stopped; boot a new machine."))
+        self.outcome = disconnected_outcome(cause)
         self._set_state(MachineState.DISCONNECTED)
         process.kill()  # _after_exit reaps it and keeps the outcome above
 
@@ -684,27 +557,9 @@ class Machine:
                 await asyncio.wait_for(asyncio.shield(self._serial_task), 2.0)
         if self._state is not MachineState.DISCONNECTED:  # that outcome says why we killed it
             if self.outcome is None or self.outcome.state is not MachineState.EXITED:
-                self.outcome = self._exit_outcome(code)
+                self.outcome = exit_outcome(code, printed=bool(self.console.text))
             self._set_state(MachineState.EXITED)
         self.console.close()
-
-    def _exit_outcome(self, code: int) -> Outcome:
-        if code > 0 and code & 1 and self.console.text:
-            status = code >> 1  # isa-debug-exit: QEMU exits with (value << 1) | 1
-            return Outcome(MachineState.EXITED, exit_status=status, qemu_returncode=code,
-                           explanation=f"The guest exited with status {status}.")
-        if code < 0:
-            how = f"was killed by signal {signal.Signals(-code).name}"
-        else:
-            how = f"exited with status {code}"
-        before = "" if self.console.text else " before the guest printed anything"
-        return Outcome(MachineState.EXITED, qemu_returncode=code,
-                       explanation=f"QEMU {how}{before}.")
-
-    async def _read_registers(self) -> Registers:
-        assert self._qmp is not None
-        text = await self._qmp.execute("human-monitor-command", {"command-line": "info registers"})
-        return parse_info_registers(str(text))
 
     # Talking to QEMU.
 
@@ -720,6 +575,7 @@ class Machine:
 
     def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
         """Execute one QMP command and return its result."""
+        timeout = check_timeout(timeout)
         return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
 
     def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
@@ -750,51 +606,17 @@ class Machine:
 
     def hmp(self, command_line: str, timeout: float = 5.0) -> str:
         """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
+        timeout = check_timeout(timeout)
         return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
                                  f"the monitor command {command_line!r}"))
 
-    def registers(self, timeout: float = 5.0) -> Registers:
-        """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
-        return parse_info_registers(self.hmp("info registers", timeout))
-
-    def maxphyaddr(self, timeout: float = 5.0) -> int:
-        """The CPU's physical-address width (CPUID 0x80000008 EAX[7:0]): 40 for QEMU's qemu64.
-
-        Entry bits 51 down to this are reserved: the CPU faults on them, so every walk needs it.
-        Asked of QEMU once (its CPU object's `phys-bits` property) and kept.
-        """
-        if self._maxphyaddr is None:
-            self._maxphyaddr = self._require_qemu().run(self._ask_maxphyaddr(), timeout)
-        return self._maxphyaddr
-
-    async def _ask_maxphyaddr(self) -> int:
-        assert self._qmp is not None
-        cpus = await self._qmp.execute("query-cpus-fast")
-        bits = await self._qmp.execute("qom-get", {"path": cpus[0]["qom-path"], "property": "phys-bits"})  # type: ignore[index]
-        if not isinstance(bits, int) or not 36 <= bits <= 52:
-            raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
-        return bits
-
-    def physical_map(self, timeout: float = 5.0) -> tuple[PhysicalRegion, ...]:
-        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices."""
-        if self._physical_map is None:
-            self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
-        return self._physical_map
-
-    def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
-        """Bytes at `paddr` as the guest sees them, copied by QEMU (pmemsave): ROM included."""
-        scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
-        try:
-            self.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
-            return os.pread(scratch, length, 0)
-        finally:
-            os.close(scratch)
-
     def pause(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
         self.qmp("stop", timeout)
         self._set_state_if(MachineState.RUNNING, MachineState.PAUSED)
 
     def resume(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
         if self._state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
             raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
         self.qmp("cont", timeout)
@@ -802,6 +624,7 @@ class Machine:
 
     def reset(self, timeout: float = 5.0) -> None:
         """Reboot the guest from its image, keeping QEMU and the console transcript."""
+        timeout = check_timeout(timeout)
         self.console.skip_to_end()  # before the reset: the new boot log arrives within milliseconds
         self._pending_fault = None
         self.outcome = None
@@ -823,145 +646,6 @@ class Machine:
         self.console.wake()
         self._tell_state_listeners(new)
 
-    # Talking to the guest.
-
-    def send(self, text: str) -> None:
-        """Type `text` into the guest's serial console (a line needs its own newline)."""
-        if not isinstance(text, str):
-            raise InvalidInput(f"send() types text (a str), not {type(text).__name__}")
-        if len(text) > MAX_SEND_LENGTH:
-            raise InvalidInput(f"send() types at most {MAX_SEND_LENGTH} characters at a time (the guest reads "
-                               f"them one by one), not {len(text)}")
-        try:
-            data = text.encode()
-        except UnicodeEncodeError as error:
-            raise InvalidInput(f"{_clip(text)} cannot be typed: {error.object[error.start:error.end]!r} "
-                               "is not a character (a lone surrogate)") from error
-        loop = self._require_qemu()
-        try:
-            loop.run(self._send(data), SEND_TIMEOUT)
-        except TimeoutError as error:
-            raise MachineError(f"the guest did not take typed input within {SEND_TIMEOUT:g} s; it reads its "
-                               "console only while it waits for a request", console_tail=self.console.tail()) from error
-        except OSError as error:
-            raise MachineClosed(f"typing into the guest failed: the machine is {self._state.value} ({error})",
-                                console_tail=self.console.tail()) from error
-
-    async def _send(self, data: bytes) -> None:
-        await asyncio.get_running_loop().sock_sendall(self._sockets[1], data)
-
-    def send_line(self, line: str) -> None:
-        self.send(line + "\n")
-
-    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        """Wait until the guest prints `pattern` (text or regex) after the last match.
-
-        A guest that stops first raises GuestStopped with its outcome (a fault explained);
-        one that does not print it in time raises GuestTimeout, and QEMU is stopped.
-        """
-        awaited = f"{pattern!r}" if isinstance(pattern, str) else f"/{pattern.pattern}/"
-        match = self._wait_for_match(pattern, awaited, timeout)
-        if match is not None:
-            return match
-        raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s.")
-
-    def _wait_for_match(self, pattern: str | re.Pattern[str], awaited: str, timeout: float) -> re.Match[str] | None:
-        """The match, or None when `timeout` passed with the guest still running."""
-        if self._state is MachineState.CREATED:
-            raise MachineError("the machine has not been started; call start() first")
-        deadline = time.monotonic() + timeout
-        match = self.console.wait_for(pattern, deadline, self._stopped)
-        if match is not None:
-            return match
-        if self._state is MachineState.CLOSED:
-            raise MachineClosed("the machine was closed while waiting for " + awaited)
-        if self._state is MachineState.DISCONNECTED:
-            assert self.outcome is not None
-            raise ConnectionLost(f"{self.outcome.explanation} (This happened while waiting for {awaited}.)",
-                                 console_tail=self.console.tail())
-        if self._state.stopped_by_guest:
-            self._wait_for_outcome()
-            assert self.outcome is not None
-            raise GuestStopped(self.outcome, f"the guest to print {awaited}",
-                               console_tail=self.console.tail(), qemu_log=self._qemu_log_if_failed())
-        return None
-
-    def _stopped(self) -> bool:
-        return self._state.stopped_by_guest or self._state.terminal
-
-    def request(self, line: str, timeout: float = 10.0) -> Reply:
-        """Send one request of the application's protocol and return its parsed reply.
-
-        `line` is one line of printable ASCII, at most MAX_REQUEST_LENGTH characters, without
-        its newline; anything else raises BadRequest before a byte is sent.
-        """
-        self.send_request(line)
-        return self.wait_for_reply(line, timeout)
-
-    def send_request(self, line: str) -> None:
-        """Send a request without waiting: `wait_for_reply(line)` collects its reply later."""
-        check_request(line)
-        self.console.skip_to_end()
-        self.send_line(line)
-
-    def wait_for_reply(self, line: str, timeout: float = 10.0) -> Reply:
-        """The reply to the request `line` sent last with `send_request`.
-
-        If the guest prompts for the next request without having replied, NoReply is raised
-        at once and the machine keeps running. A guest still busy with the request after
-        `timeout` seconds is stopped, as in `wait_for` (GuestTimeout).
-        """
-        command = check_request(line).split(maxsplit=1)[0]
-        # A whole reply line, after a newline or the prompt, never a line still arriving; or
-        # else a new prompt at the very end: the guest is done with the request and silent.
-        reply = re.compile(rf"(?:^|(?<=> ))(ok|error) {re.escape(command)}\b([^\n]*)\n|\n> \Z", re.MULTILINE)
-        awaited = f"a reply to {line!r}"
-        match = self._wait_for_match(reply, awaited, timeout)
-        if match is None:
-            raise self._timeout(f"The guest did not print {awaited} within {timeout:g} s; "
-                                "nor did it prompt for another request.")
-        if match[1] is None:
-            raise NoReply(f"The guest printed no reply line ('ok {command} ...' or 'error {command} ...') "
-                          f"to {line!r} and is waiting for the next request. The machine is still running.",
-                          console_tail=self.console.tail())
-        ok, rest = match[1] == "ok", match[2].strip()
-        fields = dict(pair.split("=", 1) for pair in rest.split() if "=" in pair) if ok else {"message": rest}
-        return Reply(ok, command, fields, match[0].strip())
-
-    def wait(self, timeout: float = 10.0) -> Outcome:
-        """Wait until the guest stops by itself (exit, fault, triple fault); return how."""
-        deadline = time.monotonic() + timeout
-        self.console.wait_for(re.compile(r"(?!)"), deadline, self._stopped)  # (?!) never matches
-        if self._state.stopped_by_guest:
-            self._wait_for_outcome()
-            assert self.outcome is not None
-            return self.outcome
-        if self._state is MachineState.CLOSED:
-            raise MachineClosed("the machine was closed while waiting for the guest to stop")
-        if self._state is MachineState.DISCONNECTED:
-            assert self.outcome is not None
-            raise ConnectionLost(self.outcome.explanation, console_tail=self.console.tail())
-        raise self._timeout(f"The guest was still running after {timeout:g} s.")
-
-    def _wait_for_outcome(self, timeout: float = 5.0) -> None:
-        """The state flips before the outcome's registers arrive; wait for both."""
-        deadline = time.monotonic() + timeout
-        while self.outcome is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    def _timeout(self, message: str) -> GuestTimeout:
-        """Say where the guest was, then stop QEMU: a hung guest must not outlive the wait."""
-        registers: Registers | None = None
-        try:
-            self.qmp("stop", 2.0)
-            registers = self.registers(2.0)
-            message += f" It was executing rip={self.image.format_vaddr(registers.rip)}."
-        except WorkbenchError:
-            pass
-        tail, log = self.console.tail(), self._qemu_log_if_failed()
-        self.close()
-        return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
-
     @property
     def gdb(self) -> GdbClient:
         """QEMU's gdbstub, connected: breakpoints, single steps, registers (Machine(gdb=True))."""
@@ -969,80 +653,6 @@ class Machine:
         if self._gdb is None:
             raise MachineError("this machine has no gdbstub connection; create it with Machine(..., gdb=True)")
         return self._gdb
-
-    # Guest memory.
-
-    @property
-    def memory(self) -> GuestRAM | MonitorMemory:
-        """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
-        self._require_qemu()
-        if self.ram is not None:
-            if self.ram.map_attached is False:  # once: where ROM or devices cover RAM paddrs
-                self.ram.attach_map(self.physical_map(), self.read_physical_through_qemu)
-            return self.ram
-        if self._monitor_memory is None:
-            def pmemsave(paddr: int, length: int, path: str) -> None:
-                self.qmp("pmemsave", 30.0, val=paddr, size=length, filename=path)
-            self._monitor_memory = MonitorMemory(self.memory_mib << 20, pmemsave)
-        return self._monitor_memory
-
-    def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
-        """Registers and page tables at one instant; a running guest is paused meanwhile."""
-        was_running = self._state is MachineState.RUNNING
-        if was_running:
-            self.pause(timeout)
-        try:
-            return Snapshot.take(self.memory, self.registers(timeout), maxphyaddr=self.maxphyaddr(timeout),
-                                 seconds=time.monotonic() - self._started_at, label=label)
-        finally:
-            if was_running:
-                self.resume(timeout)
-
-    def _paddr_of(self, vaddr: int, length: int) -> list[tuple[int, int]]:
-        """(paddr, length) pieces of the virtual range, translated by the guest's own tables."""
-        registers = self.registers()
-        memory = self.memory
-        pieces = []
-        while length > 0:
-            take = min(length, PAGE_SIZE - vaddr % PAGE_SIZE)
-            pieces.append((paging.translate(memory, registers, vaddr, maxphyaddr=self.maxphyaddr()), take))
-            vaddr, length = vaddr + take, length - take
-        return pieces
-
-    def read_virtual(self, vaddr: int, length: int) -> bytes:
-        """Bytes at a guest vaddr, through the guest's current page tables (works while it runs).
-
-        Raises paging.PageFaultError, with the whole walk, when part of the range is unmapped.
-        """
-        memory = self.memory
-        return b"".join(memory.read(paddr, size) for paddr, size in self._paddr_of(vaddr, length))
-
-    def write_virtual(self, vaddr: int, data: bytes) -> None:
-        """Store bytes at a guest vaddr; the guest sees them at once."""
-        memory = self.memory
-        offset = 0
-        for paddr, size in self._paddr_of(vaddr, len(data)):
-            memory.write(paddr, data[offset : offset + size])
-            offset += size
-
-    def read_symbol(self, name: str) -> int:
-        """The value of a C variable of the unikernel (1, 2, 4 or 8 bytes, little-endian)."""
-        symbol = self._variable(name)
-        return int.from_bytes(self.read_virtual(symbol.vaddr, symbol.size), "little")
-
-    def write_symbol(self, name: str, value: int) -> None:
-        """Change a C variable of the unikernel, also while it runs."""
-        symbol = self._variable(name)
-        if not 0 <= value < 1 << (8 * symbol.size):
-            raise MachineError(f"{value} does not fit in {name}, which is {symbol.size} bytes")
-        self.write_virtual(symbol.vaddr, value.to_bytes(symbol.size, "little"))
-
-    def _variable(self, name: str) -> Symbol:
-        symbol = self.image.symbol(name)
-        if symbol.kind != "object" or symbol.size not in (1, 2, 4, 8):
-            raise MachineError(f"{name} is a {symbol.kind} of {symbol.size} bytes, not an integer variable; "
-                               "use read_virtual() for other data")
-        return symbol
 
     # Evidence.
 

@@ -10,11 +10,12 @@ builds of the pristine source go to a cache directory, and lessons are copied be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
-from .errors import WorkbenchError
+from .errors import InvalidInput
 
 _PACKAGE = Path(__file__).resolve().parent
 DEFAULT_LAB_DIR = Path.home() / "unikernel-workbench"
@@ -47,25 +48,55 @@ def cache_dir() -> Path:
     return Path(base) / "unikernel-workbench"
 
 
-def copy_lessons(directory: Path) -> list[str]:
+class BadDirectory(InvalidInput):
+    """A directory to write into that cannot be used: none given, a file, inside the package, ..."""
+
+
+def own_directory(given: str | Path, purpose: str, *, refuse: Path | None = None) -> Path:
+    """`given`, resolved, as a directory of the user's own to write into, created if missing.
+
+    `purpose` says what it is for, in the messages ("the lessons"); `refuse` is a directory
+    it must not be (the lessons themselves, for their student edition).
+    """
+    if not isinstance(given, (str, Path)) or not str(given).strip():
+        raise BadDirectory(f"{purpose} need a directory: give its name")
+    if "\0" in str(given):
+        raise BadDirectory(f"{str(given)!r} is not a directory name: it contains a NUL character")
+    try:
+        directory = Path(given).expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python 3.11/3.12)
+        raise BadDirectory(f"{given} cannot be used for {purpose}: a symbolic link in it points in a loop") from error
+    if refuse is not None and directory == refuse.resolve():
+        raise BadDirectory(f"{directory} holds the lessons themselves; choose another directory for {purpose}")
+    if directory == _PACKAGE or _PACKAGE in directory.parents:
+        raise BadDirectory(f"{directory} is inside the installed workbench package; choose a directory of your own "
+                           f"for {purpose}")
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise BadDirectory(f"{directory} is a file, not a directory; choose a directory for {purpose}")
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadDirectory(f"cannot put {purpose} in {directory}: {error.strerror or error}") from error
+    return directory
+
+
+def copy_lessons(directory: str | Path) -> list[str]:
     """Copy into `directory` each shipped lesson it does not have yet; returns their names.
 
     A lesson already there is the student's own and is never overwritten. The shipped lessons'
     own directory (a source checkout's lessons/) is used as it is.
     """
     shipped = lessons().resolve()
-    directory = directory.resolve()
-    if directory == shipped:
-        return []
-    if _PACKAGE in directory.parents or directory == _PACKAGE:
-        raise WorkbenchError(f"{directory} is inside the installed package; choose a directory of your own")
+    with contextlib.suppress(TypeError, ValueError, OSError, RuntimeError):  # own_directory says what is wrong
+        if str(directory).strip() and Path(directory).expanduser().resolve() == shipped:
+            return []
+    target = own_directory(directory, "the lessons")
+    copied = []
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        copied = []
         for lesson in sorted(shipped.glob("[0-9][0-9]-*.ipynb")):
-            if not (directory / lesson.name).exists():
-                shutil.copyfile(lesson, directory / lesson.name)
+            if not (target / lesson.name).exists():
+                shutil.copyfile(lesson, target / lesson.name)
                 copied.append(lesson.name)
     except OSError as error:
-        raise WorkbenchError(f"cannot put the lessons in {directory}: {error.strerror}") from error
+        raise BadDirectory(f"cannot put the lessons in {target}: {error.strerror or error}") from error
     return copied

@@ -1,9 +1,10 @@
 """The guest at one instant: its registers and its page tables, frozen for later questions.
 
 Machine.snapshot() pauses the guest (if it runs), reads the registers, walks every page table
-once from shared memory, copies each table page the walk read, and lets the guest go on.
-Walks, mappings, trees and diffs asked of a Snapshot later read those recorded pages, so they
-describe that instant even though the guest has moved on.
+once from shared memory, copies each table page the walk read (ROM ones too), and lets the
+guest go on. Walks, mappings, trees and diffs asked of a Snapshot later read those recorded
+pages, with the physical map QEMU reported (where RAM, ROM and devices are), so they describe
+that instant even though the guest has moved on.
 """
 
 from __future__ import annotations
@@ -18,29 +19,34 @@ from . import address_space, paging
 from .address_space import AddressSpace
 from .cpu import Registers
 from .image import Image
-from .paging import PhysicalMemory
+from .paging import PhysicalMemory, physical_map_of
+from .physmap import PhysicalMap
 
 PAGE_SIZE = 4096
 
 
 class FrozenMemory:
-    """Copies of some 4 KiB pages of guest RAM, as they were; other RAM reads as zeros.
+    """Copies of some 4 KiB pages of guest memory (RAM or ROM), as they were, and the physical
+    map they were read with; other pages read as zeros.
 
     Args:
         size: bytes of guest RAM.
         paddrs: the pages' paddrs (4 KiB aligned).
         pages: their contents, one row of 512 entries per page, as `paging.read_tables` returns them.
+        physical_map: where RAM, ROM and devices were (RAM from 0 to `size` alone by default).
     """
 
-    def __init__(self, size: int, paddrs: Sequence[int], pages: npt.NDArray[np.uint64]) -> None:
+    def __init__(self, size: int, paddrs: Sequence[int], pages: npt.NDArray[np.uint64],
+                 physical_map: PhysicalMap | None = None) -> None:
         self._size = size
+        self.physical_map = physical_map if physical_map is not None else PhysicalMap.ram_only(size)
         self._where = {paddr // PAGE_SIZE: row for row, paddr in enumerate(paddrs)}
         self._bytes = np.ascontiguousarray(pages, dtype="<u8").reshape(-1).view(np.uint8)
 
     @classmethod
     def copy(cls, memory: PhysicalMemory, paddrs: Sequence[int]) -> FrozenMemory:
-        """Copy the pages at `paddrs` (4 KiB aligned) out of `memory` now."""
-        return cls(memory.size, paddrs, paging.read_tables(memory, paddrs))
+        """Copy the pages at `paddrs` (4 KiB aligned, RAM or ROM) out of `memory` now, with its map."""
+        return cls(memory.size, paddrs, paging.read_tables(memory, paddrs), physical_map_of(memory))
 
     @property
     def size(self) -> int:
@@ -67,7 +73,10 @@ class FrozenMemory:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Registers and page tables of a guest at one instant."""
+    """Registers and page tables of a guest at one instant, and where RAM, ROM and devices were.
+
+    `physical_map` is `memory.physical_map`: QEMU's map for a machine's snapshot.
+    """
 
     registers: Registers
     memory: FrozenMemory = field(repr=False)
@@ -86,6 +95,11 @@ class Snapshot:
         """
         found = paging.leaves(memory, registers, maxphyaddr=maxphyaddr)
         return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label, maxphyaddr)
+
+    @property
+    def physical_map(self) -> PhysicalMap:
+        """Where RAM, ROM and devices were in the guest's physical address space."""
+        return self.memory.physical_map
 
     def walk(self, vaddr: int) -> paging.Walk:
         """Every step of translating `vaddr`, ending in a paddr or a fault."""
@@ -113,7 +127,7 @@ class Snapshot:
 
     def address_space(self, image: Image | None = None) -> AddressSpace:
         """The mappings labelled from `image` (sections, stacks, guards, heap, direct map)."""
-        return address_space.build(self.leaves, image, ram_size=self.memory.size)
+        return address_space.build(self.leaves, image, physical_map=self.physical_map)
 
     def info_tlb(self) -> str:
         """Exactly what QEMU's `info tlb` would print for these tables."""

@@ -16,16 +16,37 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import resources
 from .errors import WorkbenchError
 
 NBGRADER_TIMEOUT = 300.0
+SOLUTION_MARK = "### BEGIN SOLUTION"
 
 
-def write_student_edition(lessons: Path, destination: Path) -> list[str]:
-    """nbgrader's release version of every lesson in `lessons`, written to `destination`."""
+def _has_solutions(path: Path) -> bool:
+    """A teacher's notebook (or something that is no notebook at all): never overwritten."""
+    try:
+        return SOLUTION_MARK in path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return True
+
+
+def write_student_edition(lessons: Path, destination: str | Path) -> list[str]:
+    """nbgrader's release version of every lesson in `lessons`, written to `destination`.
+
+    Nothing is lost: `destination` may not be the lessons' own directory or inside the
+    installed package, and a notebook already there is replaced only if it has no solutions
+    (a student edition made earlier). All of that is checked before anything is written.
+    """
     names = [lesson.stem for lesson in sorted(lessons.glob("[0-9][0-9]-*.ipynb"))]
     if not names:
         raise WorkbenchError(f"there are no lessons (NN-topic.ipynb) in {lessons}")
+    destination = resources.own_directory(destination, "the student edition", refuse=lessons)
+    kept = [destination / f"{name}.ipynb" for name in names
+            if (destination / f"{name}.ipynb").exists() and _has_solutions(destination / f"{name}.ipynb")]
+    if kept:
+        raise resources.BadDirectory(f"{kept[0]} exists and has solutions (or is not a notebook); it is not "
+                                     "overwritten: choose another directory")
     with tempfile.TemporaryDirectory(prefix="workbench-student-edition-") as scratch:
         course = Path(scratch)
         for name in names:

@@ -33,6 +33,13 @@ SOURCE_NAMES = ("Makefile",)
 _UNFOLLOWABLE = "{!r} cannot be followed: a symbolic link in it points in a loop or nowhere"
 
 
+def _has_unresolved_link(resolved: Path) -> bool:
+    try:
+        return any(part.is_symlink() for part in (resolved, *resolved.parents))
+    except OSError:  # a name too long to look at: the caller's own checks say so
+        return False
+
+
 class PathOutsideWorkspace(InvalidInput):
     """A path that would leave the workspace."""
 
@@ -125,8 +132,8 @@ class Workspace:
             candidate = (self.root / relative).resolve()
         except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python 3.11/3.12)
             raise BadPath(_UNFOLLOWABLE.format(str(relative))) from error
-        if any(part.is_symlink() for part in (candidate, *candidate.parents)):
-            raise BadPath(_UNFOLLOWABLE.format(str(relative)))  # Python 3.13 leaves a loop unresolved
+        if _has_unresolved_link(candidate):  # Python 3.13's resolve() leaves a loop as it is
+            raise BadPath(_UNFOLLOWABLE.format(str(relative)))
         if candidate != self.root and self.root not in candidate.parents:
             raise PathOutsideWorkspace(
                 f"{str(relative)!r} is outside the workspace {self.root}; "
@@ -146,12 +153,27 @@ class Workspace:
 
     def read(self, relative: str) -> str:
         target = self.path(relative)
-        if not target.is_file():
-            raise WorkbenchError(f"there is no file {relative!r} in the workspace")
         try:
+            if not target.is_file():
+                raise BadPath(f"there is no file {str(relative)!r} in the workspace"
+                              + (" (it is a directory)" if target.is_dir() else ""))
             return target.read_text()
         except UnicodeDecodeError as error:
-            raise BadPath(f"{relative!r} is not a text file (byte {error.start} is not UTF-8)") from error
+            raise BadPath(f"{str(relative)!r} is not a text file (byte {error.start} is not UTF-8)") from error
+        except OSError as error:  # a name too long, a file that cannot be read
+            raise BadPath(f"{str(relative)!r} cannot be read: {error.strerror or error}") from error
+
+    def _file_name(self, relative: str | Path) -> str:
+        """`relative` as the workspace names its files ('app/main.c'); BadPath for a directory."""
+        target = self.path(relative)
+        try:
+            directory = target.is_dir()
+        except OSError as error:
+            raise BadPath(f"{str(relative)!r} cannot be used: {error.strerror or error}") from error
+        if target == self.root or directory:
+            raise BadPath(f"{str(relative)!r} is a directory; reset() takes one file such as 'app/main.c', "
+                          "or nothing at all to put back the whole workspace")
+        return target.relative_to(self.root).as_posix()
 
     def write(self, relative: str, text: str) -> None:
         """Replace the whole file (creating it if needed); on any failure the old file stays."""
@@ -210,15 +232,27 @@ class Workspace:
 
     def show(self, relative: str, *, function: str | None = None, lines: tuple[int, int] | None = None,
              marked: set[int] | None = None) -> SourceView:
-        """A file, one C function (with the comment above it), or a line range, highlighted."""
+        """A file, one C function (with the comment above it), or a line range, highlighted.
+
+        `lines` is (first, last), 1-based and inclusive; parts beyond the file are left out.
+        """
+        if function is not None and not isinstance(function, str):
+            raise InvalidInput(f"function= names a C function with a str such as 'app_main', not "
+                               f"{type(function).__name__}")
+        if lines is not None and not (isinstance(lines, tuple) and len(lines) == 2
+                                      and all(isinstance(n, int) and not isinstance(n, bool) for n in lines)
+                                      and lines[0] <= lines[1]):
+            raise InvalidInput(f"lines= is (first, last), two line numbers with first <= last, not {lines!r}")
+        if marked is not None and not all(isinstance(n, int) for n in marked):
+            raise InvalidInput("marked= is a set of line numbers")
         text = self.read(relative)
         if function is not None:
-            first, last = _function_lines(text, function, relative)
+            first, last = _function_lines(text, function, str(relative))
         elif lines is not None:
             first, last = lines
         else:
             first, last = 1, text.count("\n") + 1
-        return excerpt(relative, text, first, last, marked=marked)
+        return excerpt(str(relative), text, first, last, marked=marked)
 
     def find(self, marker: str) -> list[tuple[str, int, str]]:
         """(path, line number, line) for each line containing `marker`, e.g. 'EXERCISE(01)'."""
@@ -283,9 +317,13 @@ class Workspace:
         Changes are never simply lost: they are saved first as a patch next to the workspace,
         and its path is returned (None when there was nothing to save).
         """
-        changed = self.changed_files() if relative is None else [relative] if relative in self.changed_files() else []
-        if relative is not None:
-            self.path(relative)
+        if relative is None:
+            changed = self.changed_files()
+        else:
+            name = self._file_name(relative)
+            if not (self.root / name).is_file() and not (self.pristine / name).is_file():
+                raise BadPath(f"there is no file {str(relative)!r} in the workspace, nor in the pristine source")
+            changed = [name] if name in self.changed_files() else []
         if not changed:
             return None
         saved = self._save_changes()
@@ -342,4 +380,4 @@ def _function_lines(text: str, name: str, relative: str) -> tuple[int, int]:
                 while start > 0 and lines[start - 1].lstrip().startswith(("/*", "*", "//")):
                     start -= 1
                 return start + 1, end + 1
-    raise WorkbenchError(f"no definition of the function {name!r} in {relative}")
+    raise InvalidInput(f"no definition of the function {name!r} in {relative}")

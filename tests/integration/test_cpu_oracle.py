@@ -1,6 +1,7 @@
-"""The guest's own CPU as the oracle for reserved bits: we corrupt an entry, the guest touches
-the page, and the model's walk must predict exactly what the CPU (QEMU's qemu64, 40-bit
-physical addresses) did: a #PF with RSVD, or a plain read."""
+"""The guest's own CPU as the oracle: we corrupt an entry, the guest touches the page, and the
+model's walk must predict exactly what the CPU (QEMU's qemu64, 40-bit physical addresses) did:
+a #PF with RSVD, a plain #PF, or a read of the right bytes. Also for memory that is not RAM:
+page tables and pages in ROM, and tables where there is no memory."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import struct
 
 import pytest
 
-from workbench.faults import PF_RESERVED
+from workbench.faults import PF_PRESENT, PF_RESERVED
 from workbench.image import Image
 from workbench.machine import Machine, MachineState
+from workbench.memory import PhysicalAddressError
 from workbench.paging import FaultKind, Level
 
 pytestmark = pytest.mark.qemu
@@ -72,3 +74,110 @@ def test_the_highest_address_bit_below_maxphyaddr_is_not_reserved(image: Image) 
         reply = machine.request(f"read {vaddr:#x}")
         assert reply.ok, reply
         assert machine.state is MachineState.RUNNING
+
+
+# Memory that is not RAM: the guest's CPU reads page tables and pages in ROM as ROM, reads
+# zeros where there is no memory; the model must predict each outcome.
+
+LARGE_PAGE = 1 << 21
+PAGE = 4096
+
+
+def _rom_pages(machine: Machine) -> list[int]:
+    """Every 4 KiB page of ROM below 1 MiB (qboot's BIOS at 0xf0000 on microvm)."""
+    return [page for region in machine.physical_map() if region.kind == "rom" and region.end <= 1 << 20
+            for page in range(region.start, region.end, PAGE)]
+
+
+def _tables_in_rom(machine: Machine) -> list[int]:
+    """Point PD entries after a fresh heap page's at each ROM page as a PT; return the vaddr of
+    every entry of those "page tables" (never touched by the guest, so in no TLB)."""
+    heap_page = _fresh_heap_page(machine)
+    pd_step = next(s for s in machine.snapshot().walk(heap_page).steps if s.level == Level.PD)
+    region_base = heap_page & ~(LARGE_PAGE - 1)
+    vaddrs = []
+    for number, rom_page in enumerate(_rom_pages(machine), start=1):
+        assert pd_step.index + number < 512, "the heap's PD has room after the heap page"
+        flags = pd_step.entry.raw & 0xFFF
+        machine.memory.write(pd_step.entry_paddr + 8 * number, struct.pack("<Q", rom_page | flags))
+        vaddrs += [region_base + number * LARGE_PAGE + index * PAGE for index in range(512)]
+    return vaddrs
+
+
+def test_page_tables_in_rom_are_read_as_the_cpu_reads_them(image: Image) -> None:
+    with Machine(image) as machine:
+        vaddrs = _tables_in_rom(machine)
+        snapshot = machine.snapshot()
+        assert snapshot.info_tlb() == machine.hmp("info tlb"), "QEMU's monitor reads the same ROM tables"
+        walks = [snapshot.walk(vaddr) for vaddr in vaddrs]
+        assert all(w.steps[2].target_place.startswith("in ROM (") for w in walks)  # the PD entries we wrote
+        mapped = [w for w in walks if w.ok]
+        in_memory = [w for w in mapped if w.paddr_region is not None and w.paddr_region.kind in ("ram", "rom")][:4]
+        nowhere = [w for w in mapped if w.paddr_region is None][:2]
+        assert in_memory and nowhere, "qboot's code holds entries of both kinds"
+        for w in in_memory:  # the guest reads the frame the model found, RAM or ROM
+            reply = machine.request(f"read {w.vaddr:#x}")
+            assert reply.ok, reply
+            assert reply.number("value") == int.from_bytes(machine.memory.read(w.paddr or 0, 8), "little")
+            assert machine.read_virtual(w.vaddr, 8) == machine.memory.read(w.paddr or 0, 8)
+        for w in nowhere:  # the guest reads zeros; the workbench says there is no memory there
+            assert machine.request(f"read {w.vaddr:#x}").number("value") == 0
+            assert w.paddr_place == "where the guest has no memory"
+            with pytest.raises(PhysicalAddressError, match="no memory"):
+                machine.read_virtual(w.vaddr, 8)
+        # Last, as it stops the guest: an entry whose reserved bits the CPU refuses, in ROM.
+        refused = next(w for w in walks if w.fault is not None and w.fault.kind is FaultKind.RESERVED_BIT
+                       and w.fault.level == Level.PT)
+        machine.send_line(f"read {refused.vaddr:#x}")
+        outcome = machine.wait(timeout=15)
+        assert outcome.fault is not None and outcome.fault.cr2 == refused.vaddr, outcome
+        assert outcome.fault.error_code is not None and outcome.fault.error_code & PF_RESERVED
+        assert refused.fault is not None and refused.fault.message in outcome.explanation
+        assert "That table lies in ROM (" in outcome.explanation
+
+
+def test_an_entry_in_rom_with_p_clear_is_a_plain_page_fault(image: Image) -> None:
+    with Machine(image) as machine:
+        vaddrs = _tables_in_rom(machine)
+        walks = [machine.snapshot().walk(vaddr) for vaddr in vaddrs[:512]]
+        absent = next(w for w in walks if w.fault is not None and w.fault.kind is FaultKind.NOT_PRESENT)
+        assert absent.fault is not None and absent.fault.level == Level.PT
+        machine.send_line(f"read {absent.vaddr:#x}")
+        outcome = machine.wait(timeout=15)
+        assert outcome.fault is not None and outcome.fault.cr2 == absent.vaddr
+        assert outcome.fault.error_code is not None and not outcome.fault.error_code & (PF_PRESENT | PF_RESERVED)
+
+
+def test_a_table_where_there_is_no_memory_reads_as_zeros(image: Image) -> None:
+    """The CPU reads a PT beyond RAM as zeros: a not-present #PF, as the model predicts."""
+    with Machine(image) as machine:
+        heap_page = _fresh_heap_page(machine)
+        pd_step = next(s for s in machine.snapshot().walk(heap_page).steps if s.level == Level.PD)
+        nowhere = machine.memory_mib << 21  # twice the RAM: nothing there on microvm
+        assert machine.physical_map().region_at(nowhere) is None
+        machine.memory.write(pd_step.entry_paddr + 8, struct.pack("<Q", nowhere | pd_step.entry.raw & 0xFFF))
+        vaddr = (heap_page & ~(LARGE_PAGE - 1)) + LARGE_PAGE + 5 * PAGE
+        predicted = machine.snapshot().walk(vaddr)
+        assert predicted.fault is not None and predicted.fault.kind is FaultKind.NOT_PRESENT
+        assert predicted.fault.level == Level.PT and "no memory" in predicted.fault.message
+        machine.send_line(f"read {vaddr:#x}")
+        outcome = machine.wait(timeout=15)
+        assert outcome.fault is not None and outcome.fault.cr2 == vaddr
+        assert outcome.fault.error_code is not None and not outcome.fault.error_code & (PF_PRESENT | PF_RESERVED)
+
+
+def test_a_reserved_bit_is_named_without_shared_memory(image: Image) -> None:
+    """With guest RAM read through QMP, the fault's explanation still names the entry: the
+    walk behind it runs on the machine's event loop and fetches its tables with QMP there."""
+    with Machine(image, shared_memory=False) as machine:
+        vaddr = _fresh_heap_page(machine)
+        step = machine.snapshot().walk(vaddr).steps[-1]
+        direct_map = image.symbol("__direct_map_base").vaddr
+        corrupted = step.entry.raw | 1 << 45
+        assert machine.request(f"write {direct_map + step.entry_paddr:#x} {corrupted:#x}").ok
+        machine.send_line(f"read {vaddr:#x}")
+        outcome = machine.wait(timeout=15)
+        assert outcome.fault is not None and outcome.fault.error_code is not None
+        assert outcome.fault.error_code & PF_RESERVED
+        assert f"PTE {step.index} in the PT table at paddr {step.table_paddr:#018x}" in outcome.explanation
+        assert "reserved bit(s) 45 set" in outcome.explanation

@@ -6,6 +6,7 @@ and every refused request is checked against a guest that still answers afterwar
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 
@@ -23,6 +24,7 @@ from workbench.machine import (
     MachineState,
     NoReply,
 )
+from workbench.paging import PageFaultError
 from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
@@ -131,6 +133,20 @@ def test_bad_requests_are_refused_before_anything_is_sent(image: Image) -> None:
         assert machine.request("  ticks  ").ok
 
 
+@pytest.mark.parametrize("line_size", [64, 256])
+def test_the_request_limit_follows_the_guests_line_buffer(workspace: Workspace, line_size: int) -> None:
+    """A student who changes LINE_SIZE gets requests checked against the new buffer."""
+    workspace.replace("app/main.c", "#define LINE_SIZE  128", f"#define LINE_SIZE  {line_size}")
+    with Machine(workspace.build()) as machine:
+        assert machine.request_limit == line_size - 1
+        machine.wait_for("> ")
+        longest = machine.request("z" * (line_size - 1))  # read whole: the guest names the command
+        assert not longest.ok and longest.command == "z" * (line_size - 1)
+        with pytest.raises(BadRequest, match=f"at most {line_size - 1} characters"):
+            machine.request("z" * line_size)
+        assert machine.request("help" + " " * (line_size - 5)).ok
+
+
 def test_send_refuses_a_flood_and_what_cannot_be_typed(image: Image) -> None:
     with Machine(image) as machine:
         machine.wait_for("> ")
@@ -180,3 +196,81 @@ def test_a_machine_used_before_start_or_after_close(image: Image) -> None:
         machine.request("ticks")
     with pytest.raises(MachineClosed):
         machine.send("ticks\n")
+
+
+# Guest memory, symbols, timeouts and walks: every public entry point refuses what it cannot
+# use with one InvalidInput line, before anything changes, and the machine goes on.
+
+
+def _one_line(error: pytest.ExceptionInfo[BaseException]) -> None:
+    assert isinstance(error.value, InvalidInput), repr(error.value)
+    assert str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_guest_memory_ranges_data_and_symbols_are_checked(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        ticks = image.symbol("timer_ticks")
+        for vaddr, length in ((ticks.vaddr, -1), (ticks.vaddr, 1 << 40), (ticks.vaddr, 1.5), (ticks.vaddr, "8"),
+                              (ticks.vaddr, True), (ticks.vaddr, None), (-1, 8), (1 << 64, 8), ("app_main", 8),
+                              ((1 << 64) - 4, 8)):
+            with pytest.raises(InvalidInput) as refused:
+                machine.read_virtual(vaddr, length)  # type: ignore[arg-type]
+            _one_line(refused)
+        for data in ("text", 5, None, [1, 2]):
+            with pytest.raises(InvalidInput) as refused:
+                machine.write_virtual(ticks.vaddr, data)  # type: ignore[arg-type]
+            _one_line(refused)
+        for name in ("no_such_variable", 5, "app_main"):
+            with pytest.raises(InvalidInput) as refused:
+                machine.read_symbol(name)  # type: ignore[arg-type]
+            _one_line(refused)
+        for value in ("5", 1.5, None, -1, 1 << 64):
+            with pytest.raises(InvalidInput) as refused:
+                machine.write_symbol("timer_ticks", value)  # type: ignore[arg-type]
+            _one_line(refused)
+        # All or nothing: a write that runs from a mapped page into the unmapped one after it
+        # changes neither page.
+        heap = machine.request("alloc 1").number("vaddr")
+        machine.write_virtual(heap + 4096 - 4, b"\x11" * 4)
+        with pytest.raises(PageFaultError):
+            machine.write_virtual(heap + 4096 - 4, b"\x22" * 8)
+        assert machine.read_virtual(heap + 4096 - 4, 4) == b"\x11" * 4
+        machine.write_symbol("timer_ticks", 0)  # good input still works, and the guest goes on
+        assert machine.request("ticks").ok and machine.state is MachineState.RUNNING
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, -1, 0, "5", None, True])
+def test_timeouts_that_are_not_seconds_change_nothing(image: Image, timeout: object) -> None:
+    machine = Machine(image)
+    with pytest.raises(InvalidInput) as refused:
+        machine.start(timeout=timeout)  # type: ignore[arg-type]
+    _one_line(refused)
+    assert machine.state is MachineState.CREATED and machine.pid is None
+    with machine:
+        machine.wait_for("> ")
+        calls = {"wait_for": lambda: machine.wait_for("never printed", timeout=timeout),  # type: ignore[arg-type]
+                 "request": lambda: machine.request("ticks", timeout=timeout),  # type: ignore[arg-type]
+                 "wait": lambda: machine.wait(timeout=timeout),  # type: ignore[arg-type]
+                 "snapshot": lambda: machine.snapshot(timeout=timeout),  # type: ignore[arg-type]
+                 "pause": lambda: machine.pause(timeout=timeout),  # type: ignore[arg-type]
+                 "hmp": lambda: machine.hmp("info registers", timeout=timeout),  # type: ignore[arg-type]
+                 "close": lambda: machine.close(timeout=timeout)}  # type: ignore[arg-type]
+        for name, call in calls.items():
+            with pytest.raises(InvalidInput) as refused:
+                call()
+            _one_line(refused)
+            assert machine.state is MachineState.RUNNING, f"{name} changed the machine"
+        assert machine.request("ticks").ok
+
+
+def test_walks_of_vaddrs_that_are_not_vaddrs(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        snapshot = machine.snapshot()
+        for vaddr in (-1, 1 << 64, 1.5, "0x10", None, True):
+            for call in (snapshot.walk, snapshot.translate):
+                with pytest.raises(InvalidInput) as refused:
+                    call(vaddr)  # type: ignore[arg-type]
+                _one_line(refused)
+        assert snapshot.walk(image.symbol("app_main").vaddr).ok

@@ -49,6 +49,7 @@ from workbench.paging import (
     MappedRange,
     PagingKind,
     PagingMode,
+    TableInDeviceMemory,
     TlbLine,
     parse_info_mem,
     parse_info_tlb,
@@ -402,9 +403,50 @@ def test_tables_the_cpu_would_refuse_or_that_alias(tables_guest: TablesGuest) ->
     snapshot = machine.snapshot("odd")
     lines = compare_with_qemu(machine, snapshot, info_mem=tables_guest.levels == 4)
     assert any(leaf.reserved for leaf in snapshot.leaves), "the PS bit and bit 51 are reserved for the CPU"
-    assert any(problem.kind is FaultKind.OUTSIDE_RAM for problem in snapshot.leaves.problems)
+    assert any(problem.kind is FaultKind.NO_MEMORY for problem in snapshot.leaves.problems)
     aliases = [line for line in lines if line.vaddr >> (12 + 9 * (top - 1)) & 0x1FF == 300]
     assert len(aliases) > 1, "the self-reference makes the tables reappear under entry 300"
+
+
+def test_tables_in_rom_beyond_ram_and_in_device_memory(tables_guest: TablesGuest) -> None:
+    """QEMU maps its BIOS ROM again just below 4 GiB, far beyond the guest's RAM: tables there
+    are read as the guest reads them, at every level; a table in device registers is not read."""
+    writer = TableWriter(tables_guest)
+    machine = tables_guest.machine
+    physical_map = machine.physical_map()
+    rom_pages = [page for region in physical_map if region.kind == "rom" and region.start >= writer.ram_size
+                 for page in range(region.start, region.end, PAGE_4K)]
+    assert rom_pages, str(physical_map)
+    user_table = ENTRY_PRESENT | ENTRY_WRITABLE | ENTRY_USER
+    # The ROM as the level below the root, and as each deeper level under tables of our own.
+    for number, page in enumerate(rom_pages[:8]):
+        writer.tables[writer.root][10 + number] = page | user_table
+    for depth in range(1, writer.levels - 1):
+        table = writer.link(writer.root, 20 + depth, user_table)
+        for _ in range(depth - 1):
+            table = writer.link(table, 0, user_table)
+        for number, page in enumerate(rom_pages[8:]):
+            writer.tables[table][number] = page | user_table
+    writer.write(machine.memory)
+    snapshot = machine.snapshot("rom")
+    lines = compare_with_qemu(machine, snapshot, info_mem=tables_guest.levels == 4)
+    walked = [(line, leaf) for line, leaf in zip(lines, snapshot.leaves, strict=True) if not leaf.reserved]
+    assert walked, "the ROM holds entries the CPU would use"
+    for line, leaf in walked[:: max(1, len(walked) // WALK_SAMPLE)]:
+        result = snapshot.walk(line.vaddr)
+        assert result.ok and result.frame_paddr == line.paddr, (str(line), result.fault)
+        assert any(step.target_place.startswith("in ROM (") for step in result.steps), leaf
+    # A table in device registers: QEMU's monitor would read the device; the model refuses.
+    device = next(region for region in physical_map if region.kind == "io" and region.size >= PAGE_4K)
+    writer.tables[writer.root][100] = device.start | user_table
+    writer.write(machine.memory)
+    odd = machine.snapshot("device")
+    with pytest.raises(TableInDeviceMemory, match=device.name):
+        odd.info_tlb()
+    refused = odd.walk(writer.vaddr(100))
+    assert refused.fault is not None and refused.fault.kind is FaultKind.DEVICE_MEMORY
+    assert f"in device memory ({device.name})" in refused.fault.message
+    assert [p.kind for p in odd.leaves.problems if p.vaddr == writer.vaddr(100)] == [FaultKind.DEVICE_MEMORY]
 
 
 # (c) A stock Linux kernel.

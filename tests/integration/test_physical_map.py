@@ -10,6 +10,7 @@ import pytest
 from workbench.image import Image
 from workbench.machine import Machine
 from workbench.memory import PhysicalAddressError
+from workbench.physmap import PhysicalMap, PhysicalRegion
 
 pytestmark = pytest.mark.qemu
 
@@ -44,9 +45,41 @@ def test_device_registers_are_refused_not_read(image: Image) -> None:
     with Machine(image) as machine:
         machine.wait_for("> ")
         ram = machine.memory
-        fake = next(r for r in machine.physical_map() if r.kind == "rom")
-        # no device lies below RAM's end on microvm, so claim one there to see the refusal
-        ram.attach_map([*machine.physical_map(), type(fake)(0x2000, 0x3000, "io", "test-device")],
-                       machine.read_physical_through_qemu)
+        # No device lies below RAM's end on microvm, so claim one there, as QEMU's flat view
+        # would show it: RAM on either side.
+        low = machine.physical_map()[0]
+        assert low.kind == "ram" and low.start == 0 and low.end > 0x3000
+        fake = (PhysicalRegion(0, 0x2000, "ram", low.name, 0), PhysicalRegion(0x2000, 0x3000, "io", "test-device"),
+                PhysicalRegion(0x3000, low.end, "ram", low.name, 0x3000))
+        ram.attach_map(PhysicalMap((*fake, *machine.physical_map()[1:])), machine.read_physical_through_qemu)
         with pytest.raises(PhysicalAddressError, match="test-device"):
             ram.read(0x1FF0, 32)
+        with pytest.raises(PhysicalAddressError, match="test-device"):
+            ram.write(0x2FF0, bytes(32))
+
+
+def test_memory_that_is_not_ram_is_neither_read_nor_written_as_ram(image: Image) -> None:
+    with Machine(image) as machine:
+        machine.wait_for("> ")
+        nowhere = machine.memory_mib << 21  # twice the RAM: no region on microvm
+        with pytest.raises(PhysicalAddressError, match="no memory"):
+            machine.memory.read(nowhere, 8)
+        with pytest.raises(PhysicalAddressError, match="ROM"):  # the guest cannot change its BIOS
+            machine.memory.write(0xF0000, b"\x90")
+        assert machine.memory.read(0xF0000, 8) == _xp_bytes(machine, 0xF0000, 1)
+        high = next(r for r in machine.physical_map() if r.kind == "rom" and r.start >= machine.memory.size)
+        assert machine.memory.read(high.start, 16) == _xp_bytes(machine, high.start, 2)  # beyond RAM too
+        device = next(r for r in machine.physical_map() if r.kind == "io")
+        with pytest.raises(PhysicalAddressError, match=device.name):
+            machine.memory.read(device.start, 4)
+
+
+def test_without_shared_memory_the_map_is_respected_too(image: Image) -> None:
+    with Machine(image, shared_memory=False) as machine:
+        machine.wait_for("> ")
+        assert machine.memory.read(0xF0000, 16) == _xp_bytes(machine, 0xF0000, 2)
+        device = next(r for r in machine.physical_map() if r.kind == "io")
+        with pytest.raises(PhysicalAddressError, match=device.name):
+            machine.memory.read(device.start, 4)
+        with pytest.raises(PhysicalAddressError, match="no memory"):
+            machine.memory.read(machine.memory_mib << 21, 8)

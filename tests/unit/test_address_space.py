@@ -10,7 +10,7 @@ import random
 import re
 
 import numpy as np
-from test_paging import KERNEL, RW, US, XD, A, P, Tables, entry_for
+from test_paging import KERNEL, RW, US, XD, A, P, Tables, _rom_and_device_memory, entry_for
 
 from workbench.address_space import ADDRESS_SPACE_END, MAX_ROWS, Region, Summary
 from workbench.snapshot import Snapshot
@@ -90,3 +90,15 @@ def test_small_guest_shows_every_region_and_no_summary() -> None:
     assert len(str(space).splitlines()) == len(space) + 1 and "more regions" not in str(space)
     assert [r.start for r in space.regions] == sorted(r.start for r in space.regions)
     assert space.region_at(0x40_1000).kind == "unmapped"
+
+
+def test_pages_that_map_rom_or_device_registers_say_so() -> None:
+    """The physical map names what an unlabelled page maps: ROM, device registers, or nothing."""
+    t, memory = _rom_and_device_memory()
+    for vaddr, frame in ((0x1000, 0x5000), (0x2000, 0xE1000), (0x3000, 0xD0000), (0x4000, 0x7000_0000)):
+        assert t.map(vaddr, frame)
+    space = Snapshot.take(memory, t.regs()).address_space()  # type: ignore[arg-type]  # registers: duck-typed
+    labels = {region.start: (region.kind, region.label) for region in space.regions if region.permissions}
+    assert labels == {0x1000: ("other", "mapped, not described by the image"), 0x2000: ("rom", "ROM (bios)"),
+                      0x3000: ("device", "device registers (test-device)"),
+                      0x4000: ("no-memory", "mapped where the guest has no memory")}

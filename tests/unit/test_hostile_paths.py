@@ -79,3 +79,34 @@ def test_replace_and_names_check_their_text(workspace: Workspace, tmp_path: Path
 def test_a_machine_of_no_image(where: str) -> None:
     with pytest.raises(NotAnImage):
         Machine(where)
+
+
+@pytest.mark.parametrize("name", ["", ".", "app", "app/", "../test", "nonexistent.c", "a" * 5000, 5, None,
+                                  "app/ma\0in.c", "/etc/passwd"])
+def test_show_and_reset_of_what_is_not_a_file_change_nothing(workspace: Workspace, name: object) -> None:
+    workspace.replace("app/main.c", "Hello from the unikernel!", "Hello, class!")
+    before = workspace.diff()
+    with pytest.raises(InvalidInput) as refused:
+        workspace.show(name)  # type: ignore[arg-type]
+    assert "\n" not in str(refused.value)
+    if name is not None:  # reset(None) puts back the whole workspace, as documented
+        with pytest.raises(InvalidInput) as refused:
+            workspace.reset(name)  # type: ignore[arg-type]
+        assert "\n" not in str(refused.value)
+    assert workspace.diff() == before
+
+
+def test_reset_takes_a_path_however_it_is_spelled(workspace: Workspace) -> None:
+    workspace.replace("app/main.c", "Hello from the unikernel!", "Hello, class!")
+    saved = workspace.reset(Path("app") / "." / "main.c")
+    assert saved is not None and "Hello, class!" in saved.read_text()
+    assert not workspace.diff()
+
+
+@pytest.mark.parametrize("options", [{"function": 5}, {"lines": (5, 2)}, {"lines": "1-3"},
+                                     {"lines": (1.0, 3)}, {"marked": {"x"}}, {"function": "no_such_function"}])
+def test_show_options_are_checked(workspace: Workspace, options: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        workspace.show("app/main.c", **options)  # type: ignore[arg-type]
+    assert "\n" not in str(refused.value)
+    assert "app_main" in str(workspace.show("app/main.c", function="app_main"))

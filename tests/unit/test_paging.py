@@ -49,6 +49,7 @@ from workbench.paging import (
     PagingMode,
     Permissions,
     PhysicalMemoryError,
+    TableInDeviceMemory,
     TlbLine,
     UnsupportedPagingModeError,
     WalkLimitError,
@@ -71,6 +72,7 @@ from workbench.paging import (
 )
 from workbench.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
 from workbench.paging.tables import _TableReader
+from workbench.physmap import PhysicalMap, PhysicalRegion
 from workbench.snapshot import Snapshot
 
 P = ENTRY_PRESENT
@@ -418,32 +420,96 @@ def test_32_bit_and_pae_paging_are_refused_clearly(cr4: int) -> None:
             call()
 
 
-def test_tables_outside_ram() -> None:
+def test_a_table_where_there_is_no_memory_reads_as_zeros_as_the_cpu_reads_it() -> None:
     t = Tables(size=1 << 20)
     assert t.map(0x1000, 0x5000)
     table, index = entry_for(t, 0x1000, 2)
-    t.set(table, index, 0x7000_0000 | P | RW)  # the PD entry points beyond RAM
+    t.set(table, index, 0x7000_0000 | P | RW)  # the PD entry points beyond RAM, where nothing is
     result = walk(t.memory, t.regs(), 0x1000)
-    assert result.fault is not None and result.fault.kind is FaultKind.OUTSIDE_RAM
-    assert result.fault.level is Level.PD and result.fault.index == index
-    assert result.steps[-1].target is EntryKind.OUTSIDE_RAM
-    assert "outside guest RAM" in result.fault.message
+    # The CPU reads the PT there as zeros: entry 1 is not present, a plain #PF one level down.
+    assert result.fault is not None and result.fault.kind is FaultKind.NOT_PRESENT
+    assert result.fault.level is Level.PT and result.fault.table_paddr == 0x7000_0000
+    assert result.steps[-2].target is EntryKind.NO_MEMORY
+    assert "no memory" in result.fault.message and "reads zeros" in result.fault.message
+    assert "(where the guest has no memory)" in format_walk(result)
     found = leaves(t.memory, t.regs())
     assert len(found) == 0
-    assert [(p.kind, p.level) for p in found.problems] == [(FaultKind.OUTSIDE_RAM, Level.PD)]
-    assert "outside guest RAM" in found.problems[0].message
+    assert [(p.kind, p.level) for p in found.problems] == [(FaultKind.NO_MEMORY, Level.PD)]
+    assert "where the guest has no memory" in found.problems[0].message
+    assert format_info_tlb(t.memory, t.regs()) == ""  # QEMU's monitor reads the same zeros
+    node = PageTableTree(t.memory, t.regs()).root
+    for _level in range(2):  # PML4 entry 0, PDPT entry 0, down to the PD
+        assert node is not None
+        node = node.entries()[0].child
+    assert node is not None and node.table_paddr == table
+    tree_entry = next(e for e in node.entries() if e.index == index)
+    assert tree_entry.kind is EntryKind.NO_MEMORY and tree_entry.child is None
     far = ControlRegisters.long_mode(0x4000_0000)
-    cr3_fault = walk(t.memory, far, 0).fault
-    assert cr3_fault is not None and cr3_fault.kind is FaultKind.OUTSIDE_RAM and "CR3" in cr3_fault.message
-    assert leaves(t.memory, far).problems[0].kind is FaultKind.OUTSIDE_RAM
+    cr3_walk = walk(t.memory, far, 0)
+    assert cr3_walk.fault is not None and cr3_walk.fault.kind is FaultKind.NOT_PRESENT
+    assert cr3_walk.fault.level is Level.PML4 and "no memory" in cr3_walk.fault.message
+    problem = leaves(t.memory, far).problems[0]
+    assert problem.kind is FaultKind.NO_MEMORY and problem.from_cr3 and "CR3" in problem.message
 
 
-def test_a_frame_outside_ram_is_a_valid_mapping_of_device_memory() -> None:
+def _rom_and_device_memory() -> tuple[Tables, BytesMemory]:
+    """1 MiB of RAM with a "ROM" at 0xe0000 (its bytes in the data) and device registers at 0xd0000."""
+    t = Tables(size=1 << 20)
+    regions = (PhysicalRegion(0, 0xD0000, "ram", "ram", 0),
+               PhysicalRegion(0xD0000, 0xD1000, "io", "test-device"),
+               PhysicalRegion(0xD1000, 0xE0000, "ram", "ram", 0xD1000),
+               PhysicalRegion(0xE0000, 0x100000, "rom", "bios"))
+    return t, BytesMemory(t.mem, PhysicalMap(regions))
+
+
+def test_tables_in_rom_are_read_and_tables_in_device_memory_are_not() -> None:
+    t, memory = _rom_and_device_memory()
+    assert t.map(0x1000, 0x5000) and t.map(0x40_0000, 0x6000)
+    pd, index = entry_for(t, 0x1000, 2)
+    t.set(pd, index, 0xE0000 | P | RW)  # the PT of vaddr 0..2 MiB is in ROM
+    t.set(0xE0000, 3, 0xF000 | P | RW)  # "ROM contents": entry 3 maps vaddr 0x3000
+    in_rom = walk(memory, t.regs(), 0x3000)
+    assert in_rom.ok and in_rom.paddr == 0xF000 and in_rom.steps[-2].target_place == "in ROM (bios)"
+    assert in_rom.paddr_in_ram and in_rom.paddr_place == "in RAM"
+    assert [leaf.vaddr for leaf in leaves(memory, t.regs())] == [0x3000, 0x40_0000]
+    assert format_info_tlb(memory, t.regs()).count("\r\n") == 2
+    pd2, index2 = entry_for(t, 0x40_0000, 2)
+    t.set(pd2, index2, 0xD0000 | P | RW)  # the PT of 4 MiB..6 MiB is device registers
+    in_device = walk(memory, t.regs(), 0x40_0000)
+    assert in_device.fault is not None and in_device.fault.kind is FaultKind.DEVICE_MEMORY
+    assert in_device.fault.level is Level.PD and "in device memory (test-device)" in in_device.fault.message
+    assert in_device.steps[-1].target is EntryKind.DEVICE_MEMORY
+    found = leaves(memory, t.regs())
+    assert [leaf.vaddr for leaf in found] == [0x3000]
+    assert [(p.kind, p.region and p.region.name) for p in found.problems] == [(FaultKind.DEVICE_MEMORY, "test-device")]
+    with pytest.raises(TableInDeviceMemory, match="test-device"):  # QEMU's monitor would read the device
+        info_tlb_text(found)
+    with pytest.raises(TableInDeviceMemory, match="test-device"):
+        format_info_mem(memory, t.regs())
+    problem = leaves(memory, ControlRegisters.long_mode(0xD0000)).problems[0]
+    assert problem.kind is FaultKind.DEVICE_MEMORY and problem.from_cr3
+    # A snapshot keeps the ROM table, so its walks agree after the "ROM" bytes are gone.
+    snapshot = Snapshot.take(memory, cast(Registers, t.regs()))
+    t.mem[0xE0000:0xE1000] = bytes(0x1000)
+    assert snapshot.walk(0x3000).paddr == 0xF000 and snapshot.physical_map is memory.physical_map
+
+
+def test_a_walk_names_the_memory_its_frame_is_in() -> None:
+    t, memory = _rom_and_device_memory()
+    for vaddr, frame, place in ((0x1000, 0xE1000, "in ROM (bios)"), (0x2000, 0xD0000, "in device memory (test-device)"),
+                                (0x3000, 0x7000_0000, "where the guest has no memory")):
+        assert t.map(vaddr, frame)
+        result = walk(memory, t.regs(), vaddr)
+        assert result.ok and result.paddr_in_ram is False and result.paddr_place == place
+        assert f"({place})" in format_walk(result)
+
+
+def test_a_frame_outside_ram_is_a_valid_mapping() -> None:
     t = Tables(size=1 << 20)
     assert t.map(0x1000, 0xFEE0_0000)  # the local APIC
     result = walk(t.memory, t.regs(), 0x1000)
     assert result.ok and result.paddr == 0xFEE0_0000 and result.paddr_in_ram is False
-    assert "device memory" in format_walk(result)
+    assert "(where the guest has no memory)" in format_walk(result)  # plain RAM knows no APIC
 
 
 def test_recursive_pml4_entry() -> None:
@@ -847,7 +913,7 @@ def test_tree_reads_children_on_request() -> None:
     tree = PageTableTree(t.memory, t.regs())
     root = tree.root
     assert root is not None and root.level is Level.PML4 and root.table_paddr == t.root
-    assert root.present_count == 2 and not root.recursive and root.in_ram
+    assert root.present_count == 2 and not root.recursive and root.readable
     low, high = root.entries()
     assert (low.index, high.index) == (0, 511) and high.vaddr == 0xFFFF_FF80_0000_0000
     assert low.kind is EntryKind.TABLE and low.child is not None and low.child.level is Level.PDPT
@@ -992,13 +1058,13 @@ def depth_first_leaves(
             if own:
                 problems.append((FaultKind.RESERVED_BIT, Level(level), vaddr, e))
             if e & QEMU_TABLE_MASK >= len(data):
-                problems.append((FaultKind.OUTSIDE_RAM, Level(level), vaddr, e))
+                problems.append((FaultKind.NO_MEMORY, Level(level), vaddr, e))
                 continue
             visit(e & QEMU_TABLE_MASK, level - 1, vaddr, (and_bits & e, or_bits | e, (*path, e), reserved_above or own))
 
     root = regs.cr3 & QEMU_TABLE_MASK
     if root >= len(data):
-        return rows, [(FaultKind.OUTSIDE_RAM, mode.top_level, 0, regs.cr3)], False, 0
+        return rows, [(FaultKind.NO_MEMORY, mode.top_level, 0, regs.cr3)], False, 0
     try:
         visit(root, mode.top_level, 0, ((1 << 64) - 1, 0, (), False))
     except Stop:

@@ -51,14 +51,16 @@ from .entries import (
 )
 from .enumeration import Leaf, Leaves, TableProblem, leaves, vaddrs_for_frame
 from .errors import (
+    InvalidVaddr,
     MonitorOutputError,
     PageFaultError,
     PagingError,
     PhysicalMemoryError,
+    TableInDeviceMemory,
     UnsupportedPagingModeError,
     WalkLimitError,
 )
-from .inputs import BytesMemory, ControlRegisters, PagingRegisters, PhysicalMemory
+from .inputs import BytesMemory, ControlRegisters, PagingRegisters, PhysicalMemory, physical_map_of
 from .qemu_text import (
     TlbLine,
     format_info_mem,
@@ -96,6 +98,7 @@ __all__ = [
     "Entry",
     "EntryKind",
     "FaultKind",
+    "InvalidVaddr",
     "Leaf",
     "LeafChange",
     "LeafDiff",
@@ -114,6 +117,7 @@ __all__ = [
     "Permissions",
     "PhysicalMemory",
     "PhysicalMemoryError",
+    "TableInDeviceMemory",
     "TableNode",
     "TableProblem",
     "TlbLine",
@@ -133,6 +137,7 @@ __all__ = [
     "mappings",
     "parse_info_mem",
     "parse_info_tlb",
+    "physical_map_of",
     "read_tables",
     "size_text",
     "tlb_lines",

@@ -28,7 +28,7 @@ from workbench.cpu import (
     EFER_NXE,
 )
 
-from .errors import PagingError, UnsupportedPagingModeError
+from .errors import InvalidVaddr, PagingError, UnsupportedPagingModeError
 from .inputs import PagingRegisters
 
 U64 = (1 << 64) - 1
@@ -483,7 +483,9 @@ def _hex(value: int) -> str:
 
 
 def _check_vaddr(vaddr: int) -> None:
+    if isinstance(vaddr, bool) or not isinstance(vaddr, int):
+        raise InvalidVaddr(f"a vaddr is an int such as 0xffffffff80100000, not {type(vaddr).__name__}")
     if not 0 <= vaddr <= U64:
-        raise PagingError(f"vaddr must be a 64-bit unsigned value, got {vaddr!r}")
+        raise InvalidVaddr(f"vaddr must be a 64-bit unsigned value, 0 to 0xffffffffffffffff, got {vaddr!r}")
 
 

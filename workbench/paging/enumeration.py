@@ -3,10 +3,11 @@
 What "like QEMU" means here:
     `leaves()` descends exactly where QEMU's `info tlb` does (P decides, PS in a PML4E/PML5E
     is ignored, tables are located with QEMU's 50-bit mask) and marks, rather than drops,
-    leaves the CPU would refuse for reserved bits. Memory outside RAM reads as zeros, as QEMU's
-    unassigned memory does (QEMU would see device registers or ROM there). `walk()` is the
-    CPU's view instead: it stops at the first reserved bit, and a table beyond RAM is a fault.
-    A leaf whose frame is beyond RAM is a valid mapping of device memory, not a fault.
+    leaves the CPU would refuse for reserved bits. Tables are read where the memory's physical
+    map puts them, as the guest reads them: RAM, ROM, and zeros where there is no memory (as
+    QEMU's monitor and CPU read them); a table in device memory is not read but reported.
+    `walk()` is the CPU's view instead: it stops at the first reserved bit. A leaf whose
+    frame is ROM, device memory or nothing is a valid mapping, not a fault.
 
 How much work a full enumeration may do:
     A walk descends at most 4 (or 5) levels, so no path can loop: a PML4 entry that points at
@@ -38,6 +39,8 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
+from workbench.physmap import PhysicalRegion, describe_place
+
 from .entries import (
     _ADDRESS_BITS,
     _PERMISSIONS,
@@ -60,7 +63,20 @@ from .entries import (
     _hex,
 )
 from .inputs import PagingRegisters, PhysicalMemory
-from .tables import _CHUNK_TABLES, _T, _WORD, _Bytes, _Flags, _Indices, _Links, _TableReader, _Words
+from .tables import (
+    _CHUNK_TABLES,
+    _T,
+    _WORD,
+    IN_DEVICE,
+    NO_MEMORY,
+    READABLE,
+    _Bytes,
+    _Flags,
+    _Indices,
+    _Links,
+    _TableReader,
+    _Words,
+)
 from .translation import FaultKind
 
 
@@ -145,14 +161,17 @@ def _leaf(row: _Row) -> Leaf:
 
 @dataclass(frozen=True)
 class TableProblem:
-    """A present entry that the enumeration could not follow or that the CPU would refuse.
+    """A present entry that the enumeration could not follow, that points where there is no
+    memory, or that the CPU would refuse.
 
     Attributes:
-        kind: OUTSIDE_RAM (points to a table beyond RAM) or RESERVED_BIT.
+        kind: DEVICE_MEMORY (points to a table in device memory, not read), NO_MEMORY (points
+            to a table where the guest has no memory, read as zeros) or RESERVED_BIT.
         level: level of the entry (of the top-level table for CR3).
         vaddr: first vaddr the entry covers.
         entry: the raw entry, or CR3.
-        from_cr3: the problem is CR3 itself pointing outside RAM.
+        from_cr3: the problem is CR3 itself pointing there.
+        region: for DEVICE_MEMORY, the device's region.
     """
 
     kind: FaultKind
@@ -160,18 +179,23 @@ class TableProblem:
     vaddr: int
     entry: int
     from_cr3: bool = False
+    region: PhysicalRegion | None = None
 
     @property
     def message(self) -> str:
         """What is wrong, for a student."""
         name = self.level.entry_name
+        if self.kind is FaultKind.RESERVED_BIT:
+            return f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} has reserved bits set"
+        where = (f"{describe_place('device', self.region)}: its entries would be device registers, "
+                 "which the workbench does not read"
+                 if self.kind is FaultKind.DEVICE_MEMORY else
+                 "where the guest has no memory: it reads as zeros, so nothing is mapped below it")
         if self.from_cr3:
             return (f"CR3 {self.entry:#018x} points to a {self.level.name} table at paddr "
-                    f"{self.entry & _ADDRESS_BITS:#018x}, outside guest RAM: there are no page tables to read")
-        if self.kind is FaultKind.OUTSIDE_RAM:
-            return (f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} points to a table at paddr "
-                    f"{self.entry & _ADDRESS_BITS:#018x}, outside guest RAM")
-        return f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} has reserved bits set"
+                    f"{self.entry & _QEMU_TABLE_MASK:#018x}, {where}")
+        return (f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} points to a table at paddr "
+                f"{self.entry & _QEMU_TABLE_MASK:#018x}, {where}")
 
 
 def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
@@ -235,6 +259,11 @@ class Leaves(Sequence[Leaf]):
     def vaddrs(self) -> _Words:
         """First vaddr of each page (read-only array)."""
         return self.columns.vaddr
+
+    @property
+    def levels(self) -> _Bytes:
+        """Level of each leaf entry: 1 (PT, 4 KiB), 2 (PD, 2 MiB) or 3 (PDPT, 1 GiB) (read-only array)."""
+        return self.columns.level
 
     @functools.cached_property
     def sizes(self) -> _Words:
@@ -443,8 +472,10 @@ class _Enumerator:
     def run(self) -> Leaves:
         mode = self.mode
         root = mode.cr3 & _QEMU_TABLE_MASK  # as QEMU's monitor locates it
-        if root >= self.reader.size:
-            problem = TableProblem(FaultKind.OUTSIDE_RAM, mode.top_level, 0, mode.cr3, from_cr3=True)
+        place, region = self.reader.place(root)
+        if place in ("device", "none"):  # nothing to read: not a device, and no memory reads as zeros
+            kind = FaultKind.DEVICE_MEMORY if place == "device" else FaultKind.NO_MEMORY
+            problem = TableProblem(kind, mode.top_level, 0, mode.cr3, from_cr3=True, region=region)
             return Leaves(mode, problems=(problem,))
         frontier = _Frontier(np.array([root], _WORD), np.zeros(1, _WORD), np.array([6], np.uint8),
                              np.zeros(1, np.bool_), np.array([-1], np.int32))
@@ -528,13 +559,16 @@ class _Enumerator:
                 found = found[~leaf]
         own_reserved = self.reserved_bits(found.entry, self.reserved_table[level])
         child = found.entry & np.uint64(_QEMU_TABLE_MASK)
-        outside = child >= np.uint64(self.reader.size)
+        places = self.reader.places(child)
         if own_reserved.any():
             self.problem_parts.append((found.vaddr[own_reserved], level, 0, found.entry[own_reserved]))
-        if outside.any():
-            self.problem_parts.append((found.vaddr[outside], level, 1, found.entry[outside]))
-            inside = ~outside
-            found, child, own_reserved = found[inside], child[inside], own_reserved[inside]
+        if places.any():  # tables in device memory are not read; where there is no memory, zeros
+            for code in (IN_DEVICE, NO_MEMORY):
+                there = places == code
+                if there.any():
+                    self.problem_parts.append((found.vaddr[there], level, code, found.entry[there]))
+            readable = places == READABLE
+            found, child, own_reserved = found[readable], child[readable], own_reserved[readable]
         below = _Frontier(child, found.vaddr, found.rights, found.reserved_above | own_reserved,
                           np.arange(chain_start, chain_start + len(child), dtype=np.int32))
         return below, (found.entry, found.link)
@@ -595,10 +629,15 @@ class _Enumerator:
         if stop is not None:  # a depth-first walk reports an entry before reading the table below it
             keep = (vaddr < stop[0]) | ((vaddr == stop[0]) & (level > stop[1]))
             vaddr, level, kind, entry = vaddr[keep], level[keep], kind[keep], entry[keep]
-        order = np.lexsort((kind, -level, vaddr))  # depth-first order; reserved bits before outside RAM
-        kinds = (FaultKind.RESERVED_BIT, FaultKind.OUTSIDE_RAM)
-        return tuple(TableProblem(kinds[k], Level(lv), v, e) for v, lv, k, e in zip(
-            vaddr[order].tolist(), level[order].tolist(), kind[order].tolist(), entry[order].tolist(), strict=True))
+        order = np.lexsort((kind, -level, vaddr))  # depth-first order; reserved bits first
+        kinds = {0: FaultKind.RESERVED_BIT, IN_DEVICE: FaultKind.DEVICE_MEMORY, NO_MEMORY: FaultKind.NO_MEMORY}
+        return tuple(TableProblem(kinds[k], Level(lv), v, e, region=self.device(e) if k == IN_DEVICE else None)
+                     for v, lv, k, e in zip(vaddr[order].tolist(), level[order].tolist(), kind[order].tolist(),
+                                            entry[order].tolist(), strict=True))
+
+    def device(self, entry: int) -> PhysicalRegion | None:
+        """The device region the table `entry` points to lies in."""
+        return self.reader.place(entry & _QEMU_TABLE_MASK)[1]
 
 
 def _merge_runs(runs: list[_LeafRun]) -> tuple[_Words, _Words, _Bytes, _Bytes, _Flags, _Links]:

@@ -17,21 +17,33 @@ from workbench.cpu import (
     EFER_LMA,
     EFER_NXE,
 )
+from workbench.physmap import PhysicalMap
 
 from .errors import PhysicalMemoryError
 
 
 class PhysicalMemory(Protocol):
-    """Guest RAM as the model reads it: paddrs 0 to size-1."""
+    """Guest physical memory as the model reads it.
+
+    `size` bytes of RAM from paddr 0, and nothing else, unless the memory also has a
+    `physical_map` attribute (a `PhysicalMap`, as QEMU reports it): then RAM, ROM and device
+    regions are where the map says, and the model reads only RAM and ROM (see `physical_map_of`).
+    """
 
     @property
     def size(self) -> int:
-        """Bytes of guest RAM; paddrs at or above it are outside RAM."""
+        """Bytes of guest RAM (from paddr 0 when there is no `physical_map`)."""
         ...
 
     def read(self, paddr: int, length: int) -> bytes:
-        """Return `length` bytes at `paddr`; the range lies inside RAM."""
+        """Return `length` bytes at `paddr` as the guest reads them; the range lies in RAM or ROM."""
         ...
+
+
+def physical_map_of(memory: PhysicalMemory) -> PhysicalMap:
+    """The memory's own map of the physical address space, or RAM from 0 to its size alone."""
+    found = getattr(memory, "physical_map", None)
+    return found if isinstance(found, PhysicalMap) else PhysicalMap.ram_only(memory.size)
 
 
 @runtime_checkable
@@ -49,10 +61,13 @@ class BytesMemory:
 
     Args:
         data: the RAM image; a memoryview is used without copying.
+        physical_map: where RAM, ROM and devices are; by default RAM from 0 to len(data).
+            ROM regions inside `data` read from it (tests put "ROM" contents there).
     """
 
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, physical_map: PhysicalMap | None = None) -> None:
         self._view = memoryview(data).cast("B")
+        self.physical_map = physical_map if physical_map is not None else PhysicalMap.ram_only(len(self._view))
 
     @property
     def size(self) -> int:

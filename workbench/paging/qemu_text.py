@@ -6,6 +6,7 @@ Source: QEMU 7.2's target/i386/monitor.c (`print_pte`, `tlb_info_la48`, `tlb_inf
 
 from __future__ import annotations
 
+import binascii
 import itertools
 import re
 from collections.abc import Iterable
@@ -40,10 +41,11 @@ from .entries import (
     _collector_paused,
 )
 from .enumeration import Leaves, leaves
-from .errors import MonitorOutputError, WalkLimitError
+from .errors import MonitorOutputError, TableInDeviceMemory, WalkLimitError
 from .inputs import PagingRegisters, PhysicalMemory
 from .ranges import MappedRange
 from .tables import _TableReader
+from .translation import FaultKind
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,13 @@ def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
 
 
 def _require_complete(found: Leaves, what: str) -> None:
+    device = next((problem for problem in found.problems if problem.kind is FaultKind.DEVICE_MEMORY), None)
+    if device is not None:
+        assert device.region is not None
+        raise TableInDeviceMemory(
+            device.entry & _QEMU_TABLE_MASK, device.region,
+            f"cannot produce QEMU's `{what}` exactly: {device.message}; QEMU's monitor would read them "
+            "as entries.")
     if found.truncated:
         raise WalkLimitError(
             f"cannot produce QEMU's `{what}` exactly: the page tables reach more than "
@@ -108,67 +117,77 @@ def format_info_tlb(
     """Return exactly what QEMU 7.2's HMP `info tlb` prints for this memory and these registers.
 
     QEMU's monitor ends lines with CRLF, also through QMP `human-monitor-command`; pass
-    `newline="\\n"` for display. Memory outside RAM reads as zeros, as QEMU's unassigned memory
-    does (QEMU would read real device or ROM contents there).
+    `newline="\\n"` for display. Tables are read where the memory's physical map puts them
+    (RAM, ROM, zeros where there is no memory), as QEMU reads them.
 
     Raises:
         UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
         WalkLimitError: the enumeration hit `max_entries`.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     return info_tlb_text(leaves(memory, regs, max_entries=max_entries), newline=newline)
 
 
-# Every byte as two lowercase hex digits; and every combination of the nine flag bits as letters.
-_HEX_PAIRS = np.frombuffer("".join(f"{b:02x}" for b in range(256)).encode("ascii"), np.uint8).reshape(256, 2)
-_HEX_PAIR_WORDS = _HEX_PAIRS.copy().view(np.uint16).reshape(256)
-_FLAG_TEXTS = np.frombuffer(
-    "".join("".join(letter if key >> (8 - i) & 1 else "-" for i, (letter, _) in enumerate(_TLB_LETTERS))
-            for key in range(1 << len(_TLB_LETTERS))).encode("ascii"), np.uint8).reshape(-1, len(_TLB_LETTERS))
+# Every combination of the nine flag bits as its nine letters, indexed as _flag_keys() makes them.
+_FLAG_TEXTS = np.array(
+    ["".join(letter if key >> (8 - i) & 1 else "-" for i, (letter, _) in enumerate(_TLB_LETTERS))
+     for key in range(1 << len(_TLB_LETTERS))], dtype=f"S{len(_TLB_LETTERS)}")
+# Per leaf level (1 to 3), what print_pte shows of the entry as paddr: QEMU's masks, and for
+# 4 KiB pages without PS (bit 7 is their PAT bit: tlb_info_la48 passes `pte & ~PG_PSE_MASK`).
+_TLB_PADDR_MASKS = np.array([0, _QEMU_PTE_MASK & ~ENTRY_PAGE_SIZE, _QEMU_2M_MASK, _QEMU_1G_MASK], np.uint64)
+_KEY_WITHOUT_PS = np.uint16(0x1FF & ~(ENTRY_PAGE_SIZE >> 1))
+_TLB_CHUNK = 8192  # lines formatted at once: their temporaries stay small and in the cache
 
 
-def _hex_columns(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
-    """Each value as 16 lowercase hex digits, one row of ASCII codes per value."""
-    big_endian = values.astype(">u8").view(np.uint8)
-    pairs = np.take(_HEX_PAIR_WORDS, big_endian)  # one 2-byte lookup per byte, 1-D: numpy's fast path
-    digits: npt.NDArray[np.uint8] = pairs.view(np.uint8).reshape(-1, 16)
-    return digits
+def _hex_column(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.bytes_]:
+    """Each value as 16 lowercase hex digits: binascii over the big-endian words, in C."""
+    column: npt.NDArray[np.bytes_] = np.frombuffer(binascii.hexlify(values.astype(">u8").data), "S16")
+    return column
 
 
-def _flag_keys(pte: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
-    """The nine `info tlb` flag bits of each entry as an index into _FLAG_TEXTS (X highest)."""
-    low = (pte >> np.uint64(1)) & np.uint64(0xFF)  # G P D A C T U W are bits 8..1, in that order
-    keys: npt.NDArray[np.intp] = (((pte >> np.uint64(63)) << np.uint64(8)) | low).astype(np.intp)
+def _flag_keys(ptes: npt.NDArray[np.uint64], levels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint16]:
+    """The nine `info tlb` flag bits of each leaf entry as an index into _FLAG_TEXTS, X highest:
+    XD (bit 63), G (bit 8), then PS D A PCD PWT U/S R/W (bits 7 to 1); PS cleared for 4 KiB pages."""
+    entry_bytes = ptes.view(np.uint8).reshape(-1, 8)
+    keys: npt.NDArray[np.uint16] = (entry_bytes[:, 7] >> 7).astype(np.uint16) << np.uint16(8)
+    keys |= (entry_bytes[:, 1] & 1).astype(np.uint16) << np.uint16(7)
+    keys |= entry_bytes[:, 0] >> 1
+    keys &= np.where(levels == 1, _KEY_WITHOUT_PS, np.uint16(0x1FF))
     return keys
+
+
+def _tlb_line_type(newline: str) -> np.dtype[np.void]:
+    """One `info tlb` line as a record of fixed-width byte strings: `vaddr: paddr flags` + newline."""
+    return np.dtype([("vaddr", "S16"), ("colon", "S2"), ("paddr", "S16"), ("space", "S1"),
+                     ("flags", f"S{len(_TLB_LETTERS)}"), ("newline", f"S{len(newline)}")])
 
 
 def info_tlb_text(found: Leaves, *, newline: str = "\r\n") -> str:
     """QEMU's `info tlb` text for leaves already enumerated (a snapshot's), byte for byte.
 
-    Formatted column by column with numpy: one array of ASCII codes, no Python loop per line.
+    Formatted column by column with numpy into one array of fixed-width records, one per
+    line, with no Python loop per line: hex digits from binascii, the flags from a table of
+    all 512 combinations.
 
     Raises:
         WalkLimitError: the enumeration behind `found` was cut short.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     if not found.mode.enabled:
         return "PG disabled" + newline
     _require_complete(found, "info tlb")
-    sizes, ptes = found.sizes, found.ptes
-    small = sizes == PAGE_SIZE_4K
-    # print_pte is given 4 KiB entries without PS (bit 7 is their PAT bit)
-    pte: npt.NDArray[np.uint64] = np.where(small, ptes & np.uint64(U64 & ~ENTRY_PAGE_SIZE), ptes)
-    mask: npt.NDArray[np.uint64] = np.where(small, np.uint64(_QEMU_PTE_MASK),
-                                             np.where(sizes == PAGE_SIZE_2M, np.uint64(_QEMU_2M_MASK),
-                                                      np.uint64(_QEMU_1G_MASK)))
-    end = newline.encode("ascii")
-    width = 16 + 2 + 16 + 1 + len(_TLB_LETTERS) + len(end)
-    out = np.empty((len(pte), width), np.uint8)
-    out[:, 0:16] = _hex_columns(found.vaddrs)
-    out[:, 16:18] = np.frombuffer(b": ", np.uint8)
-    out[:, 18:34] = _hex_columns(pte & mask)
-    out[:, 34] = ord(" ")
-    out[:, 35 : 35 + len(_TLB_LETTERS)] = _FLAG_TEXTS[_flag_keys(pte)]
-    out[:, 35 + len(_TLB_LETTERS):] = np.frombuffer(end, np.uint8)
-    return out.tobytes().decode("ascii")
+    lines = np.empty(len(found), _tlb_line_type(newline))
+    lines["colon"] = b": "
+    lines["space"] = b" "
+    lines["newline"] = newline.encode("ascii")
+    for start in range(0, len(found), _TLB_CHUNK):  # a chunk at a time: small temporaries
+        part = slice(start, start + _TLB_CHUNK)
+        levels, ptes = found.levels[part], found.ptes[part]
+        out = lines[part]
+        out["vaddr"] = _hex_column(found.vaddrs[part])
+        out["paddr"] = _hex_column(ptes & np.take(_TLB_PADDR_MASKS, levels))
+        out["flags"] = np.take(_FLAG_TEXTS, _flag_keys(ptes, levels))
+    return str(lines.data, "ascii")
 
 
 _TLB_LINE = re.compile(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([X-][G-][P-][D-][A-][C-][T-][U-][W-])$")
@@ -316,11 +335,12 @@ def format_info_mem(
     addresses sign-extended as QEMU's addr_canonical() does, the last range of the upper half
     ending at the unextended `0001000000000000`. With 5-level paging QEMU 7.2's output is
     wrong (see `_qemu_mem_events_emulated`), and this reproduces it: for ordinary tables it
-    prints nothing. Memory outside RAM reads as zeros.
+    prints nothing. Tables are read as `format_info_tlb` reads them.
 
     Raises:
         UnsupportedPagingModeError: the CPU uses 32-bit or PAE paging.
         WalkLimitError: the work bound was hit.
+        TableInDeviceMemory: a table lies in device memory, which QEMU would read and we do not.
     """
     mode = PagingMode.from_registers(regs)
     mode.require_long_mode()

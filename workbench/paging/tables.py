@@ -8,10 +8,11 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from workbench.errors import WorkbenchError
+from workbench.physmap import DEVICE, PhysicalRegion
 
 from .entries import ENTRIES_PER_TABLE, ENTRY_PRESENT, TABLE_SIZE
-from .inputs import PhysicalMemory, _LendingMemory
+from .errors import TableInDeviceMemory
+from .inputs import PhysicalMemory, _LendingMemory, physical_map_of
 
 _WORD = np.dtype("<u8")  # one page-table entry
 _Words = npt.NDArray[np.uint64]
@@ -23,31 +24,59 @@ _T = TypeVar("_T", bound=np.generic)
 _CHUNK_TABLES = 4096  # tables of one level read at once: at most 16 MiB of entries in flight
 
 
+# Where a table is, as `_TableReader.places` reports it for the enumeration.
+READABLE, IN_DEVICE, NO_MEMORY = 0, 1, 2
+
+
 class _TableReader:
-    """Reads 4 KiB tables: a batch at once as the rows of one array, or one at a time.
+    """Reads 4 KiB tables as the guest's CPU reads them: a batch at once as the rows of one
+    array, or one at a time.
 
     When the memory lends a window on its RAM (`view`), all of RAM is one zero-copy array of
-    tables and a batch is a single fancy-indexing copy. Otherwise (QMP copies, snapshots) each
-    table is read through `read` once and kept. QEMU reads zeros where a table runs past the
-    end of RAM; so do we.
+    tables and a batch is a single fancy-indexing copy. Other tables (in ROM, under ROM, or in
+    a memory without a window: QMP copies, snapshots) are read through `read` once and kept.
+    The memory's physical map (`physical_map_of`) says where a table is: where the guest has
+    no memory a table reads as zeros, as the CPU and QEMU's monitor read it; a table in device
+    memory is never read (a read can change the device): `table()` raises TableInDeviceMemory.
     """
 
     def __init__(self, memory: PhysicalMemory) -> None:
         self.memory = memory
-        self.size = memory.size
+        self.map = physical_map_of(memory)
         self._ram: _Words | None = None
-        whole = self.size // TABLE_SIZE  # tables wholly inside RAM
+        whole = memory.size // TABLE_SIZE  # tables wholly inside the lent window
         if whole and isinstance(memory, _LendingMemory):
             window = memory.view(0, whole * TABLE_SIZE)
             self._ram = np.frombuffer(window, dtype=_WORD).reshape(whole, ENTRIES_PER_TABLE)
         self._lent = whole if self._ram is not None else 0  # pages readable from self._ram
-        # Pages under ROM or devices (GuestRAM.not_ram) are read through `read`, as the guest sees them.
-        self._in_ram = np.ones(self._lent, np.bool_)
-        for region in getattr(memory, "not_ram", ()):
-            self._in_ram[region.start // TABLE_SIZE : -(-region.end // TABLE_SIZE)] = False
+        # Pages wholly in RAM, read from the window; the rest (ROM, holes, devices) by the map.
+        self._in_ram = np.zeros(self._lent, np.bool_)
+        for first, end in self.map.ram_pages(self._lent):
+            self._in_ram[first:end] = True
         self._copies: dict[int, _Words] = {}
         self._entries: dict[int, tuple[int, ...]] = {}
         self._present: dict[int, list[tuple[int, int]]] = {}
+
+    def place(self, paddr: int) -> tuple[str, PhysicalRegion | None]:
+        """Where the table at `paddr` is: see PhysicalMap.page_place."""
+        page = paddr // TABLE_SIZE
+        if page < self._lent and self._in_ram[page]:
+            return "ram", None
+        return self.map.page_place(paddr)
+
+    def places(self, paddrs: _Words) -> _Bytes:
+        """READABLE, IN_DEVICE or NO_MEMORY for each table paddr (4 KiB aligned)."""
+        pages = paddrs // np.uint64(TABLE_SIZE)
+        out = np.zeros(len(paddrs), np.uint8)
+        fast = pages < np.uint64(self._lent)
+        fast[fast] = self._in_ram[pages[fast].astype(np.intp)]
+        if not fast.all():
+            codes = {"device": IN_DEVICE, "none": NO_MEMORY}
+            slow = np.flatnonzero(~fast)
+            distinct, which = np.unique(paddrs[slow], return_inverse=True)
+            found = np.array([codes.get(self.map.page_place(p)[0], READABLE) for p in distinct.tolist()], np.uint8)
+            out[slow] = found[which.reshape(-1)]
+        return out
 
     def table(self, paddr: int) -> _Words:
         """The 512 entries of the table at `paddr` (4 KiB aligned), read-only."""
@@ -58,15 +87,17 @@ class _TableReader:
             return row
         cached = self._copies.get(paddr)
         if cached is None:
-            try:
-                data = bytes(self.memory.read(paddr, min(TABLE_SIZE, self.size - paddr))) if paddr < self.size else b""
-            except WorkbenchError:  # device registers: not read, as for memory beyond RAM
-                data = b""
-            cached = self._copies[paddr] = np.frombuffer(data.ljust(TABLE_SIZE, b"\0"), dtype=_WORD)
+            data = bytearray(TABLE_SIZE)
+            for start, end, region in self.map.pieces(paddr, paddr + TABLE_SIZE):
+                if region is not None and region.kind == DEVICE:
+                    raise TableInDeviceMemory(paddr, region)
+                if region is not None:  # RAM or ROM; where no region is, zeros
+                    data[start - paddr : end - paddr] = self.memory.read(start, end - start)
+            cached = self._copies[paddr] = np.frombuffer(bytes(data), dtype=_WORD)
         return cached
 
     def tables(self, paddrs: _Words) -> _Words:
-        """The tables at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) array."""
+        """The tables at `paddrs` (4 KiB aligned, none in device memory) as the rows of a new (n, 512) array."""
         pages = paddrs // TABLE_SIZE
         if self._ram is not None and (not len(pages) or (int(pages.max()) < self._lent and self._in_ram[pages].all())):
             rows: _Words = self._ram[pages]
@@ -97,8 +128,9 @@ class _TableReader:
 def read_tables(memory: PhysicalMemory, paddrs: Sequence[int]) -> _Words:
     """The 4 KiB pages at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) uint64 array.
 
-    One copy when `memory` lends a window on its RAM, one `read` per page otherwise; a page
-    beyond RAM reads as zeros. Snapshots keep the tables `leaves()` read with it.
+    One copy when `memory` lends a window on its RAM, one `read` per page otherwise; ROM reads
+    as the guest reads it, a page where the guest has no memory as zeros. Snapshots keep the
+    tables `leaves()` read with it.
     """
     return _TableReader(memory).tables(np.array(paddrs, dtype=_WORD).reshape(-1))
 

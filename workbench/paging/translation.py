@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from workbench.physmap import RAM, PhysicalMap, PhysicalRegion, describe_place
+
 from .entries import (
     _ADDRESS_BITS,
     _ALL_ALLOWED,
@@ -25,16 +27,17 @@ from .entries import (
     size_text,
 )
 from .errors import PageFaultError
-from .inputs import PagingRegisters, PhysicalMemory
+from .inputs import PagingRegisters, PhysicalMemory, physical_map_of
 
 
 class FaultKind(enum.Enum):
-    """Why a walk stopped."""
+    """Why a walk stopped, or (in `TableProblem`s) what is odd about an entry."""
 
     NOT_PRESENT = "not present"
     RESERVED_BIT = "reserved bit set"
     NON_CANONICAL = "non-canonical address"
-    OUTSIDE_RAM = "table outside RAM"
+    DEVICE_MEMORY = "table in device memory"  # not read: its entries would be device registers
+    NO_MEMORY = "table where there is no memory"  # TableProblem only: it reads as zeros, a walk goes on
 
 
 class EntryKind(enum.Enum):
@@ -42,7 +45,8 @@ class EntryKind(enum.Enum):
 
     TABLE = "table"
     PAGE = "page"
-    OUTSIDE_RAM = "table outside RAM"
+    DEVICE_MEMORY = "table in device memory"
+    NO_MEMORY = "table where there is no memory"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class PageFault:
         entry: the raw entry (None if it could not be read).
         reserved_bits: for RESERVED_BIT, the reserved bits that are set.
         mode: the paging mode of the walk.
+        place: where the table holding the entry lies when it is not plain RAM ("in ROM
+            (pc.bios)", "where the guest has no memory"), or for DEVICE_MEMORY where the table
+            that could not be read lies ("in device memory (ioapic)"); empty for RAM.
     """
 
     kind: FaultKind
@@ -68,6 +75,7 @@ class PageFault:
     entry: int | None
     mode: PagingMode
     reserved_bits: int = 0
+    place: str = ""
 
     @property
     def message(self) -> str:
@@ -87,28 +95,29 @@ class PageFault:
             )
         assert self.level is not None and self.table_paddr is not None
         where = f"the {self.level.name} table at paddr {self.table_paddr:#018x}"
-        if self.kind is FaultKind.OUTSIDE_RAM:
+        if self.kind is FaultKind.DEVICE_MEMORY:
+            devices = ("The CPU would read the device's registers as entries; the workbench does not "
+                       "read devices, since a read can change them.")
             if self.index is None:
-                return (
-                    f"{vaddr} cannot be translated: CR3 points to {where}, which is outside guest RAM, "
-                    "so the workbench cannot read it."
-                )
+                return f"{vaddr} cannot be walked here: CR3 points to {where}, {self.place}. {devices}"
             return (
-                f"{vaddr} cannot be translated: {self.level.entry_name} {self.index} in {where} points "
-                f"to a table at paddr {(self.entry or 0) & _ADDRESS_BITS:#018x}, outside guest RAM. "
-                "The workbench cannot read it; the CPU would read whatever device, or nothing, is there."
+                f"{vaddr} cannot be walked here: {self.level.entry_name} {self.index} in {where} points "
+                f"to a table at paddr {(self.entry or 0) & _ADDRESS_BITS:#018x}, {self.place}. {devices}"
             )
+        table_note = f" That table lies {self.place}." if self.place else ""
+        if self.place == describe_place("none", None):
+            table_note = " There is no memory at that table's paddr: the CPU reads zeros there."
         entry = f"{self.level.entry_name} {self.index} in {where} (value {self.entry or 0:#018x})"
         if self.kind is FaultKind.NOT_PRESENT:
             return (
-                f"{vaddr} is not mapped: {entry} has its present bit P clear. The CPU stops the walk "
-                "there and raises a page fault (#PF, vector 14) with CR2 set to the vaddr."
+                f"{vaddr} is not mapped: {entry} has its present bit P clear.{table_note} The CPU stops "
+                "the walk there and raises a page fault (#PF, vector 14) with CR2 set to the vaddr."
             )
         bits = ", ".join(str(i) for i in range(64) if self.reserved_bits >> i & 1)
         why = self.mode.reserved_reasons(self.level, self.reserved_bits)
         return (
-            f"{vaddr} faults: {entry} has reserved bit(s) {bits} set ({why}). The CPU raises a page "
-            "fault (#PF) with the RSVD bit set in the error code."
+            f"{vaddr} faults: {entry} has reserved bit(s) {bits} set ({why}).{table_note} The CPU raises "
+            "a page fault (#PF) with the RSVD bit set in the error code."
         )
 
 
@@ -126,6 +135,8 @@ class WalkStep:
         target: what the entry points to (None when it is not present).
         target_paddr: the next table or the frame.
         recursive: the target table is one this walk already used (a self-reference).
+        target_place: where the target lies when not in RAM: "in ROM (pc.bios)", "where the
+            guest has no memory", "in device memory (ioapic)"; empty in RAM.
     """
 
     level: Level
@@ -137,6 +148,7 @@ class WalkStep:
     target: EntryKind | None
     target_paddr: int | None
     recursive: bool = False
+    target_place: str = ""
 
     @property
     def entry_paddr(self) -> int:
@@ -162,7 +174,8 @@ class Walk:
         page_size: size of the page reached.
         permissions: effective rights across all levels.
         protection_key: the leaf's key when CR4.PKE (user page) or CR4.PKS (kernel page) is on.
-        paddr_in_ram: whether paddr is inside guest RAM (False for device memory such as the APIC).
+        paddr_region: the physical region holding paddr (RAM, ROM or a device's registers such
+            as the local APIC), or None: none, or no paddr.
     """
 
     vaddr: int
@@ -173,7 +186,23 @@ class Walk:
     page_size: int | None
     permissions: Permissions | None
     protection_key: int | None = None
-    paddr_in_ram: bool | None = None
+    paddr_region: PhysicalRegion | None = None
+
+    @property
+    def paddr_in_ram(self) -> bool | None:
+        """Whether paddr is in guest RAM (None without a paddr)."""
+        if self.paddr is None:
+            return None
+        return self.paddr_region is not None and self.paddr_region.kind == RAM
+
+    @property
+    def paddr_place(self) -> str:
+        """Where paddr lies, in words: "in RAM", "in ROM (pc.bios)", "in device memory (ioapic)"
+        or "where the guest has no memory"; "" without a paddr."""
+        if self.paddr is None:
+            return ""
+        region = self.paddr_region
+        return describe_place("none" if region is None else "device" if region.kind == "io" else "memory", region)
 
     @property
     def ok(self) -> bool:
@@ -217,6 +246,7 @@ class Walk:
                     "target": step.target.value if step.target is not None else None,
                     "target_paddr": _hex(step.target_paddr) if step.target_paddr is not None else None,
                     "recursive": step.recursive,
+                    "target_place": step.target_place,
                 }
                 for step in self.steps
             ],
@@ -230,24 +260,37 @@ class Walk:
             "permissions": str(self.permissions) if self.permissions is not None else None,
             "protection_key": self.protection_key,
             "paddr_in_ram": self.paddr_in_ram,
+            "paddr_place": self.paddr_place,
         }
 
 
-def _read_entry(memory: PhysicalMemory, paddr: int) -> int | None:
-    if paddr + 8 > memory.size:
-        return None
-    value: int = _ENTRY.unpack(bytes(memory.read(paddr, 8)))[0]
+def _table_place(physical_map: PhysicalMap, table: int) -> tuple[str, PhysicalRegion | None, str]:
+    """Where the table at `table` lies: PhysicalMap.page_place, and the words for a student ("" in RAM)."""
+    place, region = physical_map.page_place(table)
+    return place, region, "" if place == "ram" or (region is not None and region.kind == RAM) else \
+        describe_place(place, region)
+
+
+def _read_entry(memory: PhysicalMemory, physical_map: PhysicalMap, paddr: int) -> int:
+    """The 8-byte entry at `paddr` as the CPU reads it: RAM or ROM, zeros where there is no memory."""
+    data = bytearray(8)
+    for start, end, region in physical_map.pieces(paddr, paddr + 8):
+        if region is not None:
+            data[start - paddr : end - paddr] = memory.read(start, end - start)
+    value: int = _ENTRY.unpack(data)[0]
     return value
 
 
 def walk(memory: PhysicalMemory, regs: PagingRegisters, vaddr: int, *, maxphyaddr: int = 52) -> Walk:
     """Translate one vaddr step by step, as the CPU would, and return the whole walk.
 
-    Never raises for anything found in memory: a missing entry, a reserved bit, a table outside
-    RAM or a non-canonical vaddr end the walk with a `PageFault` in `Walk.fault`.
+    Never raises for anything found in memory: a missing entry, a reserved bit, a table in
+    device memory or a non-canonical vaddr end the walk with a `PageFault` in `Walk.fault`. A
+    table where the guest has no memory reads as zeros, as the CPU reads it. Where RAM, ROM
+    and devices are comes from the memory's physical map (`physical_map_of`).
 
     Args:
-        memory: guest RAM.
+        memory: guest physical memory.
         regs: CR0, CR3, CR4 and EFER.
         vaddr: the virtual (linear) address, 0 to 2**64-1.
         maxphyaddr: the CPU's physical-address width.
@@ -259,15 +302,16 @@ def walk(memory: PhysicalMemory, regs: PagingRegisters, vaddr: int, *, maxphyadd
     _check_vaddr(vaddr)
     mode = PagingMode.from_registers(regs, maxphyaddr=maxphyaddr)
     mode.require_long_mode()
+    physical_map = physical_map_of(memory)
     if not mode.enabled and not vaddr >> 32:
-        return Walk(vaddr, mode, (), None, vaddr, None, _ALL_ALLOWED, None, vaddr < memory.size)
+        return Walk(vaddr, mode, (), None, vaddr, None, _ALL_ALLOWED, None, physical_map.region_at(vaddr))
     if not mode.enabled or not mode.is_canonical(vaddr):
         fault = PageFault(FaultKind.NON_CANONICAL, vaddr, None, None, None, None, mode)
         return Walk(vaddr, mode, (), fault, None, None, None)
-    return _walk_tables(memory, mode, vaddr)
+    return _walk_tables(memory, physical_map, mode, vaddr)
 
 
-def _walk_tables(memory: PhysicalMemory, mode: PagingMode, vaddr: int) -> Walk:
+def _walk_tables(memory: PhysicalMemory, physical_map: PhysicalMap, mode: PagingMode, vaddr: int) -> Walk:
     """The table part of `walk`, for a canonical vaddr with 4- or 5-level paging."""
     steps: list[WalkStep] = []
     used_tables: list[int] = []
@@ -277,32 +321,34 @@ def _walk_tables(memory: PhysicalMemory, mode: PagingMode, vaddr: int) -> Walk:
     fault: PageFault | None = None
     for level in mode.levels:
         index = (vaddr >> level.shift) & 0x1FF
-        raw = _read_entry(memory, table + 8 * index)
-        if raw is None:
-            if steps:  # the previous entry points outside RAM: blame it
+        place, _region, words = _table_place(physical_map, table)
+        if place == "device":
+            if steps:  # the previous entry points into device memory: blame it
                 prev = steps[-1]
-                fault = PageFault(FaultKind.OUTSIDE_RAM, vaddr, prev.level, prev.table_paddr, prev.index,
-                                  prev.entry.raw, mode)
+                fault = PageFault(FaultKind.DEVICE_MEMORY, vaddr, prev.level, prev.table_paddr, prev.index,
+                                  prev.entry.raw, mode, place=words)
             else:  # CR3 itself does
-                fault = PageFault(FaultKind.OUTSIDE_RAM, vaddr, level, table, None, None, mode)
+                fault = PageFault(FaultKind.DEVICE_MEMORY, vaddr, level, table, None, None, mode, place=words)
             break
+        raw = _read_entry(memory, physical_map, table + 8 * index)
         used_tables.append(table)
         entry = Entry(raw, level)
         if not raw & ENTRY_PRESENT:
             steps.append(WalkStep(level, table, index, level.vaddr_bits, entry, 0, None, None))
-            fault = PageFault(FaultKind.NOT_PRESENT, vaddr, level, table, index, raw, mode)
+            fault = PageFault(FaultKind.NOT_PRESENT, vaddr, level, table, index, raw, mode, place=words)
             break
         leaf = entry.maps_page
         reserved = raw & mode.reserved_mask(level, leaf)
         target_paddr = entry.target_paddr & ((1 << mode.maxphyaddr) - 1)
         if leaf:
-            kind = EntryKind.PAGE
+            kind, target_words = EntryKind.PAGE, ""
         else:
-            kind = EntryKind.TABLE if target_paddr < memory.size else EntryKind.OUTSIDE_RAM
+            target_place, _target_region, target_words = _table_place(physical_map, target_paddr)
+            kind = {"device": EntryKind.DEVICE_MEMORY, "none": EntryKind.NO_MEMORY}.get(target_place, EntryKind.TABLE)
         steps.append(WalkStep(level, table, index, level.vaddr_bits, entry, reserved, kind, target_paddr,
-                              recursive=not leaf and target_paddr in used_tables))
+                              recursive=not leaf and target_paddr in used_tables, target_place=target_words))
         if reserved:
-            fault = PageFault(FaultKind.RESERVED_BIT, vaddr, level, table, index, raw, mode, reserved)
+            fault = PageFault(FaultKind.RESERVED_BIT, vaddr, level, table, index, raw, mode, reserved, place=words)
             break
         and_bits &= raw
         or_bits |= raw
@@ -312,7 +358,7 @@ def _walk_tables(memory: PhysicalMemory, mode: PagingMode, vaddr: int) -> Walk:
             permissions = _effective(and_bits, or_bits, mode.nxe)
             key_on = mode.pke if permissions.user else mode.pks
             key = entry.protection_key if key_on else None
-            return Walk(vaddr, mode, tuple(steps), None, paddr, size, permissions, key, paddr < memory.size)
+            return Walk(vaddr, mode, tuple(steps), None, paddr, size, permissions, key, physical_map.region_at(paddr))
         table = target_paddr
     assert fault is not None, "a PT entry always maps a page"
     return Walk(vaddr, mode, tuple(steps), fault, None, None, None)
@@ -346,8 +392,8 @@ def _format_step(step: WalkStep, width: int) -> str:
         tail = f"-> {size_text(step.entry.page_size or 0)} frame {step.target_paddr or 0:#018x}"
     else:
         tail = f"-> {Level(step.level - 1).name} table {step.target_paddr or 0:#018x}"
-        if step.target is EntryKind.OUTSIDE_RAM:
-            tail += " (outside RAM)"
+        if step.target_place:
+            tail += f" ({step.target_place})"
         if step.recursive:
             tail += " (recursive: a table this walk already used)"
     if step.reserved_bits:
@@ -364,8 +410,8 @@ def _format_outcome(result: Walk) -> str:
             f"{result.permissions.describe()}")
     if result.protection_key is not None:
         line += f", protection key {result.protection_key}"
-    if result.paddr_in_ram is False:
-        line += " (outside RAM: device memory)"
+    if not result.paddr_in_ram:
+        line += f" ({result.paddr_place})"
     return line
 
 

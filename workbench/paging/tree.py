@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .entries import _QEMU_TABLE_MASK, TABLE_SIZE, U64, Entry, Level, PagingMode, _hex, size_text
+from .entries import _QEMU_TABLE_MASK, U64, Entry, Level, PagingMode, _hex, size_text
 from .inputs import PagingRegisters, PhysicalMemory
 from .tables import _TableReader
 from .translation import EntryKind
@@ -29,9 +29,9 @@ class TableNode:
     tree: PageTableTree = field(compare=False, repr=False)
 
     @property
-    def in_ram(self) -> bool:
-        """The whole table is inside RAM."""
-        return self.table_paddr + TABLE_SIZE <= self.tree.memory_size
+    def readable(self) -> bool:
+        """The table is in RAM or ROM: not in device memory, not where there is no memory."""
+        return self.tree.readable(self.table_paddr)
 
     @property
     def recursive(self) -> bool:
@@ -40,7 +40,7 @@ class TableNode:
 
     @property
     def present_count(self) -> int:
-        """Number of present entries (0 if outside RAM)."""
+        """Number of present entries (0 unless `readable`)."""
         return self.tree.present_count(self)
 
     def entries(self) -> tuple[TreeEntry, ...]:
@@ -59,7 +59,8 @@ class TreeEntry:
         reserved_bits: reserved bits set (0 when none).
         kind: what it points to.
         target_paddr: the next table or the frame.
-        child: the next table's node (None for a page or a table outside RAM).
+        child: the next table's node (None for a page, or a table in device memory or where
+            there is no memory).
         recursive: the next table is this table or one above it.
     """
 
@@ -107,7 +108,6 @@ class PageTableTree:
         self.mode = PagingMode.from_registers(regs, maxphyaddr=maxphyaddr)
         self.mode.require_long_mode()
         self._reader = _TableReader(memory)
-        self.memory_size = memory.size
         self.root: TableNode | None = None
         if self.mode.enabled:
             self.root = TableNode(self.mode.top_level, self.mode.root_paddr, 0, (), self)
@@ -117,15 +117,19 @@ class PageTableTree:
         root = f"{self.root.table_paddr:#018x}" if self.root is not None else "none"
         return f"<PageTableTree {self.mode.kind.value}, root {root}>"
 
+    def readable(self, table_paddr: int) -> bool:
+        """The table at `table_paddr` is in RAM or ROM, so its entries can be read."""
+        return self._reader.place(table_paddr)[0] in ("ram", "memory")
+
     def present_count(self, node: TableNode) -> int:
-        """Number of present entries in a table (0 if it is outside RAM)."""
-        if node.table_paddr >= self.memory_size:
+        """Number of present entries in a table (0 if it is not `readable`)."""
+        if not self.readable(node.table_paddr):
             return 0
         return self._reader.present_count(node.table_paddr)
 
     def entries(self, node: TableNode) -> tuple[TreeEntry, ...]:
-        """The present entries of a table, decoded, with child nodes for tables."""
-        if node.table_paddr >= self.memory_size:
+        """The present entries of a table, decoded, with child nodes for readable tables."""
+        if not self.readable(node.table_paddr):
             return ()
         out: list[TreeEntry] = []
         level = node.level
@@ -143,8 +147,10 @@ class PageTableTree:
                 out.append(TreeEntry(index, vaddr, entry, reserved, EntryKind.PAGE, entry.target_paddr, None))
                 continue
             target = raw & _QEMU_TABLE_MASK
-            if target >= self.memory_size:
-                out.append(TreeEntry(index, vaddr, entry, reserved, EntryKind.OUTSIDE_RAM, target, None))
+            place = self._reader.place(target)[0]
+            if place in ("device", "none"):
+                kind = EntryKind.DEVICE_MEMORY if place == "device" else EntryKind.NO_MEMORY
+                out.append(TreeEntry(index, vaddr, entry, reserved, kind, target, None))
                 continue
             child = TableNode(Level(level - 1), target, vaddr, ancestors, self)
             out.append(TreeEntry(index, vaddr, entry, reserved, EntryKind.TABLE, target, child,
@@ -183,8 +189,8 @@ def format_tree(tree: PageTableTree, *, max_depth: int | None = None, max_lines:
             else:
                 below = Level(item.entry.level - 1).name
                 tail = f"-> {below} table {item.target_paddr:#018x}"
-                if item.kind is EntryKind.OUTSIDE_RAM:
-                    tail += " (outside RAM)"
+                if item.kind in (EntryKind.DEVICE_MEMORY, EntryKind.NO_MEMORY):
+                    tail += f" ({item.kind.value})"
                 elif item.recursive:
                     tail += " (recursive: already on this path, not expanded)"
             if item.reserved_bits:

@@ -14,6 +14,7 @@ them) are listed in `changed`, and the page highlights them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,9 @@ from ..errors import WorkbenchError
 from ..image import Image
 from ..machine import Machine, MachineState
 from ..paging import (
+    ENTRY_NO_EXECUTE,
+    ENTRY_PAT_LARGE,
+    Entry,
     EntryKind,
     Level,
     PageTableTree,
@@ -79,6 +83,16 @@ def parse_path(text: object) -> Path:
     if len(path) > 5 or not all(0 <= i < 512 for i in path):
         raise ViewError(f"{text!r} is not an entry path: up to five indexes from 0 to 511")
     return path
+
+
+# An expansion sends up to 512 entries: their flag names and sizes come from small tables.
+_FLAG_BITS = 0x1FF | ENTRY_PAT_LARGE | ENTRY_NO_EXECUTE  # every bit Entry.flag_names looks at
+_SPANS = {level: size_text(level.entry_span) for level in Level}
+
+
+@functools.lru_cache(maxsize=4096)
+def _flag_names(bits: int, level: Level) -> list[str]:
+    return list(Entry(bits, level).flag_names)
 
 
 def _rights(and_bits: int, or_bits: int, nxe: bool) -> str:
@@ -325,20 +339,22 @@ class PageTableExplorer(View):
 
     def _entry_json(self, path: Path, item: TreeEntry, and_bits: int, or_bits: int, nxe: bool) -> dict[str, Any]:
         entry = item.entry
+        level = entry.level
         page = item.kind is EntryKind.PAGE
+        span = level.entry_span
         return {
             "id": path_id(path),
             "index": item.index,
-            "level": entry.level.name,
-            "vaddr": hex64(item.vaddr),
-            "last": hex64(item.vaddr + entry.level.entry_span - 1),
-            "entry": hex64(entry.raw),
-            "flags": list(entry.flag_names),
+            "level": level.name,
+            "vaddr": f"{item.vaddr:#018x}",
+            "last": f"{item.vaddr + span - 1:#018x}",
+            "entry": f"{entry.raw:#018x}",
+            "flags": _flag_names(entry.raw & _FLAG_BITS, level),
             "rights": _rights(and_bits, or_bits, nxe) if page else None,
             "kind": item.kind.value,
-            "target": hex64(item.target_paddr),
-            "page_size": size_text(entry.level.entry_span) if page else None,
-            "huge": page and entry.level != Level.PT,
+            "target": f"{item.target_paddr:#018x}",
+            "page_size": _SPANS[level] if page else None,
+            "huge": page and level != Level.PT,
             "children": item.child.present_count if item.child is not None and not page else None,
             "recursive": item.recursive,
             "reserved": item.reserved_bits != 0,
@@ -379,8 +395,8 @@ class PageTableExplorer(View):
             target = f"{size_text(entry.level.entry_span)} page, frame at paddr {hex64(item.target_paddr)}"
         else:
             target = f"{Level(entry.level - 1).name} table at paddr {hex64(item.target_paddr)}"
-            if item.kind is EntryKind.OUTSIDE_RAM:
-                target += " (outside guest RAM)"
+            if item.kind in (EntryKind.DEVICE_MEMORY, EntryKind.NO_MEMORY):
+                target += f" ({item.kind.value})"
             elif item.recursive:
                 target += " (recursive: a table already on this path)"
         return {
