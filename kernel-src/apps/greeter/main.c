@@ -107,3 +107,6 @@ void app_main(void)
         serve(line);
     }
 }
+
+/* For the host: the longest request app_main reads whole (docs/guest-contract.md). */
+const unsigned int app_request_limit KEPT_FOR_THE_HOST = LINE_SIZE - 1;
