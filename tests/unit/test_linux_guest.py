@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from workbench import stock_linux
 from workbench.disassembly import disassemble_bytes
 from workbench.linux_guest import INIT_SCRIPT, Cpio, busybox_applets, find_code, static_busybox
+from workbench.stock_linux import MANIFEST, cache_directory, stock_kernel
 
 
 def test_the_archive_is_newc_and_busybox_cpio_reads_it_back(tmp_path: Path) -> None:
@@ -50,3 +55,19 @@ def test_gadgets_are_found_in_executable_segments_only_and_bytes_disassemble() -
     assert find_code(busybox, b"\x0f\x0b" * 64) is None  # 64 ud2 in a row: not in any code
     assert disassemble_bytes(bytes.fromhex("31d2 b83b000000 0f05"), 0x1000) == [
         (0x1000, "xor %edx,%edx"), (0x1002, "mov $0x3b,%eax"), (0x1007, "syscall")]
+
+
+def test_the_stock_kernel_comes_from_the_users_cache_then_the_machines(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def fill(cache: Path, version: str) -> None:
+        (cache / "k").mkdir(parents=True)
+        (cache / "k" / "vmlinuz-x").write_bytes(b"kernel")
+        (cache / MANIFEST).write_text(json.dumps({"package": "linux-image-x", "version": version,
+                                                  "vmlinuz": "k/vmlinuz-x", "system_map": None}))
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    monkeypatch.setattr(stock_linux, "SYSTEM_CACHE", tmp_path / "system")
+    fill(tmp_path / "system", "from-the-machine")
+    assert stock_kernel().version == "from-the-machine"  # nothing downloaded: the machine has one
+    fill(cache_directory(), "from-the-user")
+    assert stock_kernel().version == "from-the-user"
