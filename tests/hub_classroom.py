@@ -15,6 +15,7 @@ REST API makes a session, and each code cell goes to the kernel over its websock
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -27,14 +28,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_CONFIG = ROOT / "deploy" / "jupyterhub_config.py"
@@ -94,6 +97,13 @@ c.JupyterHub.load_roles.append({{
 '''
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: the browser tests' Playwright keeps an event loop
+    running on the main thread for the whole session, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 class ClassroomHub:
     """A running JupyterHub: `with ClassroomHub(idle_timeout=...) as hub: hub.student(name)`."""
 
@@ -134,7 +144,7 @@ class ClassroomHub:
             if self.process.poll() is not None:
                 raise RuntimeError(f"JupyterHub exited with status {self.process.returncode}:\n{self.log_tail()}")
             try:
-                asyncio.run(self.api("GET", "/hub/api/"))
+                run_async(self.api("GET", "/hub/api/"))
                 return self
             except (OSError, HTTPClientError):
                 time.sleep(0.2)

@@ -237,7 +237,9 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
     """nbgrader's own check of a source notebook: it runs, and every test cell passes."""
     lessons = sorted(str(path) for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                   # validate runs the lessons: their workspaces must not be the ones nbval's run uses later
+                   "WORKBENCH_WORKSPACES": str(tmp_path / "workspaces")}
     done = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *lessons], cwd=tmp_path, env=environment,
                           capture_output=True, text=True, timeout=1800, check=False)
     assert done.stdout.count("Success! Your notebook passes all the tests.") == len(lessons), done.stdout[-4000:]

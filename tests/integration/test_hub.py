@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_classroom import ClassroomHub, Student  # tests/hub_classroom.py
+from hub_classroom import ClassroomHub, Student, run_async  # tests/hub_classroom.py
 
 pytestmark = pytest.mark.qemu
 
@@ -59,7 +59,7 @@ async def wait_until_culled(students: list[Student]) -> list[str]:
 def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
     with ClassroomHub(idle_timeout=IDLE_TIMEOUT) as hub:
         hub_pid = hub.process.pid if hub.process else 0
-        students = asyncio.run(run_class(hub))
+        students = run_async(run_class(hub))
 
         # Each student's server ran the lesson in their own lessons directory, and each has
         # the guest they walked away from still running, its RAM in a memfd.
@@ -73,7 +73,7 @@ def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
         assert all(any("left-running" in fd for fd in memfds(pid)) for pid in guests), \
             "each guest's RAM should be a memfd shared with QEMU"
 
-        still_running = asyncio.run(wait_until_culled(students))
+        still_running = run_async(wait_until_culled(students))
         assert not still_running, f"the idle culler did not stop {still_running} within {CULL_DEADLINE:g} s"
 
         # What remains of the hub is the hub, its proxy and the culler; nothing of the students.

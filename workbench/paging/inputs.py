@@ -80,10 +80,7 @@ class BytesMemory:
         Raises:
             PhysicalMemoryError: the range is not inside RAM.
         """
-        if paddr < 0 or length < 0 or paddr + length > len(self._view):
-            raise PhysicalMemoryError(
-                f"paddr range {paddr:#x}..{paddr + length:#x} lies outside RAM (0x0..{len(self._view):#x})"
-            )
+        self._check_range(paddr, length)
         return bytes(self._view[paddr : paddr + length])
 
     def view(self, paddr: int, length: int) -> memoryview:
@@ -92,11 +89,14 @@ class BytesMemory:
         Raises:
             PhysicalMemoryError: the range is not inside RAM.
         """
+        self._check_range(paddr, length)
+        return self._view[paddr : paddr + length].toreadonly()
+
+    def _check_range(self, paddr: int, length: int) -> None:
         if paddr < 0 or length < 0 or paddr + length > len(self._view):
             raise PhysicalMemoryError(
                 f"paddr range {paddr:#x}..{paddr + length:#x} lies outside RAM (0x0..{len(self._view):#x})"
             )
-        return self._view[paddr : paddr + length].toreadonly()
 
 
 class PagingRegisters(Protocol):
