@@ -33,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import resources
 from .errors import WorkbenchError
 
 DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
@@ -67,7 +68,10 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
         argv += ["--tmpfs", path]
     # What the kernel needs from inside a hidden directory, read-only: Python, its packages, the
     # workbench, and the connection file nbgrader wrote.
-    needed = [sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent),
+    # A checkout's editable install keeps the workbench and its unikernel source outside the venv,
+    # often in a home directory.
+    workbench_files = [str(Path(__file__).resolve().parent), str(resources.kernel_source()), str(resources.widgets())]
+    needed = [sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent), *workbench_files,
               *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(connection_file)]
     covered = [Path(path) for path in (*hide, PRIVATE_TMP)]
     for path in needed:
