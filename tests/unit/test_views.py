@@ -183,7 +183,7 @@ def test_throttle_calls_at_most_ten_times_a_second_and_never_loses_the_last_trig
         throttle.trigger()
         time.sleep(0.001)
     done.clear()
-    assert done.wait(1.0)
+    assert done.wait(10.0)  # a deadline, not a timing: a loaded CI machine may be slow to schedule it
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert len(calls) <= 7, calls
     assert all(gap >= 0.095 for gap in gaps), gaps
