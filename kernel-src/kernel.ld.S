@@ -4,6 +4,7 @@
 
 #include "memory_layout.h"
 #include "internal.h"
+#include "components.h"     /* the selection: a component's checks only when it is linked */
 
 ENTRY(pvh_start32)
 
@@ -73,10 +74,15 @@ ASSERT(__data_end == __bss_start, "bss must follow data on the next page")
 ASSERT(__bss_end == __symbols_start, "the symbol table must come last")
 ASSERT(__kernel_end - KERNEL_VIRTUAL_BASE <= BOOT_MAP_SIZE, "image larger than the boot map")
 ASSERT(boot_stack_guard % PAGE_SIZE == 0, "the stack guard must be a whole page")
+/* lld keeps every section whose symbols the script names: check a component only when it is in. */
+#if COMPONENT_INTERRUPTS
 ASSERT(interrupt_stubs_end - interrupt_stubs == VECTOR_COUNT * INTERRUPT_STUB_SIZE,
        "an interrupt stub is larger than INTERRUPT_STUB_SIZE")
+#endif
+#if COMPONENT_SYSCALL
 ASSERT(user_program_end - user_program_start <= PAGE_SIZE,
        "the ring-3 program must fit in its one page at USER_CODE_BASE")
+#endif
 
 /* Absolute symbols for the bases in memory_layout.h, so the workbench finds them in the ELF
  * like any other address instead of parsing a header. */

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,42 +125,75 @@ def parse_diagnostics(output: str) -> tuple[Diagnostic, ...]:
     )
 
 
-def build_image(
-    source_dir: Path,
-    *,
-    scenario: str = "none",
-    toolchain: str = DEFAULT_TOOLCHAIN,
-    timeout: float = 120.0,
-) -> Image:
-    """Run make in `source_dir` and return the Image, or raise BuildError.
+def _component_names(components: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The names, sorted and checked for form (the Makefile knows which components exist)."""
+    if components is None:
+        return None
+    if isinstance(components, str):
+        components = components.split()
+    try:
+        names = tuple(sorted(set(components)))
+    except TypeError as error:
+        raise InvalidInput(f"components are a list of names such as ['console-input', 'timer'], "
+                           f"not {components!r}") from error
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise InvalidInput(f"a component name uses lowercase letters, digits and '-', not {name!r}")
+    return names
 
-    Each (toolchain, scenario) pair builds in its own directory under `build/`, so switching
-    between them stays incremental. The pristine source shipped with the workbench is never
-    written to: it builds under the cache directory instead.
-    """
+
+def _selected_components(build_path: Path) -> tuple[str, ...]:
+    """The selection make used, the needed components added: from the components.h it wrote."""
+    try:
+        match = re.search(r'^#define COMPONENTS_SELECTED "([^"]*)"', (build_path / "components.h").read_text(),
+                          re.MULTILINE)
+    except OSError:
+        return ()
+    return tuple(match[1].split()) if match else ()
+
+
+def _check_arguments(source_dir: Path, toolchain: str, scenario: str, app: str) -> None:
+    """InvalidInput saying what is wrong with the arguments of build_image, if anything."""
     if toolchain not in TOOLCHAINS:
         raise InvalidInput(f"unknown toolchain {toolchain!r}; choose one of {', '.join(TOOLCHAINS)}")
     if not isinstance(scenario, str) or not re.fullmatch(r"[a-z0-9-]+", scenario):  # the Makefile checks names
         raise InvalidInput(f"a scenario name uses lowercase letters, digits and '-', not {scenario!r}")
-    source_dir = Path(source_dir)
+    if not isinstance(app, str) or not re.fullmatch(r"app|apps/[a-z0-9][a-z0-9-]*", app):
+        raise InvalidInput(f"an application is the directory 'app' or 'apps/NAME' (lowercase), not {app!r}")
     if not source_dir.is_dir():
         raise InvalidInput(f"there is no unikernel source directory at {source_dir}")
     if not (source_dir / "Makefile").is_file():
         raise InvalidInput(f"{source_dir} is not a unikernel source directory (it has no Makefile)")
+    if not (source_dir / app / "config.mk").is_file():
+        raise InvalidInput(f"there is no application {app!r} in {source_dir} (no {app}/config.mk)")
+
+
+def _build_directory(source_dir: Path, toolchain: str, scenario: str, app: str,
+                     selection: tuple[str, ...] | None) -> str:
+    """One directory per combination, so that switching between them stays incremental."""
+    build_root = "build"
+    if source_dir.resolve() == resources.kernel_source().resolve():  # one cache per installed copy
+        tag = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
+        build_root = str(resources.cache_dir() / "build" / tag)
+    return (f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
+            + ("" if app == "app" else "-" + app.replace("/", "-"))
+            + ("" if selection is None else "-with-" + ("+".join(selection) or "nothing")))
+
+
+def _make(source_dir: Path, toolchain: str, variables: dict[str, str], targets: list[str],
+          timeout: float) -> float:
+    """Run make for `targets` with the toolchain's and these variables; the seconds it took.
+
+    Raises BuildError with the diagnostics when make fails.
+    """
     missing = toolchain_missing(toolchain)
     if missing:
         raise WorkbenchError(
             f"the {toolchain} toolchain is incomplete here: {', '.join(missing)} not found. "
             f"Install it with: sudo apt-get install {TOOLCHAIN_PACKAGES[toolchain]}"
         )
-    build_root = "build"
-    if source_dir.resolve() == resources.kernel_source().resolve():  # one cache per installed copy
-        tag = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
-        build_root = str(resources.cache_dir() / "build" / tag)
-    build_dir = f"{build_root}/{toolchain}" + ("" if scenario == "none" else f"-{scenario}")
-    variables = {**TOOLCHAINS[toolchain], "BUILD_DIR": build_dir, "SCENARIO": scenario}
     command = ["make", "--no-print-directory", f"-j{os.cpu_count() or 1}",
-               *(f"{k}={v}" for k, v in variables.items())]
+               *(f"{k}={v}" for k, v in {**TOOLCHAINS[toolchain], **variables}.items()), *targets]
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=source_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -186,5 +220,47 @@ def build_image(
             linker = [m["message"] for m in _LINKER_ERROR.finditer(output)]
             summary = "The build failed" + (f": {linker[0]}" if linker else ".")
         raise BuildError(summary, diagnostics=diagnostics, output=output, source_dir=source_dir)
-    return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds,
-                      toolchain=toolchain, scenario=scenario)
+    return seconds
+
+
+def build_linux_program(source_dir: Path, *, app: str, toolchain: str = DEFAULT_TOOLCHAIN,
+                        timeout: float = 120.0) -> Path:
+    """Build application `app` as a static Linux program (make linux); returns its path.
+
+    The same source as the unikernel's application, with linux/kernel_api.c in place of the
+    kernel: kernel.h's API on Linux's system calls. Raises BuildError like build_image.
+    """
+    source_dir = Path(source_dir)
+    _check_arguments(source_dir, toolchain, "none", app)
+    build_dir = _build_directory(source_dir, toolchain, "none", app, None)
+    _make(source_dir, toolchain, {"BUILD_DIR": build_dir, "APP": app}, ["linux"], timeout)
+    return source_dir / build_dir / "linux" / Path(app).name
+
+
+def build_image(
+    source_dir: Path,
+    *,
+    scenario: str = "none",
+    toolchain: str = DEFAULT_TOOLCHAIN,
+    components: Iterable[str] | None = None,
+    app: str = "app",
+    timeout: float = 120.0,
+) -> Image:
+    """Run make in `source_dir` and return the Image, or raise BuildError.
+
+    `components` selects the kernel's components (kernel-src/components.mk) instead of those the
+    application's own config.mk names; an empty list builds the base alone. `app` is the
+    application's directory, `app` or one under `apps/`. Each combination builds in its own
+    directory under `build/`, so switching between them stays incremental. The pristine source
+    shipped with the workbench is never written to: it builds under the cache directory instead.
+    """
+    source_dir = Path(source_dir)
+    _check_arguments(source_dir, toolchain, scenario, app)
+    selection = _component_names(components)
+    build_dir = _build_directory(source_dir, toolchain, scenario, app, selection)
+    variables = {"BUILD_DIR": build_dir, "SCENARIO": scenario, "APP": app}
+    if selection is not None:
+        variables["COMPONENTS"] = " ".join(selection)
+    seconds = _make(source_dir, toolchain, variables, ["all"], timeout)
+    return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds, toolchain=toolchain,
+                      scenario=scenario, app=app, components=_selected_components(source_dir / build_dir))

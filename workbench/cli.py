@@ -95,7 +95,8 @@ def command_lab(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> Image | None:
     """Build as the command line asks; print the diagnostics and return None if it fails."""
     try:
-        return build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain)
+        return build_image(_source_dir(args.source), scenario=args.scenario, toolchain=args.toolchain,
+                           components=args.components, app=args.app)
     except BuildError as error:
         print(error, file=sys.stderr)
         return None
@@ -231,6 +232,16 @@ def command_student_edition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
+    sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
+    sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+    sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
+                                           "(default: the application's config.mk; '' for the base alone)")
+    sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
+    return sub
+
+
 def _add_lab(commands: typing.Any) -> None:
     lab = commands.add_parser("lab", help="start JupyterLab on a copy of the lessons; other options go to JupyterLab")
     lab.add_argument("--dir", default=str(resources.DEFAULT_LAB_DIR),
@@ -250,11 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, function, text in (("build", command_build, "build the unikernel"),
                                  ("run", command_run, "build and boot, console on this terminal")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
-        sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
-        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
-        sub.set_defaults(run=function)
+        _add_build_arguments(commands.add_parser(name, help=text)).set_defaults(run=function)
     run = commands.choices["run"]
     run.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
     run.add_argument("--accel", default="tcg", choices=ACCELERATORS)

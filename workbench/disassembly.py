@@ -10,6 +10,7 @@ import functools
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .errors import WorkbenchError
@@ -44,3 +45,20 @@ def instructions(image_path: Path) -> dict[int, str]:
     """The instructions of the ELF at `image_path`, by vaddr (cached while the file is unchanged)."""
     stat = image_path.stat()
     return _disassemble(str(image_path), stat.st_size, stat.st_mtime_ns)
+
+
+def disassemble_bytes(data: bytes, vaddr: int = 0) -> list[tuple[int, str]]:
+    """(vaddr, instruction) for bytes that are in no image: code written into memory, say."""
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        raise DisassemblyError("objdump is not installed (it comes with binutils: sudo apt-get install binutils)")
+    with tempfile.NamedTemporaryFile(suffix=".bin") as raw:
+        raw.write(data)
+        raw.flush()
+        done = subprocess.run([objdump, "-D", "-w", "--no-show-raw-insn", "-M", "att", "-b", "binary",
+                               "-m", "i386:x86-64", f"--adjust-vma={vaddr:#x}", raw.name],
+                              capture_output=True, text=True, timeout=OBJDUMP_TIMEOUT, check=False)
+    if done.returncode != 0:
+        raise DisassemblyError(f"objdump could not disassemble the bytes: {done.stderr.strip()}")
+    return [(int(match[1], 16), " ".join(match[2].split()))
+            for match in map(_LINE.match, done.stdout.splitlines()) if match]

@@ -95,6 +95,8 @@ class Image:
     build_seconds: float = field(default=0.0, compare=False)
     toolchain: str = "gcc"
     scenario: str = "none"
+    app: str = "app"  # the application's directory in the source
+    components: tuple[str, ...] | None = None  # the kernel components linked in; None: not known
 
     @classmethod
     def load(cls, path: str | Path, **build_facts: object) -> Image:

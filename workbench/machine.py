@@ -245,7 +245,7 @@ class Machine(Inspection, Conversation):
             machine += ",pit=on,pic=on,rtc=off,isa-serial=on"  # the legacy timer and serial the guest uses
         args = [
             info.path,
-            "-name", self.name or "workbench",
+            "-name", (self.name or "workbench").replace(",", ",,"),  # QEMU reads a comma as the next option
             "-machine", machine,
             "-accel", self.accel,
             "-cpu", self.cpu,

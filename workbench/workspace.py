@@ -15,17 +15,18 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import skeleton
-from .build import DEFAULT_TOOLCHAIN, build_image
+from .build import DEFAULT_TOOLCHAIN, build_image, build_linux_program
 from .display import SourceView, excerpt
 from .errors import InvalidInput, WorkbenchError
 from .image import Image
 
 BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
-SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh")
+SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh", ".mk")
 SOURCE_NAMES = ("Makefile",)
 
 
@@ -345,9 +346,19 @@ class Workspace:
 
     # Building.
 
-    def build(self, *, scenario: str = "none", toolchain: str = DEFAULT_TOOLCHAIN, timeout: float = 120.0) -> Image:
-        """Build this workspace incrementally; returns the Image or raises BuildError."""
-        return build_image(self.root, scenario=scenario, toolchain=toolchain, timeout=timeout)
+    def build(self, *, scenario: str = "none", toolchain: str = DEFAULT_TOOLCHAIN,
+              components: Iterable[str] | None = None, app: str = "app", timeout: float = 120.0) -> Image:
+        """Build this workspace incrementally; returns the Image or raises BuildError.
+
+        `components` picks the kernel's components (kernel-src/components.mk) instead of the
+        application's own selection in its config.mk; `app` picks the application directory.
+        """
+        return build_image(self.root, scenario=scenario, toolchain=toolchain, components=components, app=app,
+                           timeout=timeout)
+
+    def build_linux_program(self, *, app: str, toolchain: str = DEFAULT_TOOLCHAIN, timeout: float = 120.0) -> Path:
+        """Build application `app` as a static Linux program (make linux); returns its path."""
+        return build_linux_program(self.root, app=app, toolchain=toolchain, timeout=timeout)
 
 
 def _function_lines(text: str, name: str, relative: str) -> tuple[int, int]:

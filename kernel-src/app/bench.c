@@ -7,6 +7,7 @@
 
 #include "kernel.h"
 
+#if COMPONENT_SYSCALL             /* the classic path is what it measures */
 #define MAX_ROUNDS      256
 #define MAX_ITERATIONS  100000000
 
@@ -82,3 +83,4 @@ void bench(uint64_t rounds, uint64_t iterations)
         print_quartiles(kind_names[kind], ticks[kind], (unsigned)rounds);
     console_printf("\n");
 }
+#endif

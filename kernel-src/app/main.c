@@ -1,12 +1,16 @@
 /* The application: the one program in this unikernel. kernel_main calls app_main() when the
  * kernel is ready. It serves requests from the serial console (protocol: app/README.md) by
- * calling the kernel's API in include/kernel.h: plain function calls, no system calls. */
+ * calling the kernel's API in include/kernel.h: plain function calls, no system calls.
+ * Its configuration (app/config.mk) selects the kernel components it is built with; a request
+ * that needs a component is there only when that component is (#if COMPONENT_...), and
+ * without console input the application says hello and returns. */
 
 #include "kernel.h"
 
 #define LINE_SIZE  128
 #define MAX_WORDS  4                /* a command and up to three arguments */
 
+#if COMPONENT_CONSOLE_INPUT
 /* A number in decimal, or in hexadecimal after "0x". Returns false if it is not one. */
 static bool parse_number(const char *text, uint64_t *value)
 {
@@ -48,12 +52,15 @@ static bool parse_numbers(const char *command, char **words, int count, uint64_t
 
 static void command_help(char **arguments);
 
+#if COMPONENT_TIMER
 static void command_ticks(char **arguments)
 {
     (void)arguments;
     console_printf("ok ticks ticks=%lu hz=%u\n", timer_ticks, TIMER_HZ);
 }
+#endif
 
+#if COMPONENT_HEAP
 static void command_alloc(char **arguments)
 {
     uint64_t pages;
@@ -65,6 +72,7 @@ static void command_alloc(char **arguments)
     else
         console_printf("ok alloc vaddr=%p pages=%lu\n", vaddr, pages);
 }
+#endif
 
 /* An unmapped vaddr is not checked for: the page fault that follows is the lesson. */
 static void command_read(char **arguments)
@@ -85,11 +93,13 @@ static void command_write(char **arguments)
     console_printf("ok write vaddr=0x%lx value=0x%lx\n", numbers[0], numbers[1]);
 }
 
+#if COMPONENT_SCENARIOS
 static void command_fault(char **arguments)
 {
     if (!scenario_provoke(arguments[0]))        /* returns only for an unknown name */
         console_printf("error fault unknown scenario %s\n", arguments[0]);
 }
+#endif
 
 static void command_exit(char **arguments)
 {
@@ -118,6 +128,7 @@ static void command_call(char **arguments)
     console_printf("ok call service=%s value=0x%lx\n", arguments[0], value);
 }
 
+#if COMPONENT_SYSCALL
 /* The classic way, for contrast: the kernel runs a small program in ring 3, which asks for the
  * service by its number with the syscall instruction (kernel/syscall.c). */
 static const struct service {
@@ -162,15 +173,18 @@ static void command_bench(char **arguments)
     if (parse_numbers("bench", arguments, 2, numbers))
         bench(numbers[0], numbers[1]);
 }
+#endif
 
 /* EXERCISE(02): add a command: write a function like command_ticks() above and add a line
  * here; "help" lists it by itself. */
 /* BEGIN SOLUTION(uptime-command) */
+#if COMPONENT_TIMER
 static void command_uptime(char **arguments)
 {
     (void)arguments;
     console_printf("ok uptime seconds=%lu\n", timer_ticks / TIMER_HZ);
 }
+#endif
 /* END SOLUTION(uptime-command) */
 /* BEGIN SOLUTION(call-vaddr) */
 static void command_call_vaddr(char **arguments)
@@ -189,18 +203,28 @@ static const struct command {
     void (*run)(char **arguments);
 } commands[] = {
     {"help", "help", 0, command_help},
+#if COMPONENT_TIMER
     {"ticks", "ticks", 0, command_ticks},
+#endif
+#if COMPONENT_HEAP
     {"alloc", "alloc PAGES", 1, command_alloc},
+#endif
     {"read", "read VADDR", 1, command_read},
     {"write", "write VADDR VALUE", 2, command_write},
+#if COMPONENT_SCENARIOS
     {"fault", "fault SCENARIO", 1, command_fault},
+#endif
     {"exit", "exit STATUS", 1, command_exit},
     {"call", "call SERVICE", 1, command_call},
+#if COMPONENT_SYSCALL
     {"syscall", "syscall SERVICE", 1, command_syscall},
     {"syscall-cr3", "syscall-cr3 SERVICE", 1, command_syscall_cr3},
     {"bench", "bench ROUNDS ITERATIONS", 2, command_bench},
+#endif
     /* BEGIN SOLUTION(uptime-command) */
+#if COMPONENT_TIMER
     {"uptime", "uptime", 0, command_uptime},
+#endif
     /* END SOLUTION(uptime-command) */
     /* BEGIN SOLUTION(call-vaddr) */
     {"call-vaddr", "call-vaddr VADDR ARGUMENT", 2, command_call_vaddr},
@@ -250,21 +274,23 @@ static void serve(char *line)
     }
     console_printf("error %s unknown command\n", words[0]);
 }
+#endif /* COMPONENT_CONSOLE_INPUT */
 
 void app_main(void)
 {
-    char line[LINE_SIZE];
-
     /* EXERCISE(01): change the banner, then rebuild and boot to see it. */
     console_printf("app: Hello from the unikernel!\n");
+#if COMPONENT_CONSOLE_INPUT
+    char line[LINE_SIZE];
     for (;;) {
         console_printf("> ");
         console_read_line(line, sizeof(line));
         serve(line);
     }
+#endif
 }
 
 /* For the host: the longest request app_main reads whole (the rest of a longer line is cut
  * off). The workbench reads this constant from the image to check requests before it sends
  * them, so it follows LINE_SIZE when you change it. */
-const unsigned int app_request_limit = LINE_SIZE - 1;
+const unsigned int app_request_limit KEPT_FOR_THE_HOST = LINE_SIZE - 1;

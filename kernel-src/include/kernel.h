@@ -72,4 +72,10 @@ int strcmp(const char *left, const char *right);
 /* The application's entry point, called by kernel_main once the kernel is ready. */
 void app_main(void);
 
+/* For a constant only the host reads, from the image's symbols: the compiler and the linker
+ * (which drops every section that no code uses, see components.mk) must keep it all the same. */
+#define KEPT_FOR_THE_HOST  __attribute__((used, retain))
+
+#include "component_api.h"   /* which parts of this API belong to which component */
+
 #endif

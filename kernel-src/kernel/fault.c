@@ -99,7 +99,7 @@ static void fault_report(const struct interrupt_frame *frame)
     console_printf("FAULT vector=%u name=%s \"%s\" error=", vector, exception_names[vector][0],
                    exception_names[vector][1]);
     print_error_code(vector, frame->error_code);
-    const struct kernel_symbol *symbol = symbol_lookup(frame->rip);
+    const struct kernel_symbol *symbol = COMPONENT_SYMBOLS ? symbol_lookup(frame->rip) : NULL;
     if (symbol)
         console_printf(" rip=0x%lx <%s+0x%lx>", frame->rip, symbol->name,
                        frame->rip - symbol->address);
@@ -112,15 +112,19 @@ static void fault_report(const struct interrupt_frame *frame)
     halt_forever();
 }
 
+/* Each branch belongs to a component; without fault-report an exception just stops the CPU. */
 void interrupt_dispatch(struct interrupt_frame *frame)
 {
-    if (frame->vector < EXCEPTION_COUNT)
-        fault_report(frame);
+    if (frame->vector < EXCEPTION_COUNT) {
+        if (COMPONENT_FAULT_REPORT)
+            fault_report(frame);
+        halt_forever();
+    }
 
     unsigned irq = frame->vector - IRQ_BASE;
-    if (irq == IRQ_TIMER)
+    if (COMPONENT_TIMER && irq == IRQ_TIMER)
         timer_ticks++;
-    else if (irq == IRQ_COM1)
+    else if (COMPONENT_CONSOLE_INPUT && irq == IRQ_COM1)
         console_receive();
     pic_end_of_interrupt(irq);
 }

@@ -23,6 +23,7 @@
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
+#define KERNEL_INTERNAL     /* the kernel may name every part; see PART_OF in kernel.h */
 #include "kernel.h"
 
 /* Linker-script symbols (kernel.ld.S): only their addresses mean something. */

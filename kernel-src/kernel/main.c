@@ -72,27 +72,43 @@ void kernel_main(uint32_t start_info_paddr)
     console_printf("kernel: booted through PVH, image 0x%lx-0x%lx\n",
                    (uint64_t)__text_start, (uint64_t)__kernel_end);
 
-    /* 2. Which physical memory is RAM, and which frames are free. */
-    read_memory_map(start_info_paddr);
+    /* Each step below belongs to a component (components.mk): when the application's
+     * configuration leaves it out, the condition is a constant 0, the compiler drops the call,
+     * and the linker everything only that call used. */
+
+    /* 2. Which physical memory is RAM, and which frames are free: page tables need frames. */
+    if (COMPONENT_PAGE_TABLES)
+        read_memory_map(start_info_paddr);
 
     /* 3. Descriptor tables: from here on an exception prints a fault report instead of
      *    ending in a triple fault. */
-    gdt_init();
-    idt_init();
+    if (COMPONENT_INTERRUPTS) {
+        gdt_init();
+        idt_init();
+    }
 
-    /* 4. The final page tables: per-section permissions, direct map, nothing at 0. */
-    paging_init(ram_ranges, ram_range_count);
+    /* 4. The final page tables: per-section permissions, direct map, nothing at 0. Without
+     *    them the boot page tables stay: the first GiB read-write-executable, at 0 too. */
+    if (COMPONENT_PAGE_TABLES)
+        paging_init(ram_ranges, ram_range_count);
 
     /* 5. Interrupts: remap the PIC away from the exception vectors, start the timer, and
      *    only then let interrupts in. */
-    pic_init();
-    timer_init();
-    __asm__ volatile("sti");
-    console_printf("kernel: timer at %u Hz on IRQ %u, console input on IRQ %u\n",
-                   TIMER_HZ, IRQ_TIMER, IRQ_COM1);
+    if (COMPONENT_TIMER || COMPONENT_CONSOLE_INPUT) {
+        pic_init();
+        if (COMPONENT_TIMER)
+            timer_init();
+        __asm__ volatile("sti");
+    }
+    if (COMPONENT_TIMER)
+        console_printf("kernel: timer at %u Hz on IRQ %u%s", TIMER_HZ, IRQ_TIMER,
+                       COMPONENT_CONSOLE_INPUT ? ", " : "\n");
+    if (COMPONENT_CONSOLE_INPUT)
+        console_printf("%sconsole input on IRQ %u\n", COMPONENT_TIMER ? "" : "kernel: ", IRQ_COM1);
 
     /* 6. The fault chosen with make SCENARIO=..., if any: it does not come back. */
-    scenario_at_boot();
+    if (COMPONENT_SCENARIOS)
+        scenario_at_boot();
 
     /* 7. The application, by a plain function call: same privilege, same address space. */
     console_printf("kernel: calling app_main\n");

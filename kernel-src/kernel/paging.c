@@ -55,7 +55,7 @@ static bool is_guard_page(uint64_t vaddr)
 {
     if (vaddr == (uint64_t)boot_stack_guard)
         return true;
-    for (int i = 0; i < INTERRUPT_STACK_COUNT; i++)
+    for (int i = 0; COMPONENT_INTERRUPTS && i < INTERRUPT_STACK_COUNT; i++)
         if (vaddr == (uint64_t)interrupt_stacks[i].guard)
             return true;
     return false;

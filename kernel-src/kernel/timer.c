@@ -31,8 +31,10 @@ void pic_init(void)
     port_write_8(PIC_MASTER_DATA, PIC_MODE_8086);
     port_write_8(PIC_SLAVE_DATA, PIC_MODE_8086);
 
-    /* Mask register: a set bit disables that line. Only the timer and COM1 are wanted. */
-    port_write_8(PIC_MASTER_DATA, (uint8_t)~(1 << IRQ_TIMER | 1 << IRQ_COM1));
+    /* Mask register: a set bit disables that line. Only the timer and COM1 are wanted, when
+     * their components are selected (the PIT ticks from power-on, programmed or not). */
+    port_write_8(PIC_MASTER_DATA, (uint8_t)~(COMPONENT_TIMER << IRQ_TIMER |
+                                             COMPONENT_CONSOLE_INPUT << IRQ_COM1));
     port_write_8(PIC_SLAVE_DATA, 0xff);
 }
 
