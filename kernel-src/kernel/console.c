@@ -17,7 +17,7 @@
 #define UART_LINE_STATUS         5
 
 #define INTERRUPT_ON_RECEIVE     (1 << 0)
-#define FIFO_DISABLE             0x00    /* one byte at a time: see console_init */
+#define FIFO_ENABLE_TRIGGER_14   0xc7    /* FIFOs on and emptied; interrupt at 14 bytes */
 #define LINE_8N1                 0x03    /* 8 data bits, no parity, 1 stop bit */
 #define LINE_DIVISOR_LATCH       0x80    /* DLAB: ports 0 and 1 become the baud divisor */
 #define MODEM_DTR_RTS_OUT2       0x0b    /* on a PC, OUT2 gates the UART's interrupt line */
@@ -40,9 +40,11 @@ void console_init(void)
     port_write_8(COM1 + UART_DATA, BAUD_DIVISOR & 0xff);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, BAUD_DIVISOR >> 8);
     port_write_8(COM1 + UART_LINE_CONTROL, LINE_8N1);
-    /* Without FIFOs QEMU hands over the next byte only once the last one was read, so none
-     * is lost; switching the FIFOs on would also discard a byte that is already waiting. */
-    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_DISABLE);
+    /* 16-byte FIFOs: QEMU's record/replay hands over typed bytes in bursts, which a UART
+     * without FIFOs would overwrite but for the last. Fewer than 14 waiting bytes raise the
+     * interrupt after a pause of four characters. This also empties the FIFOs, so a byte
+     * typed before this point is lost: the host types nothing before the prompt. */
+    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_ENABLE_TRIGGER_14);
     port_write_8(COM1 + UART_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, INTERRUPT_ON_RECEIVE);
 }
