@@ -1,8 +1,9 @@
 """One QEMU process running the unikernel, owned completely by this Python process.
 
-Machine starts QEMU with guest RAM in a memfd that Python created, QMP and the serial console
-on socket pairs (no socket files, no races), and `-action reboot=shutdown,shutdown=pause` so a
-triple fault leaves the machine paused for inspection. Everything runs on the machine's own
+Machine starts QEMU with guest RAM in a memfd that Python created, QMP on a socket pair and
+the serial console on two pipes (no socket files, no races; serial_pipes.py says why pipes),
+and `-action reboot=shutdown,shutdown=pause` so a triple fault leaves the machine paused for
+inspection. Everything runs on the machine's own
 event-loop thread (see _loop.py); the methods here are synchronous and every one has a timeout.
 
 Lifetime: QEMU gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), which
@@ -46,6 +47,7 @@ from .host import qemu_info
 from .image import Image, Symbol
 from .memory import GuestRAM, MonitorMemory
 from .physmap import PhysicalRegion, parse_flat_view
+from .serial_pipes import SerialPipes
 from .snapshot import Snapshot
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
@@ -307,6 +309,7 @@ class Machine:
         self._qemu_log_fd = -1
         self._pidfd = -1
         self._sockets: list[socket.socket] = []
+        self._serial: SerialPipes | None = None
         self._gdb: GdbClient | None = None
         self._started_at = 0.0
         self._partial_line = ""
@@ -334,8 +337,9 @@ class Machine:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def command_line(self, ram_fd: int | None, qmp_fd: int, serial_fd: int, gdb_fd: int | None = None) -> list[str]:
-        """The QEMU command line for this machine, given the descriptors QEMU inherits."""
+    def command_line(self, ram_fd: int | None, qmp_fd: int, gdb_fd: int | None = None) -> list[str]:
+        """The QEMU command line for this machine, given the descriptors QEMU inherits (the
+        serial console is QEMU's stdin and stdout)."""
         info = qemu_info()
         machine = self.machine_type + (",memory-backend=ram" if ram_fd is not None else "")
         if self.machine_type == "microvm":
@@ -349,7 +353,7 @@ class Machine:
             "-m", f"{self.memory_mib}M",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
-            "-chardev", f"socket,id=com1,fd={serial_fd}", "-serial", "chardev:com1",
+            "-chardev", "stdio,id=com1,signal=off", "-serial", "chardev:com1",  # Ctrl-C is a byte
             "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
             "-action", "reboot=shutdown,shutdown=pause",  # a triple fault pauses, state intact
             "-kernel", str(self.image.path),
@@ -386,7 +390,7 @@ class Machine:
             # guest runs only stops the guest.
             self._loop.run(self._start(paused or self.gdb_enabled), timeout)
             if self.gdb_enabled:
-                self._gdb = GdbClient(self._sockets[2], timeout)
+                self._gdb = GdbClient(self._sockets[1], timeout)
                 self._gdb.connect()
                 if not paused:
                     self.resume(timeout)
@@ -415,13 +419,13 @@ class Machine:
         else:
             self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
         qmp_ours, qmp_theirs = socket.socketpair()
-        serial_ours, serial_theirs = socket.socketpair()
+        self._serial = serial = SerialPipes()
         gdb_ours, gdb_theirs = socket.socketpair() if self.gdb_enabled else (None, None)
-        self._sockets = [sock for sock in (qmp_ours, serial_ours, gdb_ours) if sock is not None]
+        self._sockets = [sock for sock in (qmp_ours, gdb_ours) if sock is not None]
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
         ram_fd = self.ram.fd if self.ram is not None else None
         gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
-        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd) if fd is not None)
+        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), gdb_fd) if fd is not None)
         parent = os.getpid()
 
         def die_with_parent() -> None:
@@ -432,17 +436,17 @@ class Machine:
 
         try:
             self._process = subprocess.Popen(
-                self.command_line(ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd),
+                self.command_line(ram_fd, qmp_theirs.fileno(), gdb_fd),
                 pass_fds=inherited,
-                stdin=subprocess.DEVNULL,
-                stdout=self._qemu_log_fd,
+                stdin=serial.theirs[0],
+                stdout=serial.theirs[1],
                 stderr=self._qemu_log_fd,
                 start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
             )
         finally:
             qmp_theirs.close()
-            serial_theirs.close()
+            serial.close_theirs()
             if gdb_theirs is not None:
                 gdb_theirs.close()
         self._started_at = time.monotonic()
@@ -450,8 +454,7 @@ class Machine:
 
         self._pidfd = os.pidfd_open(self._process.pid)  # readable once QEMU has exited
         loop.add_reader(self._pidfd, self._on_qemu_exit)
-        serial_ours.setblocking(False)
-        self._serial_task = loop.create_task(self._read_serial(serial_ours), name="serial")
+        self._serial_task = loop.create_task(self._read_serial(serial), name="serial")
 
         self._qmp = QMPClient(self.name or "workbench", readbuflen=self.qmp_reply_limit)
         await self._qmp.connect(qmp_ours)
@@ -493,6 +496,8 @@ class Machine:
         for sock in self._sockets:
             sock.close()
         self._sockets = []
+        if self._serial is not None:
+            self._serial.close()
         self._gdb = None
         if self._pidfd >= 0:
             os.close(self._pidfd)
@@ -547,13 +552,9 @@ class Machine:
             except Exception:  # a broken listener must not break the machine's own bookkeeping
                 logging.getLogger(__name__).exception("a machine state listener failed")
 
-    async def _read_serial(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+    async def _read_serial(self, serial: SerialPipes) -> None:
         while True:
-            try:
-                data = await loop.sock_recv(sock, 65536)
-            except OSError:
-                data = b""
+            data = await serial.read()
             if not data:
                 return
             text = self.console.feed(data)
@@ -652,7 +653,7 @@ class Machine:
         self._keep(loop.create_task(self._after_exit(), name="exit"))
 
     async def _after_exit(self) -> None:
-        """Read the guest's last words from the serial socket, then record the exit."""
+        """Read the guest's last words from the serial pipe, then record the exit."""
         assert self._process is not None
         code = self._process.wait()
         if self._serial_task is not None:
@@ -824,7 +825,8 @@ class Machine:
                                 console_tail=self.console.tail()) from error
 
     async def _send(self, data: bytes) -> None:
-        await asyncio.get_running_loop().sock_sendall(self._sockets[1], data)
+        assert self._serial is not None
+        await self._serial.write(data)
 
     def send_line(self, line: str) -> None:
         self.send(line + "\n")
