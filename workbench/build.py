@@ -187,4 +187,4 @@ def build_image(
             summary = "The build failed" + (f": {linker[0]}" if linker else ".")
         raise BuildError(summary, diagnostics=diagnostics, output=output, source_dir=source_dir)
     return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds,
-                      toolchain=toolchain, scenario=scenario)
+                      toolchain=toolchain, scenario=scenario, source_dir=source_dir)
