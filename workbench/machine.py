@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qemu.qmp import QMPClient, Runstate
 from qemu.qmp.error import QMPError
@@ -49,6 +49,9 @@ from .memory import GuestRAM, MonitorMemory
 from .physmap import PhysicalRegion, parse_flat_view
 from .serial_pipes import SerialPipes
 from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .debugger import Debugger
 
 MACHINE_TYPES = ("microvm", "pc", "q35")
 ACCELERATORS = ("tcg", "kvm")
@@ -68,6 +71,12 @@ MAX_REQUEST_LENGTH = 127
 # without FIFOs; a flood would keep it busy long after the call returned.
 MAX_SEND_LENGTH = 4096
 SEND_TIMEOUT = 5.0
+# While recording, QEMU hands the UART typed bytes in bursts, one burst per read of the
+# console pipe, and a burst larger than the UART's 16-byte FIFO loses the rest. So input is
+# typed in pieces no larger than the FIFO's interrupt level, each once the guest has taken
+# the last (its `input_head` counter, kernel/console.c, has moved on).
+RECORDED_INPUT_PIECE = 14
+INPUT_COUNTER = "input_head"
 
 # qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
 # same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
@@ -259,6 +268,12 @@ class Machine:
     With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
     file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
     (workbench/gdbstub.py; workbench/trace.py builds on it).
+
+    With `record=PATH`, QEMU records the run (`-icount shift=auto,rr=record`): every
+    instruction count, interrupt, clock reading and typed byte goes into that file, which is
+    complete once QEMU has exited (close() or the guest's exit). `replay=PATH` runs the same
+    image with the same settings through exactly the same instructions again, typed input and
+    console output included; workbench/replay.py builds on it.
     """
 
     qmp_reply_limit = QMP_REPLY_LIMIT  # bytes of one QMP message; set before start() to change
@@ -277,6 +292,8 @@ class Machine:
         append: str | None = None,
         extra_args: tuple[str, ...] = (),
         gdb: bool = False,
+        record: str | Path | None = None,
+        replay: str | Path | None = None,
     ) -> None:
         if machine_type not in MACHINE_TYPES:
             raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
@@ -285,6 +302,12 @@ class Machine:
         if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
             raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
                                     f"not {memory_mib!r}")
+        if record is not None and replay is not None:
+            raise BadMachineSetting("a machine either records or replays, not both")
+        self.record_path = Path(record) if record is not None else None
+        self.replay_path = Path(replay) if replay is not None else None
+        if self.replay_path is not None and not self.replay_path.is_file():
+            raise BadMachineSetting(f"there is no recording at {self.replay_path}")
         self.image = image if isinstance(image, Image) else Image.load(image)
         self.machine_type = machine_type
         self.accel = accel
@@ -320,6 +343,8 @@ class Machine:
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
         self._closing = False
+        self._input_counter_paddr = 0
+        self._debugger: Debugger | None = None
 
     # Life cycle.
 
@@ -360,6 +385,9 @@ class Machine:
             *(("-append", self.append) if self.append is not None else ()),
             "-S",  # start paused: QMP is connected before the first guest instruction
         ]
+        if self.record_path is not None or self.replay_path is not None:
+            mode, path = ("record", self.record_path) if self.record_path is not None else ("replay", self.replay_path)
+            args += ["-icount", f"shift=auto,rr={mode},rrfile={path}"]
         if gdb_fd is not None:  # the gdbstub on a connected socket: no port, no socket file
             args += ["-chardev", f"socket,id=gdb,fd={gdb_fd}", "-gdb", "chardev:gdb"]
         if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr
@@ -814,6 +842,8 @@ class Machine:
         except UnicodeEncodeError as error:
             raise InvalidInput(f"{_clip(text)} cannot be typed: {error.object[error.start:error.end]!r} "
                                "is not a character (a lone surrogate)") from error
+        if self.replay_path is not None:
+            raise InvalidInput("a replay types nothing: its input comes from the recording")
         loop = self._require_qemu()
         try:
             loop.run(self._send(data), SEND_TIMEOUT)
@@ -826,7 +856,32 @@ class Machine:
 
     async def _send(self, data: bytes) -> None:
         assert self._serial is not None
-        await self._serial.write(data)
+        if self.record_path is None:
+            await self._serial.write(data)
+            return
+        for start in range(0, len(data), RECORDED_INPUT_PIECE):
+            piece = data[start:start + RECORDED_INPUT_PIECE]
+            taken = self._input_taken()
+            await self._serial.write(piece)
+            if taken is None:  # a guest without the counter: only a pause can help
+                await asyncio.sleep(0.05)
+                continue
+            while (self._input_taken_now() - taken) % (1 << 32) < len(piece):
+                await asyncio.sleep(0.0005)
+
+    def _input_taken(self) -> int | None:
+        """How many typed bytes the guest has taken from its UART (a u32 that wraps), or None
+        when it cannot be read: a guest without the counter, or RAM that is not shared."""
+        symbol = self.image.symbols.get(INPUT_COUNTER)
+        paddr = self.image.paddr_of(symbol.vaddr) if symbol is not None else None
+        if paddr is None or self.ram is None:
+            return None
+        self._input_counter_paddr = paddr
+        return self._input_taken_now()
+
+    def _input_taken_now(self) -> int:
+        assert self.ram is not None
+        return int.from_bytes(self.ram.read(self._input_counter_paddr, 4), "little")
 
     def send_line(self, line: str) -> None:
         self.send(line + "\n")
@@ -939,6 +994,15 @@ class Machine:
         tail, log = self.console.tail(), self._qemu_log_if_failed()
         self.close()
         return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
+
+    @property
+    def debugger(self) -> Debugger:
+        """A source-level debugger on the gdbstub (Machine(gdb=True)): workbench/debugger.py."""
+        if self._debugger is None:
+            from .debugger import Debugger  # noqa: PLC0415 - debugger.py builds on this module
+
+            self._debugger = Debugger(self)
+        return self._debugger
 
     @property
     def gdb(self) -> GdbClient:
