@@ -11,15 +11,23 @@ interrupts.S) has none: the stack ends there, and says so.
 Functions the compiler inlined have no frame of their own, but the DWARF records them, so
 they are listed as frames like gdb lists them (`inlined` is True), each with the line it
 was called from.
+
+An interrupt or exception enters through assembly stubs that save every register and call a
+C function with a pointer to what they saved (kernel/interrupts.S: `mov %rsp, %rdi; call
+interrupt_dispatch`). Where the stack ends in such a stub and the C function's first parameter
+points to a struct with `rip` and `rsp` members, the unwinder reads the interrupted registers
+from that struct (through the parameter, or at the C function's CFA, where the stub's `mov`
+put it) and goes on into the code that was interrupted: the frame there is marked
+`interrupted`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .debuginfo import CfaRule, DebugInfo, Scope, Variable
-from .dwarf_expr import RIP, RSP, Context, Unavailable, evaluate, format_value, read_bytes
+from .dwarf_expr import DWARF_NUMBER, RIP, RSP, Context, Unavailable, evaluate, format_value, read_bytes
 from .errors import WorkbenchError
 from .image import Image
 
@@ -45,6 +53,7 @@ class Frame:
     scope: Scope | None = field(default=None, repr=False)  # the function or inlined call
     frame_base: bytes | None = field(default=None, repr=False)
     end: str = ""  # for the last frame: why the stack ends here
+    interrupted: bool = False  # an interrupt or exception stopped this code here (rip is exact)
 
     @property
     def where(self) -> str:
@@ -52,7 +61,8 @@ class Frame:
 
     def __str__(self) -> str:
         inlined = " (inlined)" if self.inlined else ""
-        return f"#{self.level} {self.function}{inlined} at {self.where}"
+        interrupted = " (interrupted here)" if self.interrupted else ""
+        return f"#{self.level} {self.function}{inlined} at {self.where}{interrupted}"
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,12 @@ def backtrace(info: DebugInfo, image: Image, registers: dict[int, int], read: Re
     and must include RIP and RSP; the pc may be a load address (boot code before paging)."""
     frames: list[Frame] = []
     known = dict(registers)
-    physical_level = 0
+    exact = True  # the pc is the instruction itself, not a return address after a call
+    interrupted = False
     while len(frames) < MAX_FRAMES:
         pc = linked_vaddr(image, known[RIP])
-        lookup = pc if physical_level == 0 else pc - 1
+        lookup = pc if exact else pc - 1
+        level_start = len(frames)
         chain = [s for s in info.scopes_at(lookup) if s.kind in ("function", "inlined")]
         rule = info.cfa_rule(lookup)
         cfa = known[rule.cfa_register] + rule.cfa_offset if rule is not None and rule.cfa_register in known else None
@@ -96,21 +108,45 @@ def backtrace(info: DebugInfo, image: Image, registers: dict[int, int], read: Re
         frame_base = chain[0].frame_base if chain else None
         if not chain:  # assembly: name the symbol, not symbol+offset
             frames.append(Frame(len(frames), pc, lookup, image.symbolize(pc).split("+")[0], path, line, cfa=cfa,
-                                registers=known))
+                                registers=known, interrupted=interrupted))
         for scope in reversed(chain):
             frames.append(Frame(len(frames), pc, lookup, scope.name or "?", path, line, scope.kind == "inlined", cfa,
-                                known, scope, frame_base))
+                                known, scope, frame_base, interrupted=interrupted and len(frames) == level_start))
             if scope.kind == "inlined":
                 path, line = scope.call_site
         caller, why = _caller(known, rule, cfa, read, image)
+        exact = interrupted = False
+        if caller is None and rule is None and level_start > 0:
+            caller = _interrupted(info, frames[level_start - 1], read)
+            exact = interrupted = caller is not None
         if caller is None:
-            last = frames[-1]
-            frames[-1] = Frame(last.level, last.pc, last.lookup_pc, last.function, last.path, last.line,
-                               last.inlined, last.cfa, last.registers, last.scope, last.frame_base, why)
+            frames[-1] = replace(frames[-1], end=why)
             return frames
         known = caller
-        physical_level += 1
     return frames
+
+
+def _interrupted(info: DebugInfo, callee: Frame, read: Reader) -> dict[int, int] | None:
+    """The registers an interrupt stub saved, if `callee` (the C function the stub called)
+    takes a pointer to them as its first parameter; else None."""
+    function = callee.scope if callee.scope is not None and callee.scope.kind == "function" else None
+    parameters = [v for v in function.variables if v.kind == "parameter"] if function is not None else []
+    if not parameters or parameters[0].type.kind != "pointer" or parameters[0].type.target is None:
+        return None
+    saved = parameters[0].type.target
+    members = {name: (offset, member.size) for name, offset, member in saved.members}
+    if not {"rip", "rsp"} <= members.keys():
+        return None
+    value = read_variable(parameters[0], callee, read)
+    address = int(value) if value.available else callee.cfa  # the stub passed its RSP: the callee's CFA
+    if address is None:
+        return None
+    try:
+        data = read(address, saved.size)
+    except WorkbenchError:
+        return None
+    return {DWARF_NUMBER[name]: int.from_bytes(data[offset:offset + size], "little")
+            for name, (offset, size) in members.items() if name in DWARF_NUMBER and size == 8}
 
 
 def _caller(known: dict[int, int], rule: CfaRule | None, cfa: int | None, read: Reader,
