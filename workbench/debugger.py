@@ -21,8 +21,9 @@ also set at the load address, so that it fires in 32-bit code before paging as w
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -212,6 +213,31 @@ class Debugger(Execution):
                 del self._inserted[address]
                 self.gdb.remove_breakpoint(address)
 
+    @contextlib.contextmanager
+    def points_lifted(self) -> Iterator[None]:
+        """Every breakpoint and watchpoint out of QEMU meanwhile: a replay going to an
+        instruction count must not stop on the way."""
+        self._stopped()
+        addresses, watches = list(self._inserted), list(self.gdb.watchpoints)
+        for address in addresses:
+            self.gdb.remove_breakpoint(address)
+        for kind, vaddr, length in watches:
+            self.gdb.remove_watchpoint(vaddr, length, kind)
+        try:
+            yield
+        finally:
+            if not self.machine.state.terminal:
+                for address in addresses:
+                    self.gdb.set_breakpoint(address)
+                for kind, vaddr, length in watches:
+                    self.gdb.set_watchpoint(vaddr, length, kind)
+
+    def moved(self, detail: str) -> Stop:
+        """The guest was put somewhere else from outside (a replay went to an instruction count):
+        a Stop there, for the views, with every watched value read anew."""
+        self._stopped()
+        return self._finish_stop("position", detail=detail)
+
     # Running.
 
     def run_to_entry(self, timeout: float = 10.0) -> Stop:
@@ -321,7 +347,9 @@ class Debugger(Execution):
     def _unasked_stop(self) -> Stop:
         """The guest stopped for a reason of its own: a fault report, a triple fault, the end of
         a replay, or someone's `pause`. The machine learns which from QMP, a moment later."""
-        deadline = time.monotonic() + SETTLE_SECONDS
+        # A replay pauses at no fault report (workbench/replay.py marks them), and QEMU reports a
+        # triple fault before the stop: nothing more to learn by waiting there.
+        deadline = time.monotonic() + (0.05 if self.machine.replay_path is not None else SETTLE_SECONDS)
         while time.monotonic() < deadline and self.machine.state not in (
                 MachineState.FAULTED, MachineState.TRIPLE_FAULT) and not self.machine.state.terminal:
             if self.machine.outcome is not None:

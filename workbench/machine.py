@@ -589,7 +589,10 @@ class Machine:
             self._scan_for_fault(text)
 
     def _scan_for_fault(self, text: str) -> None:
-        """Look at each completed line; a fault report pauses the machine at once."""
+        """Look at each completed line; a fault report pauses the machine at once. (Not in a
+        replay: it only shows what was recorded, and workbench/replay.py marks the faults.)"""
+        if self.replay_path is not None:
+            return
         lines = (self._partial_line + text).split("\n")
         self._partial_line = lines.pop()[-4096:]
         for line in lines:
@@ -804,6 +807,25 @@ class Machine:
             raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
         self.qmp("cont", timeout)
         self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
+
+    def drain_console(self, timeout: float = 2.0) -> None:
+        """Take in everything the guest has printed so far, now: a paused guest's last output
+        may still sit in the pipe, not yet read by the event loop."""
+        if self._serial is not None and not self._state.terminal:
+            self._require_qemu().run(self._drain(self._serial), timeout)
+
+    async def _drain(self, serial: SerialPipes) -> None:
+        data = serial.read_available()  # on the loop thread, in order with _read_serial
+        if data:
+            self._scan_for_fault(self.console.feed(data))
+
+    def snapshot_loaded(self) -> None:
+        """The guest was put back to an earlier state of itself (QEMU's loadvm, in a replay): it
+        is paused, and no longer faulted or ended the way it may have been."""
+        self._pending_fault = None
+        self._partial_line = ""
+        self.outcome = None
+        self._set_state(MachineState.PAUSED)
 
     def reset(self, timeout: float = 5.0) -> None:
         """Reboot the guest from its image, keeping QEMU and the console transcript."""

@@ -59,6 +59,19 @@ class SerialPipes:
             except OSError:
                 return b""
 
+    def read_available(self) -> bytes:
+        """Whatever output is waiting in the pipe now, without waiting for more."""
+        chunks = []
+        while True:
+            try:
+                data = os.read(self._output_read, READ_CHUNK)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
     async def write(self, data: bytes) -> None:
         """Type `data` into the guest's console; raises OSError when QEMU is gone."""
         loop = asyncio.get_running_loop()
