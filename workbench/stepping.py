@@ -13,7 +13,8 @@ What QEMU's gdbstub does that shapes this (workbench/gdbstub.py has more):
 - A single step of a `rep` string instruction executes one iteration (RIP stays), so a line
   step runs the rest of it to the next instruction with a temporary breakpoint: the boot's
   `rep stosb` over 110 KiB of .bss takes one continue, not 110,000 steps.
-- Single steps hold interrupts off, so a `hlt` never finishes under a step.
+- Single steps hold interrupts and timers off (QEMU's default `sstep` flags), so a step is one
+  instruction of the code being debugged, never an interrupt handler.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .stops import DebuggerError, Stop
 from .unwind import Frame, linked_vaddr
 
 MAX_LINE_STEPS = 200_000  # instructions one source-line step may take before it gives up
-STEP_TIMEOUT = 5.0  # seconds for one instruction (a `hlt` with interrupts masked never ends)
+STEP_TIMEOUT = 5.0  # seconds for one instruction
 
 
 class Execution:
@@ -97,8 +98,9 @@ class Execution:
         try:
             reply = self.gdb.step(STEP_TIMEOUT)
         except GdbTimeout as error:
-            raise DebuggerError(f"the instruction at {before:#x} did not finish within {STEP_TIMEOUT:g} s (a `hlt` "
-                                "waits for an interrupt, and single steps hold interrupts off): use cont()") from error
+            self.gdb.interrupt()  # the stub still waits for the step to end: take the guest back
+            raise DebuggerError(f"the instruction at {before:#x} did not finish within {STEP_TIMEOUT:g} s; the "
+                                "guest is stopped again") from error
         finally:
             self._restore_breakpoint_at(before)
         if reply.watch is not None:
