@@ -164,22 +164,21 @@ class Replay:
                                **self.recording.settings)
         self._machines.append(self.machine)
         self.machine.start(timeout, paused=True)
-        self.debugger = Debugger(self.machine)
+        if hasattr(self, "debugger"):
+            self.debugger.attach(self.machine)  # the same debugger (and the views following it) goes on
+        else:
+            self.debugger = Debugger(self.machine)
+            self.debugger.revive = self._alive  # after the guest's exit, the next command starts a new QEMU
+        self.console = ""  # a new QEMU replays from instruction 0
         self._mark = self._console_position()
         if not self.checkpoints:
-            self.console = ""
             self._checkpoint()
 
     def _restart(self, timeout: float = 10.0) -> None:
-        """A new QEMU on the same recording and checkpoints (the old one reached the end and exited)."""
-        old = self.debugger
+        """A new QEMU on the same recording and checkpoints (the old one reached the end)."""
         self.machine.close()
         self._machines.remove(self.machine)
         self._boot(timeout)
-        for breakpoint_ in old.breakpoints.values():
-            self.debugger.break_at(breakpoint_.spec)
-        for watch in old.watchpoints.values():
-            self.debugger.watch(watch.spec if watch.type is not None else watch.vaddr, watch.kind, watch.length)
 
     @staticmethod
     def _cleanup(machines: list[Machine], directory: tempfile.TemporaryDirectory[str]) -> None:
@@ -292,19 +291,23 @@ class Replay:
         deadline = time.monotonic() + timeout
         machine.qmp("cont")
         while time.monotonic() < deadline:
-            if machine.state.terminal:
+            try:
+                status = machine.qmp("query-status")["status"]
+                if status != "running":
+                    count = int(machine.qmp("query-replay")["icount"])
+                    self._take_output()
+                    self._last_icount = count
+                    if status in ("shutdown", "guest-panicked") and self.end is None:
+                        self.end = count
+                    return count
+                self._last_icount = int(machine.qmp("query-replay")["icount"])
+            except MachineError:
+                if not machine.state.terminal:
+                    raise
+            if machine.state.terminal:  # the guest exited (isa-debug-exit ends QEMU 7.2 at once)
+                machine.wait(5.0)  # its last output read
                 self._take_output()
                 return self.end if self.end is not None else self._last_icount
-            status = machine.qmp("query-status")["status"]
-            if status != "running":
-                self._take_output()
-                count = int(machine.qmp("query-replay")["icount"])
-                self._last_icount = count
-                if status in ("shutdown", "guest-panicked") and self.end is None:
-                    self.end = count
-                return count
-            with contextlib.suppress(MachineError):
-                self._last_icount = int(machine.qmp("query-replay")["icount"])
             time.sleep(0.002)
         machine.qmp("stop")
         raise ReplayError(f"the replay did not get there within {timeout:g} s")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from . import disassembly
 from .debuginfo import DebugInfo, LineRow
@@ -44,6 +45,7 @@ class Execution:
         self.info = info
         self._inserted: Counter[int] = Counter()  # gdb breakpoint address -> how many want it
         self._registers: dict[str, int] = {}
+        self.revive: Callable[[], None] | None = None  # brings a machine that has ended back (a replay's)
 
     @property
     def gdb(self) -> GdbClient:
@@ -77,6 +79,8 @@ class Execution:
 
     def _stopped(self) -> None:
         """Make sure the guest is stopped (and not gone) before talking to its stub."""
+        if self.machine.state.terminal and self.revive is not None:
+            self.revive()  # a replay starts a new QEMU on its checkpoints
         state = self.machine.state
         if state.terminal:
             raise DebuggerError(f"the machine is {state.value}; boot a new one")
