@@ -33,6 +33,7 @@ from .errors import InvalidInput, WorkbenchError
 from .gdbstub import SIGTRAP, GdbError, StopReply
 from .image import Image, SymbolNotFound
 from .machine import Machine, MachineState
+from .snapshot import Snapshot
 from .stepping import MAX_LINE_STEPS, Execution, _enters
 from .stops import Breakpoint, DebuggerError, Stop, Watchpoint
 from .unwind import Frame, Value, backtrace, frame_variables, linked_vaddr, read_variable
@@ -75,6 +76,20 @@ class Debugger(Execution):
 
     def close(self) -> None:
         self.machine.close()
+
+    def attach(self, machine: Machine) -> None:
+        """Go on with another QEMU of the same image (a replay restarted from its checkpoints):
+        every breakpoint and watchpoint is set there again; listeners stay."""
+        if machine.image.path != self.image.path or not machine.gdb_enabled:
+            raise DebuggerError("the debugger can move only to a machine of the same image, made with gdb=True")
+        self.machine = machine
+        self._inserted.clear()
+        for breakpoint_ in self.breakpoints.values():
+            for vaddr in breakpoint_.vaddrs:
+                self._insert(vaddr)
+        for watch in self.watchpoints.values():
+            for address in self._aliases(watch.vaddr):
+                self.gdb.set_watchpoint(address, watch.length, watch.kind)
 
     def add_listener(self, listener: Callable[[Stop], None]) -> None:
         """Call `listener(stop)` after every stop (the views follow the debugger this way)."""
@@ -425,6 +440,14 @@ class Debugger(Execution):
         """The registers whose values differ from the stop before the last one."""
         now = self._last_stop_registers
         return {name for name in SHOWN_REGISTERS if name in now and self._previous.get(name) != now[name]}
+
+    def snapshot(self, label: str = "") -> Snapshot:
+        """Registers and page tables now. (Machine.snapshot pauses and resumes a guest it thinks
+        runs, which would set a guest the debugger holds going.)"""
+        self._stopped()
+        machine = self.machine
+        return Snapshot.take(machine.memory, machine.registers(), maxphyaddr=machine.maxphyaddr(),
+                             label=label or (f"stopped in {self.stop.function}" if self.stop else "stopped"))
 
     def read(self, vaddr: int, length: int) -> bytes:
         """Guest memory at a vaddr: through the CPU's page tables, or, while paging is off, at the

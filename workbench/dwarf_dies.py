@@ -13,12 +13,17 @@ import os
 from typing import Any
 
 from elftools.dwarf.die import DIE
+from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationExpr, LocationParser
 from elftools.dwarf.ranges import BaseAddressEntry as RangeBase
+from elftools.dwarf.structs import DWARFStructs
 
 from .dwarf_model import VOID, Function, Location, Scope, TypeInfo, Variable
 
 MAX_TYPE_DEPTH = 8
+# DW_OP_addrx, DW_OP_GNU_addr_index -> DW_OP_addr; DW_OP_constx, DW_OP_GNU_const_index -> DW_OP_const8u
+_INDEXED = {0xA1: 0x03, 0xFB: 0x03, 0xA2: 0x0E, 0xFC: 0x0E}
+_PARSER = DWARFExprParser(DWARFStructs(little_endian=True, dwarf_format=32, address_size=8))
 
 
 def join_path(directories: list[str], index: int, name: str) -> str:
@@ -167,7 +172,7 @@ class DieReader:
         except (NotImplementedError, ValueError, KeyError):
             return None
         if isinstance(parsed, LocationExpr):
-            return Location(expression=bytes(parsed.loc_expr))
+            return Location(expression=self.resolve_indexes(bytes(parsed.loc_expr)))
         base = self.base
         entries = []
         for entry in parsed:
@@ -176,8 +181,27 @@ class DieReader:
             elif isinstance(entry, LocationEntry):
                 low, high = ((entry.begin_offset, entry.end_offset) if entry.is_absolute
                              else (base + entry.begin_offset, base + entry.end_offset))
-                entries.append((low, high, bytes(entry.loc_expr)))
+                entries.append((low, high, self.resolve_indexes(bytes(entry.loc_expr))))
         return Location(ranges=tuple(entries))
+
+    def resolve_indexes(self, expression: bytes) -> bytes:
+        """The expression with each DW_OP_addrx / DW_OP_constx (an index into .debug_addr, as
+        clang writes global addresses in DWARF 5) replaced by DW_OP_addr / DW_OP_const8u and
+        the address itself, so that evaluating it needs no compile unit."""
+        if not any(op in expression for op in _INDEXED):
+            return expression
+        operations = _PARSER.parse_expr(expression)
+        out = bytearray()
+        for position, operation in enumerate(operations):
+            end = operations[position + 1].offset if position + 1 < len(operations) else len(expression)
+            replacement = _INDEXED.get(expression[operation.offset])
+            if replacement is not None and operation.op_name in ("DW_OP_addrx", "DW_OP_constx",
+                                                                  "DW_OP_GNU_addr_index", "DW_OP_GNU_const_index"):
+                out.append(replacement)
+                out += self.dwarf.get_addr(self.cu, operation.args[0]).to_bytes(8, "little")
+            else:
+                out += expression[operation.offset:end]
+        return bytes(out)
 
     # Types.
 

@@ -80,19 +80,21 @@ class Recording:
 class Recorder:
     """Records one run of a machine: `start()` gives the Machine, `stop()` the Recording."""
 
-    def __init__(self, image: Image, path: str | Path | None = None, **machine_options: Any) -> None:
+    def __init__(self, image: Image, path: str | Path | None = None, *, name: str | None = None,
+                 **machine_options: Any) -> None:
         for option in ("record", "replay", "gdb"):
             if option in machine_options:
                 raise InvalidInput(f"a recorder sets {option} itself")
         self.image = image
         self._temporary = None if path is not None else tempfile.TemporaryDirectory(prefix="workbench-recording-")
         self.path = Path(path) if path is not None else Path(self._temporary.name) / "recording.rr"  # type: ignore[union-attr]
-        self.settings = machine_options
+        self.name = name
+        self.settings = machine_options  # what a replay must repeat (machine type, memory, extra_args ...)
         self.machine: Machine | None = None
 
     def start(self, timeout: float = 10.0) -> Machine:
         """Boot the image, recording from its first instruction."""
-        self.machine = Machine(self.image, record=self.path, **self.settings).start(timeout)
+        self.machine = Machine(self.image, record=self.path, name=self.name, **self.settings).start(timeout)
         return self.machine
 
     def stop(self) -> Recording:
@@ -158,10 +160,11 @@ class Replay:
     # Life cycle.
 
     def _boot(self, timeout: float) -> None:
+        settings = dict(self.recording.settings)
+        extra = (*settings.pop("extra_args", ()),
+                 "-drive", f"file={self._disk},if=none,id=checkpoints,format=qcow2,cache=unsafe")
         self.machine = Machine(self.recording.image, replay=self.recording.path, gdb=True, name=self.name,
-                               extra_args=("-drive", f"file={self._disk},if=none,id=checkpoints,format=qcow2,"
-                                                     "cache=unsafe"),
-                               **self.recording.settings)
+                               extra_args=extra, **settings)
         self._machines.append(self.machine)
         self.machine.start(timeout, paused=True)
         if hasattr(self, "debugger"):
@@ -332,7 +335,7 @@ class Replay:
 
     def snapshot(self, label: str = "") -> Snapshot:
         """Registers and page tables at the current instruction count."""
-        return self.machine.snapshot(label or f"instruction {self.icount}")
+        return self.debugger.snapshot(label or f"instruction {self.icount}")
 
     def __repr__(self) -> str:
         state = self.machine.state.value if hasattr(self, "machine") else "not started"

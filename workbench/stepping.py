@@ -28,7 +28,7 @@ from .debuginfo import DebugInfo, LineRow
 from .errors import WorkbenchError
 from .gdbstub import SIGTRAP, GdbClient, GdbError, GdbTimeout, StopReply
 from .image import Image
-from .machine import Machine, MachineState
+from .machine import Machine
 from .stops import DebuggerError, Stop
 from .unwind import Frame, linked_vaddr
 
@@ -84,7 +84,12 @@ class Execution:
         state = self.machine.state
         if state.terminal:
             raise DebuggerError(f"the machine is {state.value}; boot a new one")
-        if state is MachineState.RUNNING:
+        # Asked, not taken from Machine.state: that follows QMP events, which may trail a stop.
+        try:
+            running = self.machine.qmp("query-status")["running"]
+        except WorkbenchError as error:
+            raise DebuggerError(f"the machine cannot be asked whether it runs: {error}") from error
+        if running:
             self._after_stop(self.gdb.interrupt())
 
     def _vaddr(self) -> int:

@@ -112,6 +112,8 @@ def index(replay: Replay, *, step: int = DEFAULT_STEP, timeout: float = 120.0) -
     end = replay.end if replay.end is not None else samples[-1].icount
     replay.end = end
     how = _how_it_ended(replay)
+    if not replay.machine.state.terminal:
+        replay.debugger.moved(f"instruction {end}, the end")
     return Timeline(end, tuple(samples), tuple(_marks(samples, replay.console, end, how)), replay.console, how)
 
 
@@ -121,7 +123,7 @@ def _sample(replay: Replay) -> Sample:
     fingerprint = ""
     if registers.paging:
         try:
-            snapshot = machine.snapshot()
+            snapshot = replay.snapshot()
             digest = hashlib.blake2b(digest_size=8)
             for paddr in snapshot.leaves.table_paddrs:
                 digest.update(snapshot.memory.read(paddr, PAGE_SIZE))
@@ -303,7 +305,7 @@ def rewind_fault(replay: Replay) -> FaultStory:
     kind = "triple fault" if machine.state is MachineState.TRIPLE_FAULT else "fault"
     registers = machine.registers()
     stop = replay.debugger.moved(f"the {kind}")
-    snapshot = machine.snapshot()
+    snapshot = replay.snapshot()
     walk = None
     for vaddr in (registers.cr2, registers.rip):
         candidate = snapshot.walk(vaddr)

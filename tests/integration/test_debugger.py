@@ -12,6 +12,7 @@ import pytest
 
 from workbench.debugger import Debugger, DebuggerError
 from workbench.debuginfo import DebugInfo, DebugInfoError, NoSuchLine
+from workbench.dwarf_expr import Context, evaluate
 from workbench.image import Image
 from workbench.machine import Machine
 from workbench.workspace import Workspace
@@ -58,6 +59,10 @@ def test_the_dwarf_maps_lines_and_addresses_both_ways(any_image: Image) -> None:
     rule = info.cfa_rule(function.low)  # at the entry: the CFA is RSP + 8, the return address at CFA - 8
     assert rule is not None and (rule.cfa_register, rule.cfa_offset, rule.saved[16]) == (7, 8, -8)
     assert any(scope.kind == "inlined" for scope in function.scope.children), "an -O2 kernel inlines something here"
+    ticks = info.globals["timer_ticks"].location  # clang writes DW_OP_addrx: an index into .debug_addr
+    assert ticks is not None and ticks.expression is not None
+    place = evaluate(ticks.expression, Context({}, lambda vaddr, length: b""))[0][0]
+    assert (place.kind, place.address) == ("memory", any_image.symbol("timer_ticks").vaddr)
 
 
 def test_a_debug_file_that_does_not_belong_to_the_image_is_refused(image: Image, tmp_path: Path) -> None:

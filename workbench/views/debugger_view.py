@@ -162,7 +162,7 @@ class DebuggerView(View):
             raise ViewError("this view has no page-table explorer; use DebuggerPanel(debugger)")
         if not self.cr3:
             raise ViewError("paging is off: there are no page tables yet")
-        self.explorer.show(self.debugger.machine.snapshot(f"stopped in {self.stop.get('function', '?')}"))
+        self.explorer.show(self.debugger.snapshot())
 
     # Output bundle.
 
@@ -215,7 +215,7 @@ class DebuggerPanel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no
     def __init__(self, debugger: Debugger) -> None:
         from .pagetable import PageTableExplorer  # noqa: PLC0415 - only the panel needs it
 
-        self.explorer = PageTableExplorer(debugger.machine.snapshot("at the stop"), image=debugger.image)
+        self.explorer = PageTableExplorer(debugger.snapshot(), image=debugger.image)
         self.view = DebuggerView(debugger, explorer=self.explorer)
         super().__init__(children=[self.view, self.explorer])
 
