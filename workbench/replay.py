@@ -262,19 +262,17 @@ class Replay:
             raise InvalidInput(f"an instruction count is a whole number from 0, not {icount!r}")
         if self.end is not None and icount > self.end:
             raise InvalidInput(f"the recording ends at instruction {self.end}; {icount} is past it")
-        if self.end is not None and icount == self.end:
-            here = self.run_to_end()
-            self.debugger.moved(f"instruction {here}, the end")
-            return here
         self._alive()
         here = self.icount
         base = max((c for c in self.checkpoints if c.icount <= icount), key=lambda c: c.icount)
         if not base.icount <= here <= icount:
             self._load(base)
             here = base.icount
-        if icount > here:
+        if icount == self.end:  # the end as it happened: a fault ends inside an instruction
+            here = self.run_to_end(timeout)
+        elif icount > here:
             here = self.run_until(icount, timeout)
-        self.debugger.moved(f"instruction {here}")
+        self.debugger.moved(f"instruction {here}" + (", the end" if here == self.end else ""))
         return here
 
     def run_until(self, icount: int, timeout: float = RUN_TIMEOUT) -> int:
