@@ -51,7 +51,9 @@ class Watchpoint:
 class Stop:
     """Why and where the guest stopped."""
 
-    reason: str  # entry, breakpoint, watchpoint, step, finish, interrupted, fault, triple fault, exited, position
+    # entry, breakpoint, watchpoint, step, finish, reached (run_to), interrupted, fault, triple fault,
+    # exited, position (a replay was moved there)
+    reason: str
     pc: int = 0  # the instruction pointer as the CPU has it (a paddr in boot code before paging)
     vaddr: int = 0  # the same instruction's linked vaddr
     function: str = ""

@@ -173,7 +173,7 @@ def mark_breakpoints(replay: Replay, timeline: Timeline, *, limit: int = 200, ti
     if replay.debugger.breakpoints:
         deadline = time.monotonic() + timeout
         replay.go_to(0)
-        debugger = replay.debugger  # after go_to: going back from the end may have started a new QEMU
+        debugger = replay.debugger
         replay.machine.qmp("replay-break", icount=timeline.end)
         while len(marks) < limit and time.monotonic() < deadline:
             stop = debugger.cont(max(deadline - time.monotonic(), 1.0))
@@ -229,8 +229,8 @@ def writes(replay: Replay, paddr: int, length: int = 8, *, before: int | None = 
     end = before if before is not None else replay.end
     deadline = time.monotonic() + timeout
     replay.go_to(0)
-    debugger = replay.debugger  # after go_to: going back from the end may have started a new QEMU
-    memory = replay.machine.memory
+    debugger = replay.debugger
+    memory = replay.machine.memory  # after go_to: going back from the end may have started a new QEMU
     watches = [debugger.watch(vaddr, "write", length) for vaddr in aliases(replay, paddr)]
     hits: list[tuple[int, int, bytes, bytes]] = []  # (icount after the write, vaddr, old, new)
     value = memory.read(paddr, length)
