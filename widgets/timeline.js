@@ -36,10 +36,17 @@ function render({ model, el }) {
     drawPosition();
   }
 
+  let going = false; // from a click until Python's next update
+  function go(icount) {
+    going = true;
+    model.send({ kind: "go", icount });
+    drawPosition();
+  }
+
   function drawPosition() {
-    here.style.left = fraction(model.get("position"));
+    if (!going) here.style.left = fraction(model.get("position"));
     position.textContent = `instruction ${model.get("position")} of ${model.get("end")} (ends in ${model.get("ending")})` +
-      (model.get("busy") ? " · going…" : "");
+      (going ? " · going…" : "");
     where.textContent = model.get("where");
     screen.textContent = model.get("console");
     screen.scrollTop = screen.scrollHeight;
@@ -54,22 +61,21 @@ function render({ model, el }) {
     dragging = false;
     // Released on a mark: go exactly to it; anywhere else: to the count under the pointer.
     const mark = document.elementFromPoint(event.clientX, event.clientY)?.closest?.(".wb-timeline-mark");
-    model.send({ kind: "go", icount: mark ? Number(mark.dataset.icount) : countAt(event) });
+    go(mark ? Number(mark.dataset.icount) : countAt(event));
   });
 
   function onSeq() {
+    going = false;
     drawPosition();
     requestAnimationFrame(() => model.send({ kind: "ack", seq: model.get("seq") }));
   }
   model.on("change:marks", drawMarks);
   model.on("change:seq", onSeq);
-  model.on("change:busy", drawPosition);
   model.on("change:error", drawPosition);
   drawMarks();
   return () => {
     model.off("change:marks", drawMarks);
     model.off("change:seq", onSeq);
-    model.off("change:busy", drawPosition);
     model.off("change:error", drawPosition);
   };
 }

@@ -38,7 +38,6 @@ class TimelineView(View):
     console = traitlets.Unicode("", help="The last lines of the console as it was at `position`.").tag(sync=True)
     where = traitlets.Unicode("", help="The function and source line at `position`.").tag(sync=True)
     ending = traitlets.Unicode("", help="How the recording ends: end, exit or triple fault.").tag(sync=True)
-    busy = traitlets.Bool(False, help="The replay is on its way somewhere.").tag(sync=True)
 
     def __init__(self, replay: Replay, timeline: Timeline) -> None:
         if not isinstance(replay, Replay) or not isinstance(timeline, Timeline):
@@ -74,12 +73,10 @@ class TimelineView(View):
     def go(self, icount: int) -> None:
         """Move the replay to `icount`, as a click on the bar does."""
         self.error = ""
-        self.busy = True
         try:
             self.replay.go_to(max(0, min(icount, self.end)))
         finally:
-            self.busy = False
-            self._follow()
+            self._follow()  # the page shows "going" from the click until this update
 
     # Output bundle.
 
