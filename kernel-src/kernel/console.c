@@ -51,14 +51,14 @@ void console_init(void)
 
 /* Move received bytes from the UART into input_buffer. Called on IRQ 4, and by
  * console_read_byte: a byte that arrived before the PIC was set up raised IRQ 4 too early to
- * be seen, and no new interrupt comes until that byte is read. */
+ * be seen, and no new interrupt comes until that byte is read. When input_buffer is full the
+ * rest stays in the UART, and QEMU hands it no more (flow control): nothing typed is lost,
+ * and console_read_byte takes it once the application has read the line before. */
 void console_receive(void)
 {
-    while (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY) {
-        char byte = (char)port_read_8(COM1 + UART_DATA);
-        if (input_head - input_tail < INPUT_SIZE)       /* when full, drop the byte */
-            input_buffer[input_head++ % INPUT_SIZE] = byte;
-    }
+    while (input_head - input_tail < INPUT_SIZE &&
+           (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY))
+        input_buffer[input_head++ % INPUT_SIZE] = (char)port_read_8(COM1 + UART_DATA);
 }
 
 static char console_read_byte(void)
