@@ -266,7 +266,6 @@ class Debugger(Execution):
         """Let the guest run until a breakpoint, a watchpoint, a fault or its end (or `timeout`
         seconds: then it is stopped where it is, reason `interrupted`)."""
         self._stopped()
-        self._step_off_breakpoint()
         return self._continue(timeout)
 
     def run_to(self, where: str | int, timeout: float = 10.0) -> Stop:

@@ -28,12 +28,13 @@ from .debuginfo import DebugInfo, LineRow
 from .errors import WorkbenchError
 from .gdbstub import SIGTRAP, GdbClient, GdbError, GdbTimeout, StopReply
 from .image import Image
-from .machine import Machine
+from .machine import Machine, MachineState
 from .stops import DebuggerError, Stop
 from .unwind import Frame, linked_vaddr
 
 MAX_LINE_STEPS = 200_000  # instructions one source-line step may take before it gives up
 STEP_TIMEOUT = 5.0  # seconds for one instruction
+INTERRUPT_TIMEOUT = 2.0  # seconds for a running guest to stop when interrupted
 
 
 class Execution:
@@ -85,12 +86,43 @@ class Execution:
         if state.terminal:
             raise DebuggerError(f"the machine is {state.value}; boot a new one")
         # Asked, not taken from Machine.state: that follows QMP events, which may trail a stop.
+        if self._running():
+            try:
+                self._after_stop(self.gdb.interrupt(INTERRUPT_TIMEOUT))
+            except GdbTimeout:
+                # QEMU ignores the interrupt of a guest that stopped meanwhile (a fault report
+                # pauses it through QMP): then there is no stop reply to wait for.
+                if self._running():
+                    raise DebuggerError("the guest does not stop: QEMU's gdbstub does not answer") from None
+            except GdbError:  # QEMU exited meanwhile (the guest asked it to): the next command says so
+                deadline = time.monotonic() + INTERRUPT_TIMEOUT
+                while not self.machine.state.terminal and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+    def _running(self) -> bool:
+        if self.machine.state.terminal:
+            return False
         try:
-            running = self.machine.qmp("query-status")["running"]
+            return bool(self.machine.qmp("query-status")["running"])
         except WorkbenchError as error:
+            deadline = time.monotonic() + INTERRUPT_TIMEOUT  # QEMU exiting just now: it runs no more
+            while not self.machine.state.terminal and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self.machine.state.terminal:
+                return False
             raise DebuggerError(f"the machine cannot be asked whether it runs: {error}") from error
-        if running:
-            self._after_stop(self.gdb.interrupt())
+
+    def _ended_by_guest(self) -> Stop | None:
+        """A Stop when the guest reported a fault or triple-faulted: it cannot go on (a gdb
+        continue would run it on behind the machine's back, into its halt loop)."""
+        state = self.machine.state
+        if state.terminal:
+            return self._ended()
+        if state is MachineState.FAULTED or state is MachineState.TRIPLE_FAULT:
+            outcome = self.machine.outcome
+            return self._finish_stop("fault" if state is MachineState.FAULTED else "triple fault",
+                                     detail=outcome.explanation if outcome else "")
+        return None
 
     def _vaddr(self) -> int:
         return linked_vaddr(self.image, self._pc())
@@ -176,6 +208,10 @@ class Execution:
                 self._restore_breakpoint_at(pc)
 
     def _continue(self, timeout: float) -> Stop:
+        ended = self._ended_by_guest()
+        if ended is not None:
+            return ended
+        self._step_off_breakpoint()
         try:
             self.gdb.resume()
             reply = self.gdb.wait_for_stop(timeout)
