@@ -42,8 +42,9 @@ void console_init(void)
     port_write_8(COM1 + UART_LINE_CONTROL, LINE_8N1);
     /* 16-byte FIFOs: QEMU's record/replay hands over typed bytes in bursts, which a UART
      * without FIFOs would overwrite but for the last. Fewer than 14 waiting bytes raise the
-     * interrupt after a pause of four characters. This also empties the FIFOs, so a byte
-     * typed before this point is lost: the host types nothing before the prompt. */
+     * interrupt after a pause of four characters. Switching them on empties them, so first
+     * keep the byte typed so far, if any: without FIFOs the UART holds one at most. */
+    console_receive();
     port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_ENABLE_TRIGGER_14);
     port_write_8(COM1 + UART_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, INTERRUPT_ON_RECEIVE);

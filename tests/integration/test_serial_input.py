@@ -38,3 +38,14 @@ def test_the_longest_request_is_echoed_and_served_whole(image: Image) -> None:
         reply = machine.request(line)
         assert reply.ok and reply.number("value") == 0x2A, reply
         assert f"> {line}\n" in machine.console.text
+
+
+def test_input_typed_before_the_guest_sets_its_console_up_arrives_whole(image: Image) -> None:
+    machine = Machine(image).start(paused=True)  # stopped before the first instruction
+    try:
+        machine.send("ticks\n")  # the UART holds the first byte, QEMU the rest, until console_init
+        machine.resume()
+        machine.wait_for(re.compile(r"ok ticks ticks=\d+"))
+        assert "> ticks\n" in machine.console.text
+    finally:
+        machine.close()
