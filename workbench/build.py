@@ -263,4 +263,5 @@ def build_image(
         variables["COMPONENTS"] = " ".join(selection)
     seconds = _make(source_dir, toolchain, variables, ["all"], timeout)
     return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds, toolchain=toolchain,
-                      scenario=scenario, app=app, components=_selected_components(source_dir / build_dir))
+                      scenario=scenario, app=app, components=_selected_components(source_dir / build_dir),
+                      source_dir=source_dir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +31,19 @@ from .outcome import (
 from .protocol import MAX_SEND_LENGTH, NoReply, Reply, check_request, clip, parse_reply, reply_pattern
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._loop import LoopThread
+    from .memory import GuestRAM
+    from .serial_pipes import SerialPipes
 
 SEND_TIMEOUT = 5.0  # seconds for one send() (at most MAX_SEND_LENGTH characters) to be taken
+# While recording, QEMU hands the UART typed bytes in bursts, one burst per read of the
+# console pipe, and a burst larger than the UART's 16-byte FIFO loses the rest. So input is
+# typed in pieces no larger than the FIFO's interrupt level, each once the guest has taken
+# the last (its `input_head` counter, kernel/console.c, has moved on).
+RECORDED_INPUT_PIECE = 14
+INPUT_COUNTER = "input_head"
 
 
 class Conversation:
@@ -46,7 +55,11 @@ class Conversation:
     outcome: Outcome | None
     request_limit: int
     _state: MachineState
-    _sockets: list[socket.socket]
+    ram: GuestRAM | None
+    record_path: Path | None
+    replay_path: Path | None
+    _serial: SerialPipes | None
+    _input_counter_paddr: int
 
     if TYPE_CHECKING:
         def _require_qemu(self) -> LoopThread: ...
@@ -54,6 +67,7 @@ class Conversation:
         def registers(self, timeout: float = 5.0) -> Registers: ...
         def close(self, timeout: float = 5.0) -> None: ...
         def _qemu_log_if_failed(self) -> str: ...
+        def _scan_for_fault(self, text: str) -> None: ...
 
     def send(self, text: str) -> None:
         """Type `text` into the guest's serial console (a line needs its own newline)."""
@@ -67,6 +81,8 @@ class Conversation:
         except UnicodeEncodeError as error:
             raise InvalidInput(f"{clip(text)} cannot be typed: {error.object[error.start:error.end]!r} "
                                "is not a character (a lone surrogate)") from error
+        if self.replay_path is not None:
+            raise InvalidInput("a replay types nothing: its input comes from the recording")
         loop = self._require_qemu()
         try:
             loop.run(self._send(data), SEND_TIMEOUT)
@@ -78,7 +94,44 @@ class Conversation:
                                 console_tail=self.console.tail()) from error
 
     async def _send(self, data: bytes) -> None:
-        await asyncio.get_running_loop().sock_sendall(self._sockets[1], data)
+        assert self._serial is not None
+        if self.record_path is None:
+            await self._serial.write(data)
+            return
+        for start in range(0, len(data), RECORDED_INPUT_PIECE):
+            piece = data[start:start + RECORDED_INPUT_PIECE]
+            taken = self._input_taken()
+            await self._serial.write(piece)
+            if taken is None:  # a guest without the counter: only a pause can help
+                await asyncio.sleep(0.05)
+                continue
+            while (self._input_taken_now() - taken) % (1 << 32) < len(piece):
+                await asyncio.sleep(0.0005)
+
+    def _input_taken(self) -> int | None:
+        """How many typed bytes the guest has taken from its UART (a u32 that wraps), or None
+        when it cannot be read: a guest without the counter, or RAM that is not shared."""
+        symbol = self.image.symbols.get(INPUT_COUNTER)
+        paddr = self.image.paddr_of(symbol.vaddr) if symbol is not None else None
+        if paddr is None or self.ram is None:
+            return None
+        self._input_counter_paddr = paddr
+        return self._input_taken_now()
+
+    def _input_taken_now(self) -> int:
+        assert self.ram is not None
+        return int.from_bytes(self.ram.read(self._input_counter_paddr, 4), "little")
+
+    def drain_console(self, timeout: float = 2.0) -> None:
+        """Take in everything the guest has printed so far, now: a paused guest's last output
+        may still sit in the pipe, not yet read by the event loop."""
+        if self._serial is not None and not self._state.terminal:
+            self._require_qemu().run(self._drain(self._serial), timeout)
+
+    async def _drain(self, serial: SerialPipes) -> None:
+        data = serial.read_available()  # on the loop thread, in order with _read_serial
+        if data:
+            self._scan_for_fault(self.console.feed(data))
 
     def send_line(self, line: str) -> None:
         self.send(line + "\n")

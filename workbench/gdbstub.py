@@ -1,8 +1,9 @@
 """A minimal client for QEMU's gdbstub: the GDB remote serial protocol over one socket.
 
-Enough to stop the guest, set breakpoints, single-step it one instruction at a time and read
-its registers (QEMU's x86-64 register set includes CR0-CR4, EFER and the GS bases, which its
-monitor's `info registers` also prints) and its memory through its own page tables.
+Enough to stop the guest, set breakpoints and watchpoints, single-step it one instruction at a
+time and read its registers (QEMU's x86-64 register set includes CR0-CR4, EFER and the GS
+bases, which its monitor's `info registers` also prints) and its memory through its own page
+tables. workbench/debugger.py builds a source-level debugger on it.
 
 Machine(gdb=True) creates the socket pair and passes one end to QEMU
 (`-chardev socket,id=gdb,fd=N -gdb chardev:gdb`); this class speaks over the other end. It is
@@ -17,6 +18,12 @@ What QEMU does that matters here (QEMU 7.2, gdbstub/gdbstub.c):
   the replies that arrived unasked.
 - Single steps run with interrupts and timers masked (QEMU's default `sstep` flags), so a step
   is one guest instruction and a path steps the same way every time.
+- Watchpoints (`Z2` write, `Z3` read, `Z4` access) are QEMU's own under TCG: any number, any
+  length, on guest vaddrs. A hit stops the guest after the access, before the next
+  instruction, with `watch:`, `rwatch:` or `awatch:` and the vaddr in the stop reply.
+- The register layout is the target description's, in 32-bit code too: QEMU 7.2's x86-64 stub
+  sends every register at its 64-bit size in every mode (the upper halves zero). Should a QEMU
+  send fewer bytes than the description says, `registers()` reads them one by one with `p`.
 
 Protocol reference: the GDB manual, appendix "GDB Remote Serial Protocol" (packets, `g`, `m`,
 `s`, `c`, `Z0`, `qXfer:features:read`, `QStartNoAckMode`).
@@ -33,6 +40,10 @@ from .errors import WorkbenchError
 
 INTERRUPT = b"\x03"
 FEATURE_CHUNK = 0xFFB  # bytes of target description asked for per qXfer packet
+SIGTRAP = 5  # the signal of a stop at a breakpoint, a watchpoint or after a step
+# Watchpoint kinds and their packet types (the GDB manual: "insert watchpoint").
+WATCH_KINDS = {"write": 2, "read": 3, "access": 4}
+_STOP_WATCH = {"watch": "write", "rwatch": "read", "awatch": "access"}
 
 
 class GdbError(WorkbenchError):
@@ -65,6 +76,22 @@ class StopReply:
     @property
     def exited(self) -> bool:
         return self.packet[:1] in ("W", "X")
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The `name:value;` pairs of a `T` reply (`thread`, `watch`, ...)."""
+        if self.packet[:1] != "T":
+            return {}
+        pairs = (field.split(":", 1) for field in self.packet[3:].split(";") if ":" in field)
+        return {name: value for name, value in pairs}
+
+    @property
+    def watch(self) -> tuple[str, int] | None:
+        """(kind, vaddr) when a watchpoint stopped the guest: kind is write, read or access."""
+        for name, kind in _STOP_WATCH.items():
+            if name in self.fields:
+                return kind, int(self.fields[name], 16)
+        return None
 
 
 def checksum(data: bytes) -> bytes:
@@ -133,6 +160,7 @@ class GdbClient:
         self.registers_layout: tuple[Register, ...] = ()
         self._by_name: dict[str, Register] = {}
         self.breakpoints: set[int] = set()
+        self.watchpoints: set[tuple[str, int, int]] = set()  # (kind, vaddr, length)
 
     # Transport: packets with checksums, acknowledgements until they are switched off.
 
@@ -282,16 +310,43 @@ class GdbClient:
         self._checked(f"z0,{vaddr:x},1")
         self.breakpoints.discard(vaddr)
 
+    def set_watchpoint(self, vaddr: int, length: int, kind: str = "write") -> None:
+        """Stop after the guest writes (reads, accesses) any of `length` bytes at `vaddr`."""
+        if kind not in WATCH_KINDS:
+            raise GdbError(f"a watchpoint watches {', '.join(WATCH_KINDS)}, not {kind!r}")
+        if self._checked(f"Z{WATCH_KINDS[kind]},{vaddr:x},{length:x}") != "OK":
+            raise GdbError(f"QEMU's gdbstub cannot watch {length} bytes at {vaddr:#x} for {kind}s")
+        self.watchpoints.add((kind, vaddr, length))
+
+    def remove_watchpoint(self, vaddr: int, length: int, kind: str = "write") -> None:
+        self._checked(f"z{WATCH_KINDS[kind]},{vaddr:x},{length:x}")
+        self.watchpoints.discard((kind, vaddr, length))
+
     # State.
 
     def registers(self) -> dict[str, int]:
         """Every register in the `g` packet, by the target description's names (rip, cs, cr3 ...)."""
-        reply = self._checked("g")
-        data = bytes.fromhex(reply)
-        return {r.name: int.from_bytes(data[r.offset : r.offset + r.size], "little")
-                for r in self.registers_layout if r.offset + r.size <= len(data)}
+        data = bytes.fromhex(self._checked("g"))
+        layout = self.registers_layout
+        if layout and len(data) != layout[-1].offset + layout[-1].size:
+            return self._registers_one_by_one()
+        return {r.name: int.from_bytes(data[r.offset : r.offset + r.size], "little") for r in layout}
+
+    def _registers_one_by_one(self) -> dict[str, int]:
+        """The `g` reply did not match the layout (a stub that shrinks registers in 32-bit
+        code): each register by itself, whatever size it comes in."""
+        values = {}
+        for number, register in enumerate(self.registers_layout):
+            reply = self._checked(f"p{number:x}")
+            if reply and not reply.startswith("E"):
+                values[register.name] = int.from_bytes(bytes.fromhex(reply), "little")
+        return values
 
     def read_memory(self, vaddr: int, length: int) -> bytes:
         """Bytes at a guest virtual address, through the CPU's current page tables."""
         reply = self._checked(f"m{vaddr:x},{length:x}")
         return bytes.fromhex(reply)
+
+    def write_memory(self, vaddr: int, data: bytes) -> None:
+        """Store bytes at a guest virtual address, through the CPU's current page tables."""
+        self._checked(f"M{vaddr:x},{len(data):x}:{data.hex()}")

@@ -22,8 +22,8 @@ INSTALL_HINT = "sudo apt-get install qemu-system-x86"
 
 # The toolchains the unikernel's Makefile supports, as make variables.
 TOOLCHAINS: dict[str, dict[str, str]] = {
-    "gcc": {"CC": "gcc", "LD": "ld", "NM": "nm"},
-    "clang": {"CC": "clang", "LD": "ld.lld", "NM": "nm"},
+    "gcc": {"CC": "gcc", "LD": "ld", "NM": "nm", "OBJCOPY": "objcopy"},
+    "clang": {"CC": "clang", "LD": "ld.lld", "NM": "nm", "OBJCOPY": "objcopy"},
 }
 TOOLCHAIN_PACKAGES = {"gcc": "gcc binutils make", "clang": "clang lld binutils make"}
 

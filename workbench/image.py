@@ -84,6 +84,18 @@ class Symbol:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One PT_LOAD program header: where the loader puts a part of the image."""
+
+    vaddr: int  # where the code is linked (and runs once paging maps it there)
+    paddr: int  # where the loader puts it: the address the CPU uses while paging is off
+    size: int  # bytes in memory
+
+    def __contains__(self, vaddr: int) -> bool:
+        return self.vaddr <= vaddr < self.vaddr + self.size
+
+
+@dataclass(frozen=True)
 class Image:
     """A unikernel ELF on disk and what the build knows about it."""
 
@@ -97,6 +109,8 @@ class Image:
     scenario: str = "none"
     app: str = "app"  # the application's directory in the source
     components: tuple[str, ...] | None = None  # the kernel components linked in; None: not known
+    segments: tuple[Segment, ...] = field(default=(), repr=False)
+    source_dir: Path | None = field(default=None, compare=False)  # where make ran; DWARF paths are relative to it
 
     @classmethod
     def load(cls, path: str | Path, **build_facts: object) -> Image:
@@ -138,7 +152,10 @@ class Image:
                     if kind and sym.name and sym["st_shndx"] != "SHN_UNDEF":
                         symbols[sym.name] = Symbol(sym.name, sym["st_value"], sym["st_size"], kind)
             entry = elf["e_entry"]
-        return cls(path, path.stat().st_size, entry, sections, symbols, **build_facts)  # type: ignore[arg-type]
+            segments = tuple(Segment(p["p_vaddr"], p["p_paddr"], p["p_memsz"]) for p in elf.iter_segments()
+                             if p["p_type"] == "PT_LOAD" and p["p_memsz"] > 0)
+        return cls(path, path.stat().st_size, entry, sections, symbols, segments=segments,
+                   **build_facts)  # type: ignore[arg-type]
 
     @classmethod
     def foreign(cls, path: str | Path) -> Image:
@@ -222,6 +239,20 @@ class Image:
             key=lambda s: (s.vaddr, s.name),
         )
         return ordered, [s.vaddr for s in ordered]
+
+    def paddr_of(self, vaddr: int) -> int | None:
+        """Where the loader put the image's byte at `vaddr` (its load address), or None."""
+        for segment in self.segments:
+            if vaddr in segment:
+                return vaddr - segment.vaddr + segment.paddr
+        return None
+
+    def vaddr_of_paddr(self, paddr: int) -> int | None:
+        """The linked vaddr of the image's byte the loader put at `paddr`, or None."""
+        for segment in self.segments:
+            if segment.paddr <= paddr < segment.paddr + segment.size:
+                return paddr - segment.paddr + segment.vaddr
+        return None
 
     def section_at(self, vaddr: int) -> Section | None:
         for section in self.sections:

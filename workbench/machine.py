@@ -1,8 +1,9 @@
 """One QEMU process running the unikernel, owned completely by this Python process.
 
-Machine starts QEMU with guest RAM in a memfd that Python created, QMP and the serial console
-on socket pairs (no socket files, no races), and `-action reboot=shutdown,shutdown=pause` so a
-triple fault leaves the machine paused for inspection. Everything runs on the machine's own
+Machine starts QEMU with guest RAM in a memfd that Python created, QMP on a socket pair and
+the serial console on two pipes (no socket files, no races; serial_pipes.py says why pipes),
+and `-action reboot=shutdown,shutdown=pause` so a triple fault leaves the machine paused for
+inspection. Everything runs on the machine's own
 event-loop thread (see _loop.py); the methods here are synchronous and every one has a timeout,
 checked before anything is done (outcome.check_timeout).
 
@@ -34,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qemu.qmp import QMPClient, Runstate
 from qemu.qmp.error import QMPError
@@ -76,6 +77,10 @@ from .protocol import (
     check_request,
     request_limit,
 )
+from .serial_pipes import SerialPipes
+
+if TYPE_CHECKING:
+    from .debugger import Debugger
 
 __all__ = [  # Machine, and the names of its results and errors, which callers import from here
     "ACCELERATORS", "MACHINE_TYPES", "MAX_MEMORY_MIB", "MAX_REQUEST_LENGTH", "MAX_TIMEOUT",
@@ -155,7 +160,14 @@ class Machine(Inspection, Conversation):
 
     With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
     file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
-    (workbench/gdbstub.py; workbench/trace.py builds on it).
+    (workbench/gdbstub.py; workbench/trace.py builds on it), and `machine.debugger` works at
+    the level of the source (workbench/debugger.py).
+
+    With `record=PATH`, QEMU records the run (`-icount shift=auto,rr=record`): every
+    instruction count, interrupt, clock reading and typed byte goes into that file, which is
+    complete once QEMU has exited (close() or the guest's exit). `replay=PATH` runs the same
+    image with the same settings through exactly the same instructions again, typed input and
+    console output included; workbench/replay.py builds on it.
 
     Requests are checked against the image's own line length (`request_limit`, from its
     `app_request_limit` symbol), so a student who changes LINE_SIZE gets the right check.
@@ -177,6 +189,8 @@ class Machine(Inspection, Conversation):
         append: str | None = None,
         extra_args: tuple[str, ...] = (),
         gdb: bool = False,
+        record: str | Path | None = None,
+        replay: str | Path | None = None,
     ) -> None:
         if machine_type not in MACHINE_TYPES:
             raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
@@ -185,6 +199,12 @@ class Machine(Inspection, Conversation):
         if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
             raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
                                     f"not {memory_mib!r}")
+        if record is not None and replay is not None:
+            raise BadMachineSetting("a machine either records or replays, not both")
+        self.record_path = Path(record) if record is not None else None
+        self.replay_path = Path(replay) if replay is not None else None
+        if self.replay_path is not None and not self.replay_path.is_file():
+            raise BadMachineSetting(f"there is no recording at {self.replay_path}")
         self.image = image if isinstance(image, Image) else Image.load(image)
         self.request_limit = request_limit(self.image)  # characters of one request the guest reads whole
         self.machine_type = machine_type
@@ -210,6 +230,7 @@ class Machine(Inspection, Conversation):
         self._qemu_log_fd = -1
         self._pidfd = -1
         self._sockets: list[socket.socket] = []
+        self._serial: SerialPipes | None = None
         self._gdb: GdbClient | None = None
         self._started_at = 0.0
         self._partial_line = ""
@@ -220,6 +241,8 @@ class Machine(Inspection, Conversation):
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
         self._closing = False
+        self._input_counter_paddr = 0
+        self._debugger: Debugger | None = None
 
     # Life cycle.
 
@@ -237,8 +260,9 @@ class Machine(Inspection, Conversation):
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def command_line(self, ram_fd: int | None, qmp_fd: int, serial_fd: int, gdb_fd: int | None = None) -> list[str]:
-        """The QEMU command line for this machine, given the descriptors QEMU inherits."""
+    def command_line(self, ram_fd: int | None, qmp_fd: int, gdb_fd: int | None = None) -> list[str]:
+        """The QEMU command line for this machine, given the descriptors QEMU inherits (the
+        serial console is QEMU's stdin and stdout)."""
         info = qemu_info()
         machine = self.machine_type + (",memory-backend=ram" if ram_fd is not None else "")
         if self.machine_type == "microvm":
@@ -252,13 +276,16 @@ class Machine(Inspection, Conversation):
             "-m", f"{self.memory_mib}M",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
-            "-chardev", f"socket,id=com1,fd={serial_fd}", "-serial", "chardev:com1",
+            "-chardev", "stdio,id=com1,signal=off", "-serial", "chardev:com1",  # Ctrl-C is a byte
             "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
             "-action", "reboot=shutdown,shutdown=pause",  # a triple fault pauses, state intact
             "-kernel", str(self.image.path),
             *(("-append", self.append) if self.append is not None else ()),
             "-S",  # start paused: QMP is connected before the first guest instruction
         ]
+        if self.record_path is not None or self.replay_path is not None:
+            mode, path = ("record", self.record_path) if self.record_path is not None else ("replay", self.replay_path)
+            args += ["-icount", f"shift=auto,rr={mode},rrfile={path}"]
         if gdb_fd is not None:  # the gdbstub on a connected socket: no port, no socket file
             args += ["-chardev", f"socket,id=gdb,fd={gdb_fd}", "-gdb", "chardev:gdb"]
         if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr
@@ -297,7 +324,7 @@ class Machine(Inspection, Conversation):
             # guest runs only stops the guest.
             self._loop.run(self._start(paused or self.gdb_enabled), timeout)
             if self.gdb_enabled:
-                self._gdb = GdbClient(self._sockets[2], timeout)
+                self._gdb = GdbClient(self._sockets[1], timeout)
                 self._gdb.connect()
                 if not paused:
                     self.resume(timeout)
@@ -326,13 +353,13 @@ class Machine(Inspection, Conversation):
         else:
             self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
         qmp_ours, qmp_theirs = socket.socketpair()
-        serial_ours, serial_theirs = socket.socketpair()
+        self._serial = serial = SerialPipes()
         gdb_ours, gdb_theirs = socket.socketpair() if self.gdb_enabled else (None, None)
-        self._sockets = [sock for sock in (qmp_ours, serial_ours, gdb_ours) if sock is not None]
+        self._sockets = [sock for sock in (qmp_ours, gdb_ours) if sock is not None]
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
         ram_fd = self.ram.fd if self.ram is not None else None
         gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
-        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd) if fd is not None)
+        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), gdb_fd) if fd is not None)
         parent = os.getpid()
 
         def die_with_parent() -> None:
@@ -343,17 +370,17 @@ class Machine(Inspection, Conversation):
 
         try:
             self._process = subprocess.Popen(
-                self.command_line(ram_fd, qmp_theirs.fileno(), serial_theirs.fileno(), gdb_fd),
+                self.command_line(ram_fd, qmp_theirs.fileno(), gdb_fd),
                 pass_fds=inherited,
-                stdin=subprocess.DEVNULL,
-                stdout=self._qemu_log_fd,
+                stdin=serial.theirs[0],
+                stdout=serial.theirs[1],
                 stderr=self._qemu_log_fd,
                 start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
             )
         finally:
             qmp_theirs.close()
-            serial_theirs.close()
+            serial.close_theirs()
             if gdb_theirs is not None:
                 gdb_theirs.close()
         self._started_at = time.monotonic()
@@ -361,8 +388,7 @@ class Machine(Inspection, Conversation):
 
         self._pidfd = os.pidfd_open(self._process.pid)  # readable once QEMU has exited
         loop.add_reader(self._pidfd, self._on_qemu_exit)
-        serial_ours.setblocking(False)
-        self._serial_task = loop.create_task(self._read_serial(serial_ours), name="serial")
+        self._serial_task = loop.create_task(self._read_serial(serial), name="serial")
 
         self._qmp = QMPClient(self.name or "workbench", readbuflen=self.qmp_reply_limit)
         await self._qmp.connect(qmp_ours)
@@ -405,6 +431,8 @@ class Machine(Inspection, Conversation):
         for sock in self._sockets:
             sock.close()
         self._sockets = []
+        if self._serial is not None:
+            self._serial.close()
         self._gdb = None
         if self._pidfd >= 0:
             os.close(self._pidfd)
@@ -459,20 +487,19 @@ class Machine(Inspection, Conversation):
             except Exception:  # a broken listener must not break the machine's own bookkeeping
                 logging.getLogger(__name__).exception("a machine state listener failed")
 
-    async def _read_serial(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+    async def _read_serial(self, serial: SerialPipes) -> None:
         while True:
-            try:
-                data = await loop.sock_recv(sock, 65536)
-            except OSError:
-                data = b""
+            data = await serial.read()
             if not data:
                 return
             text = self.console.feed(data)
             self._scan_for_fault(text)
 
     def _scan_for_fault(self, text: str) -> None:
-        """Look at each completed line; a fault report pauses the machine at once."""
+        """Look at each completed line; a fault report pauses the machine at once. (Not in a
+        replay: it only shows what was recorded, and workbench/replay.py marks the faults.)"""
+        if self.replay_path is not None:
+            return
         lines = (self._partial_line + text).split("\n")
         self._partial_line = lines.pop()[-4096:]
         for line in lines:
@@ -549,7 +576,7 @@ class Machine(Inspection, Conversation):
         self._keep(loop.create_task(self._after_exit(), name="exit"))
 
     async def _after_exit(self) -> None:
-        """Read the guest's last words from the serial socket, then record the exit."""
+        """Read the guest's last words from the serial pipe, then record the exit."""
         assert self._process is not None
         code = self._process.wait()
         if self._serial_task is not None:
@@ -622,6 +649,14 @@ class Machine(Inspection, Conversation):
         self.qmp("cont", timeout)
         self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
 
+    def snapshot_loaded(self) -> None:
+        """The guest was put back to an earlier state of itself (QEMU's loadvm, in a replay): it
+        is paused, and no longer faulted or ended the way it may have been."""
+        self._pending_fault = None
+        self._partial_line = ""
+        self.outcome = None
+        self._set_state(MachineState.PAUSED)
+
     def reset(self, timeout: float = 5.0) -> None:
         """Reboot the guest from its image, keeping QEMU and the console transcript."""
         timeout = check_timeout(timeout)
@@ -654,10 +689,19 @@ class Machine(Inspection, Conversation):
             raise MachineError("this machine has no gdbstub connection; create it with Machine(..., gdb=True)")
         return self._gdb
 
+    @property
+    def debugger(self) -> Debugger:
+        """A source-level debugger on the gdbstub (Machine(gdb=True)): workbench/debugger.py."""
+        if self._debugger is None:
+            from .debugger import Debugger  # noqa: PLC0415 - debugger.py builds on this module
+
+            self._debugger = Debugger(self)
+        return self._debugger
+
     # Evidence.
 
     def qemu_log(self) -> str:
-        """What QEMU printed on stdout and stderr (usually nothing)."""
+        """What QEMU printed on stderr (usually nothing; its stdout is the serial console)."""
         if self._qemu_log_fd < 0:
             return ""
         size = os.fstat(self._qemu_log_fd).st_size

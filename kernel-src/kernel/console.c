@@ -17,7 +17,7 @@
 #define UART_LINE_STATUS         5
 
 #define INTERRUPT_ON_RECEIVE     (1 << 0)
-#define FIFO_DISABLE             0x00    /* one byte at a time: see console_init */
+#define FIFO_ENABLE_TRIGGER_14   0xc7    /* FIFOs on and emptied; interrupt at 14 bytes */
 #define LINE_8N1                 0x03    /* 8 data bits, no parity, 1 stop bit */
 #define LINE_DIVISOR_LATCH       0x80    /* DLAB: ports 0 and 1 become the baud divisor */
 #define MODEM_DTR_RTS_OUT2       0x0b    /* on a PC, OUT2 gates the UART's interrupt line */
@@ -40,23 +40,26 @@ void console_init(void)
     port_write_8(COM1 + UART_DATA, BAUD_DIVISOR & 0xff);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, BAUD_DIVISOR >> 8);
     port_write_8(COM1 + UART_LINE_CONTROL, LINE_8N1);
-    /* Without FIFOs QEMU hands over the next byte only once the last one was read, so none
-     * is lost; switching the FIFOs on would also discard a byte that is already waiting. */
-    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_DISABLE);
+    /* 16-byte FIFOs: QEMU's record/replay hands over typed bytes in bursts, which a UART
+     * without FIFOs would overwrite but for the last. Fewer than 14 waiting bytes raise the
+     * interrupt after a pause of four characters. Switching them on empties them, so first
+     * keep the byte typed so far, if any: without FIFOs the UART holds one at most. */
+    console_receive();
+    port_write_8(COM1 + UART_FIFO_CONTROL, FIFO_ENABLE_TRIGGER_14);
     port_write_8(COM1 + UART_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     port_write_8(COM1 + UART_INTERRUPT_ENABLE, INTERRUPT_ON_RECEIVE);
 }
 
 /* Move received bytes from the UART into input_buffer. Called on IRQ 4, and by
  * console_read_byte: a byte that arrived before the PIC was set up raised IRQ 4 too early to
- * be seen, and no new interrupt comes until that byte is read. */
+ * be seen, and no new interrupt comes until that byte is read. When input_buffer is full the
+ * rest stays in the UART, and QEMU hands it no more (flow control): nothing typed is lost,
+ * and console_read_byte takes it once the application has read the line before. */
 void console_receive(void)
 {
-    while (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY) {
-        char byte = (char)port_read_8(COM1 + UART_DATA);
-        if (input_head - input_tail < INPUT_SIZE)       /* when full, drop the byte */
-            input_buffer[input_head++ % INPUT_SIZE] = byte;
-    }
+    while (input_head - input_tail < INPUT_SIZE &&
+           (port_read_8(COM1 + UART_LINE_STATUS) & STATUS_DATA_READY))
+        input_buffer[input_head++ % INPUT_SIZE] = (char)port_read_8(COM1 + UART_DATA);
 }
 
 static char console_read_byte(void)

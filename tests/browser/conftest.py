@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from jupyterlab_session import Browser, LabServer, LabUnavailable, chromium_missing
-from lab_notebooks import ARTIFACTS, LESSONS, VIEWS_NOTEBOOK, views_notebook
+from lab_notebooks import ARTIFACTS, DEBUG_CELLS, DEBUG_NOTEBOOK, LESSONS, VIEWS_NOTEBOOK, views_notebook
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,8 @@ def lab() -> Iterator[LabServer]:
     missing = chromium_missing()
     if missing:
         pytest.fail(f"the browser tests need Chromium and Playwright: {missing}")
-    server = LabServer(LESSONS, extra_files={VIEWS_NOTEBOOK: views_notebook()})
+    server = LabServer(LESSONS, extra_files={VIEWS_NOTEBOOK: views_notebook(),
+                                             DEBUG_NOTEBOOK: views_notebook(DEBUG_CELLS)})
     try:
         server.start()
     except LabUnavailable as error:

@@ -36,8 +36,32 @@ BuildView(ws)''',
 ]
 
 
-def views_notebook() -> str:
+DEBUG_NOTEBOOK = "debug-views.ipynb"
+
+# The debugger and the timeline, on the unikernel stopped at its first instruction and on a replay.
+DEBUG_CELLS = [
+    '''from workbench import Workspace
+from workbench.debugger import Debugger
+from workbench.replay import Recorder, Replay
+from workbench.timeline import index
+from workbench.views import DebuggerView, TimelineView
+
+ws = Workspace.open("browser-debug", fresh=True)
+image = ws.build()
+debugger = Debugger.boot(image, name="browser-debug")''',
+    "DebuggerView(debugger)",
+    '''recorder = Recorder(image, name="browser-recording")
+machine = recorder.start()
+machine.wait_for("> ")
+machine.request("alloc 1")
+recording = recorder.stop()
+replay = Replay(recording, name="browser-replay")
+TimelineView(replay, index(replay))''',
+]
+
+
+def views_notebook(cells: list[str] = VIEW_CELLS) -> str:
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in VIEW_CELLS]
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return str(nbformat.writes(notebook))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from workbench.build import BuildError
 from workbench.host import TOOLCHAINS
@@ -37,33 +39,46 @@ ENVIRONMENTS = [
 ]
 
 
-def build_in(root: Path, toolchain: str, environment: dict[str, str], debug: bool) -> bytes:
-    """Copy kernel-src to root/<dir>, run make there in `environment` (with -g if `debug`); the image."""
+def build_in(root: Path, toolchain: str, environment: dict[str, str]) -> tuple[bytes, bytes]:
+    """Copy kernel-src to root/<dir>, run make there in `environment`; the image and its debug file."""
     workspace = Workspace.open("kernel", parent=root / environment["dir"])
     variables = [f"{name}={value}" for name, value in TOOLCHAINS[toolchain].items()]
     env = {**os.environ, **{k: v for k, v in environment.items() if k not in ("dir", "umask")}}
     env.pop("CFLAGS", None)
-    if debug:
-        env["CFLAGS"] = "-g"  # from the environment, make's `CFLAGS +=` lines add to it
     done = subprocess.run(["sh", "-c", f'umask {environment["umask"]} && exec make "$@"', "make",
                            "--no-print-directory", "-C", str(workspace.root), *variables],
                           capture_output=True, text=True, timeout=300, env=env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    return (workspace.root / "build" / "unikernel.elf").read_bytes()
+    build = workspace.root / "build"
+    return (build / "unikernel.elf").read_bytes(), (build / "unikernel.debug").read_bytes()
 
 
-@pytest.mark.parametrize("debug", [False, True], ids=["plain", "with -g"])
+def section_names(elf: bytes) -> set[str]:
+    return {section.name for section in ELFFile(io.BytesIO(elf)).iter_sections()}
+
+
 @pytest.mark.parametrize("toolchain", ["gcc", "clang"])
-def test_builds_in_different_places_and_environments_give_identical_bytes(
-        tmp_path: Path, toolchain: str, debug: bool) -> None:
-    first, second = (build_in(tmp_path, toolchain, environment, debug) for environment in ENVIRONMENTS)
-    assert first == second, (f"{toolchain}{' -g' if debug else ''}: the images differ "
-                             f"({len(first)} and {len(second)} bytes); a path, time or locale leaked in")
-    if debug:
-        assert b".debug_info" in first, "CFLAGS=-g from the environment did not reach the compiler"
-        assert str(tmp_path).encode() not in first, "an absolute build path is in the debug image"
-    else:
-        assert len(first) < MAX_IMAGE_BYTES
+def test_builds_in_different_places_and_environments_give_identical_bytes(tmp_path: Path, toolchain: str) -> None:
+    (image, debug), (image_again, debug_again) = (build_in(tmp_path, toolchain, environment)
+                                                  for environment in ENVIRONMENTS)
+    assert image == image_again, (f"{toolchain}: the images differ ({len(image)} and {len(image_again)} bytes); "
+                                  "a path, time or locale leaked in")
+    assert debug == debug_again, (f"{toolchain}: the debug files differ ({len(debug)} and {len(debug_again)} "
+                                  "bytes); a path, time or locale leaked into the DWARF")
+    assert len(image) < MAX_IMAGE_BYTES
+    for name, data in (("image", image), ("debug file", debug)):
+        assert str(tmp_path).encode() not in data, f"an absolute build path is in the {name}"
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "clang"])
+def test_the_debug_information_lives_next_to_the_image_not_in_it(tmp_path: Path, toolchain: str) -> None:
+    image, debug = build_in(tmp_path, toolchain, ENVIRONMENTS[0])
+    in_image, in_debug = section_names(image), section_names(debug)
+    assert not {name for name in in_image if name.startswith(".debug")}, in_image
+    assert {".debug_info", ".debug_line", ".debug_frame"} <= in_debug, in_debug
+    link = ELFFile(io.BytesIO(image)).get_section_by_name(".gnu_debuglink")
+    assert link is not None and link.data().split(b"\0")[0] == b"unikernel.debug"
+    assert {".symtab", ".text", ".kernel_symbols"} <= in_image, "stripping the debug sections took more"
 
 
 def test_an_edit_rebuilds_only_what_depends_on_it(workspace: Workspace) -> None:

@@ -13,6 +13,7 @@ from workbench.gdbstub import (
     GdbClient,
     GdbError,
     GdbTimeout,
+    StopReply,
     checksum,
     frame,
     parse_target_description,
@@ -181,3 +182,42 @@ def test_breakpoints_are_remembered_until_removed(stub: ScriptedStub) -> None:
     assert client.breakpoints == {0x400003} and "Z0,400003,1" in stub.received
     client.remove_breakpoint(0x400003)
     assert client.breakpoints == set() and "z0,400003,1" in stub.received
+
+
+def test_watchpoints_use_z2_z3_z4_and_are_remembered(stub: ScriptedStub) -> None:
+    client = connected(stub)
+    client.set_watchpoint(0xFFFF800000001000, 8, "write")
+    client.set_watchpoint(0x1000, 4, "read")
+    client.set_watchpoint(0x2000, 1, "access")
+    assert {"Z2,ffff800000001000,8", "Z3,1000,4", "Z4,2000,1"} <= set(stub.received)
+    assert client.watchpoints == {("write", 0xFFFF800000001000, 8), ("read", 0x1000, 4), ("access", 0x2000, 1)}
+    client.remove_watchpoint(0x1000, 4, "read")
+    assert "z3,1000,4" in stub.received and ("read", 0x1000, 4) not in client.watchpoints
+    with pytest.raises(GdbError, match="watches write, read, access"):
+        client.set_watchpoint(0x1000, 8, "execute")
+
+
+def test_a_watchpoint_stop_says_what_and_where() -> None:
+    assert StopReply("T05watch:ffff800000001000;thread:01;").watch == ("write", 0xFFFF800000001000)
+    assert StopReply("T05thread:01;rwatch:1000;").watch == ("read", 0x1000)
+    assert StopReply("T05awatch:2000;").watch == ("access", 0x2000)
+    assert StopReply("T05thread:01;").watch is None and StopReply("S05").fields == {}
+
+
+def test_registers_one_by_one_when_the_g_reply_is_shorter_than_described() -> None:
+    # A stub that sends 32-bit values for rip in some mode: the g reply no longer fits the layout.
+    answers = {"g": "0100000000000000" + "00001000" + "08000000", "p0": "0100000000000000", "p1": "00001000",
+               "p2": "08000000"}
+    scripted = ScriptedStub(lambda body: [packet(answers[body])] if body in answers else standard(body))
+    try:
+        client = connected(scripted)
+        assert client.registers() == {"rax": 1, "rip": 0x100000, "cs": 8}
+        assert {"p0", "p1", "p2"} <= set(scripted.received)
+    finally:
+        scripted.close()
+
+
+def test_memory_writes_are_sent_as_hex(stub: ScriptedStub) -> None:
+    client = connected(stub)
+    client.write_memory(0x1000, b"\x01\xff")
+    assert "M1000,2:01ff" in stub.received

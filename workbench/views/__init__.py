@@ -11,6 +11,9 @@ form in the same output bundle for places that cannot run it (GitHub, nbviewer, 
     BuildView(workspace)                    the source with the compiler's diagnostics
     Inspector(snapshot_or_machine)          map, explorer and translator, linked
     TraceView(trace, ...)                   calls into the kernel, instruction by instruction
+    DebuggerView(debugger)                  source, breakpoints, steps, stack, registers
+    DebuggerPanel(debugger)                 the debugger view and the page tables at its CR3
+    TimelineView(replay, timeline)          a recording along its instruction count; click to go
 """
 
 from __future__ import annotations
@@ -18,20 +21,25 @@ from __future__ import annotations
 from ._base import ViewError
 from .address_map import AddressSpaceMap
 from .build_view import BuildView
+from .debugger_view import DebuggerPanel, DebuggerView
 from .inspector import Inspector
 from .machine_view import MachineView
 from .pagetable import PageTableExplorer
 from .snapshot_diff import SnapshotDiff
+from .timeline_view import TimelineView
 from .trace_view import TraceView
 from .translator import Translator
 
 __all__ = [
     "AddressSpaceMap",
     "BuildView",
+    "DebuggerPanel",
+    "DebuggerView",
     "Inspector",
     "MachineView",
     "PageTableExplorer",
     "SnapshotDiff",
+    "TimelineView",
     "TraceView",
     "Translator",
     "ViewError",
