@@ -369,10 +369,11 @@ class Debugger(Execution):
             if self.machine.outcome is not None:
                 break
             time.sleep(0.01)
-        state = self.machine.state
+        outcome = self.machine.outcome
+        # The machine records the outcome a moment before it changes state: trust the outcome.
+        state = outcome.state if outcome is not None else self.machine.state
         if state.terminal:
             return self._ended()
-        outcome = self.machine.outcome
         if state is MachineState.FAULTED:
             return self._finish_stop("fault", detail=outcome.explanation if outcome else "")
         if state is MachineState.TRIPLE_FAULT:
