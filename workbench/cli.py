@@ -8,6 +8,7 @@
     workbench translate VADDR   one page walk, step by step (VADDR may be a symbol)
     workbench doctor    what this machine has, and what to install for what is missing
     workbench student-edition DIR   the lessons without their solutions (nbgrader's release version)
+    workbench student-edition --wheel DIR   the students' wheel: no solutions, no hidden tests
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .image import Image, image_file
 from .machine import ACCELERATORS, MACHINE_TYPES, Machine
 from .skeleton import skeleton_source
 from .snapshot import Snapshot
-from .student_edition import write_student_edition
+from .student_edition import write_student_edition, write_student_wheel
 
 
 class _Parser(argparse.ArgumentParser):
@@ -227,6 +228,9 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 
 def command_student_edition(args: argparse.Namespace) -> int:
+    if args.wheel:
+        print(f"{write_student_wheel(args.destination)}: the students' wheel, without solutions or hidden tests")
+        return 0
     for name in write_student_edition(resources.lessons(), args.destination):
         print(f"{Path(args.destination) / name}.ipynb: nbgrader's student version")
     return 0
@@ -296,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     doctor.set_defaults(run=command_doctor)
 
     student = commands.add_parser("student-edition", help="the lessons without their solutions, made by nbgrader")
-    student.add_argument("destination", help="directory for the student notebooks")
+    student.add_argument("destination", help="directory for the student notebooks (or the wheel)")
+    student.add_argument("--wheel", action="store_true",
+                         help="build the students' wheel instead: the package with these notebooks and the "
+                              "skeleton of kernel-src (from a checkout)")
     student.set_defaults(run=command_student_edition)
 
     args, unknown = parser.parse_known_args(argv)

@@ -87,6 +87,9 @@ def solutions(name: str, source: Path | None = None) -> list[Block]:
     found = [block for path in _text_files(root)
              for block in parse(path.read_text(), str(path.relative_to(root)))[1] if block.name == name]
     if not found:
+        if not any(BLOCK.search(path.read_text()) for path in _text_files(root)):
+            raise SkeletonError(f"there is no solution {name!r} to put back: this copy of the workbench is "
+                                "the students' edition, which carries no solutions")
         raise SkeletonError(f"kernel-src has no solution called {name!r}")
     return found
 

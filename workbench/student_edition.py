@@ -1,10 +1,16 @@
-"""The student edition of the lessons, made by nbgrader's own `generate_assignment`.
+"""The student edition of the lessons, made by nbgrader's own `generate_assignment`, and the
+students' wheel built around it.
 
 The lessons are nbgrader source notebooks. For a self-learner or a course without a gradebook,
 this puts them in a temporary course and lets nbgrader write its release version of each: every
 solution replaced by "YOUR CODE HERE", hidden tests taken out, checksums set. The C code that
 exercises ask for is not in the notebooks: workspaces start from kernel-src without it
 (workbench/skeleton.py).
+
+The ordinary wheel carries the instructor's lessons and kernel-src, solutions and hidden tests
+included, for a self-learner and for grading. A class gets the students' wheel instead
+(`write_student_wheel`): the same package with the student edition of the lessons and the
+skeleton of kernel-src, so no solution is anywhere on a student's machine.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import resources
+from . import resources, skeleton
 from .errors import WorkbenchError
 
 NBGRADER_TIMEOUT = 300.0
@@ -70,3 +76,53 @@ def write_student_edition(lessons: Path, destination: str | Path) -> list[str]:
         for name in names:
             shutil.copyfile(course / "release" / name / f"{name}.ipynb", destination / f"{name}.ipynb")
     return names
+
+
+# Everything pyproject.toml builds the wheel from, except kernel-src/ and lessons/, which the
+# students' wheel replaces.
+PACKAGE_FILES = ("pyproject.toml", "README.md", "workbench", "widgets")
+WHEEL_TIMEOUT = 600.0
+
+
+def write_student_wheel(destination: str | Path, checkout: Path | None = None) -> Path:
+    """Build the students' wheel of the checkout into `destination` and return its path.
+
+    It is made from a copy of the checkout in which lessons/ is the student edition and
+    kernel-src/ the skeleton; the build fails if any solution marker or hidden test is left.
+    """
+    checkout = (checkout or resources.kernel_source().parent).resolve()
+    if not (checkout / "pyproject.toml").is_file() or not (checkout / "lessons").is_dir():
+        raise WorkbenchError(f"{checkout} is not a checkout of the workbench (no pyproject.toml and lessons/): "
+                             "the students' wheel is built from the source repository")
+    destination = resources.own_directory(destination, "the students' wheel")
+    with tempfile.TemporaryDirectory(prefix="workbench-student-wheel-") as scratch:
+        tree = Path(scratch) / "unikernel-workbench"
+        tree.mkdir()
+        for name in PACKAGE_FILES:
+            source = checkout / name
+            if source.is_dir():
+                shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, tree / name)
+        shutil.copytree(skeleton.skeleton_source(checkout / "kernel-src"), tree / "kernel-src")
+        write_student_edition(checkout / "lessons", tree / "lessons")
+        left = [str(path.relative_to(tree)) for path in sorted((tree / "kernel-src").rglob("*"))
+                + sorted((tree / "lessons").rglob("*")) if path.is_file() and _solution_left(path)]
+        if left:
+            raise WorkbenchError(f"the students' wheel would carry solutions, in {', '.join(left)}")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(destination),
+                 str(tree)], capture_output=True, text=True, timeout=WHEEL_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise WorkbenchError(f"building the students' wheel took longer than {WHEEL_TIMEOUT:g} s") from error
+        if done.returncode != 0:
+            raise WorkbenchError("pip could not build the students' wheel:\n"
+                                 + "\n".join(done.stderr.strip().splitlines()[-10:]))
+    wheels = sorted(destination.glob("unikernel_workbench-*.whl"), key=lambda path: path.stat().st_mtime)
+    return wheels[-1]
+
+
+def _solution_left(path: Path) -> bool:
+    text = path.read_text(errors="replace")
+    return any(mark in text for mark in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS"))

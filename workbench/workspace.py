@@ -96,7 +96,7 @@ class Workspace:
             raise WorkbenchError(f"{self.root} is not a workspace (it has no Makefile)")
 
     @classmethod
-    def open(cls, name: str, *, fresh: bool = False, parent: Path | None = None) -> Workspace:
+    def open(cls, name: str, *, fresh: bool = False, parent: str | Path | None = None) -> Workspace:
         """The workspace called `name`, created if it does not exist yet from the students'
         source: kernel-src without the code that exercises ask for (workbench/skeleton.py).
 
@@ -105,7 +105,9 @@ class Workspace:
         """
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise InvalidInput(f"a workspace name uses letters, digits, '.', '_' and '-', not {name!r}")
-        root = (parent or workspaces_root()) / name
+        if parent is not None and (not isinstance(parent, (str, Path)) or not str(parent).strip()):
+            raise InvalidInput(f"parent is the directory of the workspaces (a path), not {parent!r}")
+        root = (Path(parent) if parent is not None else workspaces_root()) / name
         pristine = skeleton.skeleton_source()
         if not root.exists():
             root.parent.mkdir(parents=True, exist_ok=True)

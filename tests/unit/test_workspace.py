@@ -104,3 +104,10 @@ def test_exercise_markers_are_found(workspace: Workspace) -> None:
 def test_workspace_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match="workspace name"):
         Workspace.open("../escape", parent=tmp_path)
+
+
+def test_the_parent_directory_may_be_text_and_is_checked(tmp_path: Path) -> None:
+    assert Workspace.open("lesson", parent=str(tmp_path)).root == tmp_path / "lesson"
+    for bad in (42, "", "  "):
+        with pytest.raises(WorkbenchError, match="directory of the workspaces"):
+            Workspace.open("lesson", parent=bad)  # type: ignore[arg-type]
