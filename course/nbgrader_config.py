@@ -12,10 +12,14 @@ an assignment whose exercises and checks carry nbgrader's metadata. From this di
 Submissions are untrusted code that builds C and boots QEMU. Autograde runs each one's Jupyter
 kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap: read-only file system,
 this directory and every home hidden, writes only in the submission's own directory, its own
-PID namespace, killed after WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap.
+PID namespace, no network, 4 GiB of address space per process, killed after
+WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - nbgrader provides it
@@ -32,6 +36,13 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(course / "jupyter"), os.environ.get("JUPYTER_PATH")]))
 os.environ["WORKBENCH_COURSE"] = str(course)  # the sandbox hides this directory from submissions
 c.Execute.kernel_name = "workbench-grader"
+# The kernel talks to nbgrader over Unix sockets in a runtime directory of this nbgrader run's
+# own (removed when it ends): the sandbox shows the submission that directory and no network.
+runtime = tempfile.mkdtemp(prefix="workbench-grading-runtime-")
+atexit.register(shutil.rmtree, runtime, ignore_errors=True)
+os.environ["JUPYTER_RUNTIME_DIR"] = runtime
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = os.path.join(runtime, "kernel")  # the sockets: kernel-1 to kernel-5
 c.Execute.timeout = 120  # seconds per cell; a lesson's slowest cell takes a few seconds
 c.Execute.interrupt_on_timeout = True  # a cell that never returns is interrupted, and grading goes on
 c.Execute.store_widget_state = False  # the feedback shows each view's static HTML, not an empty widget

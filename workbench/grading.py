@@ -14,18 +14,26 @@ the real IPython kernel inside `bwrap` (Debian's bubblewrap) so that the submiss
   XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp;
 - runs in its own PID namespace without capabilities: it cannot see or signal the grader, and
   when the kernel is killed, everything it started (QEMU too) dies with it;
+- has no network when the kernel talks to nbgrader over Unix sockets (the course's
+  configuration asks for that: `KernelManager.transport = "ipc"`, in a runtime directory of
+  the grading run's own, which is all the sandbox sees of it);
 - is killed after WORKBENCH_GRADER_SECONDS (default 600) whatever it does, on top of nbgrader's
-  per-cell ExecutePreprocessor.timeout, and may run at most WORKBENCH_MAX_MACHINES machines (4).
+  per-cell ExecutePreprocessor.timeout, and may run at most WORKBENCH_MAX_MACHINES machines (4);
+- has at most 4 GiB of address space per process (RLIMIT_AS; QEMU reserves about 1.4 GiB) and
+  writes no file larger than 256 MiB.
 
 Why bubblewrap rather than a separate user: it needs no account to set up on the grading machine,
 works for an unprivileged instructor (user namespaces), hides the other submissions instead of
 relying on their file modes, and its PID namespace takes every process of a submission down with
-the kernel. The network is not unshared: the kernel talks to nbgrader over TCP on localhost, and
-the guests themselves have no network device.
+the kernel. A kernel on TCP (nbgrader's default) keeps the network, as it needs localhost; the
+guests themselves never have a network device. Memory is limited per process, not in total: a
+total needs a cgroup, which the grading machine's own service manager can give (systemd's
+MemoryMax= on the grader's unit).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -39,6 +47,7 @@ from .errors import WorkbenchError
 DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
 GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
 MAX_FILE_BYTES = 256 << 20  # no file a submission writes may grow past this (RLIMIT_FSIZE)
+MAX_ADDRESS_SPACE = 4 << 30  # bytes of virtual memory per process (RLIMIT_AS)
 HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader")  # homes, and nbgrader's default exchange
 PRIVATE_TMP = "/tmp"  # noqa: S108 - replaced by an empty tmpfs of the sandbox's own
 
@@ -54,12 +63,26 @@ def student_of(submission: Path) -> str | None:
     return None
 
 
+def _unix_socket_directory(connection_file: Path, submission: Path) -> Path | None:
+    """Where the kernel makes its Unix sockets (beside the path its connection file gives as
+    `ip`), or None for a kernel on TCP."""
+    try:
+        connection = json.loads(connection_file.read_text())
+        transport, ip = str(connection.get("transport", "tcp")), str(connection.get("ip", ""))
+    except (OSError, ValueError, AttributeError) as error:
+        raise SandboxError(f"the kernel's connection file {connection_file} cannot be read: {error}") from error
+    if transport != "ipc":
+        return None
+    return (submission / ip).parent  # an absolute ip replaces the submission's directory
+
+
 def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int,
                  python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
     """The command line that runs an IPython kernel for `submission` inside the sandbox."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+    sockets = _unix_socket_directory(connection_file, submission)
     private = submission / ".grader"
     argv = ["timeout", "--signal=KILL", str(seconds), bwrap,
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", PRIVATE_TMP]
@@ -77,6 +100,8 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
     for path in needed:
         if any(Path(path) == h or h in Path(path).parents for h in covered) and Path(path).exists():
             argv += ["--ro-bind", path, path]
+    if sockets is not None:  # the kernel's sockets are files: their directory, and no network
+        argv += ["--bind", str(sockets), str(sockets), "--unshare-net"]
     argv += ["--bind", str(submission), str(submission), "--chdir", str(submission),
              "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -113,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (MAX_ADDRESS_SPACE, MAX_ADDRESS_SPACE))
     os.execvp(command[0], command)  # noqa: S606 - our own argument list, no shell
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -102,7 +103,8 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
 HOSTILE_LESSON = "02-single-address-space"
 
 
-def hostile_submissions(course: Course, outside: Path) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
+def hostile_submissions(course: Course, outside: Path,
+                        listener_port: int) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
     """One submission of each kind the grader must survive, by student."""
     lesson = HOSTILE_LESSON
     solved = solution_cells(lesson)
@@ -154,7 +156,7 @@ def hostile_submissions(course: Course, outside: Path) -> dict[str, Callable[[nb
 
     def deletes_outside(notebook: nbformat.NotebookNode, directory: Path) -> None:
         attempts = textwrap.dedent(f"""
-            import os, shutil
+            import os, shutil, socket
             attempts = {{}}
             for name, attempt in [
                     ("instructor file", lambda: os.remove({str(outside)!r})),
@@ -162,11 +164,13 @@ def hostile_submissions(course: Course, outside: Path) -> dict[str, Callable[[nb
                     ("another submission", lambda: shutil.rmtree("../../alice")),
                     ("submitted originals", lambda: shutil.rmtree({str(course.root / "submitted")!r})),
                     ("system file", lambda: open("/etc/hostname", "w").write("mine")),
-                    ("QEMU itself", lambda: open(shutil.which("qemu-system-x86_64"), "ab").write(b"x"))]:
+                    ("QEMU itself", lambda: open(shutil.which("qemu-system-x86_64"), "ab").write(b"x")),
+                    ("grader's network", lambda: socket.create_connection(("127.0.0.1", {listener_port}), 2)),
+                    ("all the memory", lambda: bytearray(8 << 30))]:
                 try:
                     attempt()
                     attempts[name] = "done"
-                except OSError as error:
+                except (OSError, MemoryError) as error:
                     attempts[name] = type(error).__name__
             print(attempts)
             """)
@@ -192,7 +196,9 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     course.release()
     outside = tmp_path / "outside.txt"
     outside.write_text("an instructor's file\n")
-    for student, edit in hostile_submissions(course, outside).items():
+    listener = socket.create_server(("127.0.0.1", 0))  # a service on the grading machine
+    listener.setblocking(False)
+    for student, edit in hostile_submissions(course, outside, listener.getsockname()[1]).items():
         course.submit(student, lesson, edit)
     course.nbgrader("collect", lesson)
     before = {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()}
@@ -230,6 +236,10 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     hank = nbformat.read(course.root / "autograded" / "hank" / lesson / f"{lesson}.ipynb", as_version=4)
     printed = "".join(output.get("text", "") for cell in hank.cells for output in cell.get("outputs", []))
     assert "'instructor file': 'FileNotFoundError'" in printed and "'done'" not in printed
+    assert "'all the memory': 'MemoryError'" in printed
+    with pytest.raises(BlockingIOError):  # no connection reached it
+        listener.accept()
+    listener.close()
     assert "WORKBENCH_MAX_MACHINES" in course.feedback("gina", lesson)
     assert not qemus_under(tmp_path)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from workbench.grading import sandbox_argv, student_of
 
@@ -37,3 +41,31 @@ def test_the_course_is_hidden_and_only_the_submission_is_writable(tmp_path: Path
     assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "True"]
     assert (submission / "mine").read_text() == "x"
     assert (course / "gradebook.db").read_text() == "grades"
+
+
+def test_a_kernel_on_unix_sockets_gets_its_runtime_directory_and_no_network(tmp_path: Path) -> None:
+    submission = tmp_path / "course" / "autograded" / "alice" / "03-page-tables"
+    submission.mkdir(parents=True)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    connection = runtime / "kernel-1.json"
+    connection.write_text(json.dumps({"transport": "ipc", "ip": str(runtime / "kernel")}))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    argv = sandbox_argv(connection, submission, course=tmp_path / "course", seconds=30)
+    assert "--unshare-net" in argv
+    probe = (f"import socket; open({str(runtime / 'kernel-1-ipc-5')!r}, 'w').write('socket')\n"
+             "try:\n"
+             f"    socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2); print('connected')\n"
+             "except OSError as error:\n"
+             "    print(type(error).__name__)")
+    command = [*argv[:argv.index(sys.executable)], sys.executable, "-c", probe]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.strip() in ("ConnectionRefusedError", "OSError")
+    assert (runtime / "kernel-1-ipc-5").read_text() == "socket"
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    listener.close()
+    # A kernel on TCP (nbgrader's default) needs localhost: it keeps the network.
+    connection.write_text(json.dumps({"transport": "tcp"}))
+    assert "--unshare-net" not in sandbox_argv(connection, submission, course=tmp_path / "course", seconds=30)
