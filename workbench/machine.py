@@ -112,6 +112,17 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+async def _exits_within(process: subprocess.Popen[bytes] | None, seconds: float) -> bool:
+    """Whether `process` exits within `seconds`. Polled on the loop, not waited for on a worker
+    thread: at interpreter exit (close_all) asyncio can start no more threads."""
+    deadline = time.monotonic() + seconds
+    while process is not None and process.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 @dataclass(frozen=True)
 class QmpEvent:
     """One event QEMU sent over QMP (STOP, RESUME, SHUTDOWN, ...), kept in `Machine.events`."""
@@ -402,10 +413,7 @@ class Machine(Inspection, Conversation):
             await self._qmp.execute("cont")
         except (QMPError, EOFError, OSError) as error:
             # The guest may run and exit before QEMU answers; _after_exit records how it ended.
-            process = self._process
-            try:
-                await asyncio.to_thread(process.wait, QUIT_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
+            if not await _exits_within(self._process, QUIT_GRACE_SECONDS):
                 raise error from None
 
     def close(self, timeout: float = 5.0) -> None:
@@ -552,11 +560,8 @@ class Machine(Inspection, Conversation):
             await qmp.runstate_changed()
         process = self._process
         assert process is not None
-        try:  # QEMU closes the socket as it exits: that is an exit, recorded by _after_exit
-            await asyncio.to_thread(process.wait, QUIT_GRACE_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            pass
+        if await _exits_within(process, QUIT_GRACE_SECONDS):  # QEMU closes the socket as it exits:
+            return  # that is an exit, recorded by _after_exit
         if self._closing:
             return
         cause = "QEMU hung up"

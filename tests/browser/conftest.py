@@ -26,7 +26,11 @@ def lab() -> Iterator[LabServer]:
 
 
 @pytest.fixture(scope="session")
-def browser(lab: LabServer) -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
+    """One Chromium for every browser test: Playwright's sync API allows one at a time per thread."""
+    missing = chromium_missing()
+    if missing:
+        pytest.fail(f"the browser tests need Chromium and Playwright: {missing}")
     chromium = Browser()
     yield chromium
     chromium.close()

@@ -11,26 +11,16 @@ import html.parser
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from jupyterlab_session import Browser, chromium_missing
+from jupyterlab_session import Browser
 from lab_notebooks import LESSONS
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium alone: these pages need no JupyterLab."""
-    missing = chromium_missing()
-    if missing:
-        pytest.fail(f"these tests need Chromium and Playwright: {missing}")
-    chromium = Browser()
-    yield chromium
-    chromium.close()
 WIDGET = "application/vnd.jupyter.widget-view+json"
 VIEW_LESSONS = [p for p in LESSONS if "workbench.views" in p.read_text()]
 

@@ -89,16 +89,17 @@ def test_the_students_wheel_carries_no_solution(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("WORKBENCH_", "PYTHONPATH"))}
     env.update(PYTHONPATH=str(tmp_path / "unpacked"), HOME=str(tmp_path / "home"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
-    said = run(sys.executable, "-c", textwrap.dedent("""
+    probe = textwrap.dedent(f"""
         from workbench import Workspace, resources
         from workbench.errors import WorkbenchError
-        assert str(resources.kernel_source()).startswith(%r)
-        ws = Workspace.open("exercise", parent=%r)
+        assert str(resources.kernel_source()).startswith({str(tmp_path / "unpacked")!r})
+        ws = Workspace.open("exercise", parent={str(tmp_path / "workspaces")!r})
         print(ws.build().size > 0)
         try:
             ws.solve("call-vaddr")
         except WorkbenchError as error:
             print(error)
-        """ % (str(tmp_path / "unpacked"), str(tmp_path / "workspaces"))), cwd=tmp_path, env=env)
+        """)
+    said = run(sys.executable, "-c", probe, cwd=tmp_path, env=env)
     assert said.splitlines()[0] == "True"
     assert "the students' edition, which carries no solutions" in said
