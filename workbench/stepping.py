@@ -159,6 +159,10 @@ class Execution:
         try:
             self.gdb.resume()
             reply = self.gdb.wait_for_stop(STEP_TIMEOUT * 10)
+        except GdbTimeout as error:
+            self.gdb.interrupt()  # the breakpoint goes only from a stopped guest
+            raise DebuggerError(f"the instruction at {pc:#x} did not move on, nor did the guest reach the next one "
+                                f"within {STEP_TIMEOUT * 10:g} s; the guest is stopped again") from error
         finally:
             self._remove_raw(following)
         return reply if reply.watch is not None or reply.signal != SIGTRAP else None
