@@ -16,6 +16,7 @@ skeleton of kernel-src, so no solution is anywhere on a student's machine.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,9 @@ def write_student_wheel(destination: str | Path, checkout: Path | None = None) -
                 shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(source, tree / name)
+        project = tree / "pyproject.toml"  # a version of its own, so the two wheels are never mistaken
+        project.write_text(re.sub(r'(?m)^version = "([^"+]+)"$', r'version = "\1+students"', project.read_text(),
+                                  count=1))
         shutil.copytree(skeleton.skeleton_source(checkout / "kernel-src"), tree / "kernel-src")
         write_student_edition(checkout / "lessons", tree / "lessons")
         left = [str(path.relative_to(tree)) for path in sorted((tree / "kernel-src").rglob("*"))
@@ -119,7 +123,7 @@ def write_student_wheel(destination: str | Path, checkout: Path | None = None) -
         if done.returncode != 0:
             raise WorkbenchError("pip could not build the students' wheel:\n"
                                  + "\n".join(done.stderr.strip().splitlines()[-10:]))
-    wheels = sorted(destination.glob("unikernel_workbench-*.whl"), key=lambda path: path.stat().st_mtime)
+    wheels = sorted(destination.glob("unikernel_workbench-*+students-*.whl"), key=lambda path: path.stat().st_mtime)
     return wheels[-1]
 
 
