@@ -20,26 +20,15 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _timing import summary, timed  # benchmarks/_timing.py
 
 from workbench.debugger import Debugger
 from workbench.machine import Machine
 from workbench.replay import Recorder, Replay
 from workbench.timeline import index
 from workbench.workspace import Workspace
-
-
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
-def summary(name: str, seconds: list[float], target: str = "") -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    line = f"{name:<62} median {statistics.median(ms):8.1f} ms   min-max {ms[0]:7.1f}-{ms[-1]:7.1f} ms"
-    return line + (f"   target {target}" if target else "")
 
 
 def stepping(image: object) -> None:

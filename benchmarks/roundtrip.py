@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from _timing import summary, timed  # benchmarks/_timing.py
 
 from workbench.host import TOOLCHAINS
 from workbench.machine import Machine
@@ -30,16 +31,6 @@ FLOOR_SOURCE = Path(__file__).resolve().parent / "floor-guest"
 BANNER = "Hello from the unikernel!"
 
 
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
-def summary(name: str, seconds: list[float], target: str = "") -> str:
-    ms = sorted(s * 1000 for s in seconds)
-    line = f"{name:<58} median {statistics.median(ms):7.1f} ms   min-max {ms[0]:6.1f}-{ms[-1]:6.1f} ms"
-    return line + (f"   target {target}" if target else "")
 
 
 def build_floor_guest(directory: Path) -> Path:
@@ -94,10 +85,10 @@ def main() -> int:
         ratio = statistics.median(ours) / statistics.median(floor)
 
     print(f"roundtrip on {args.machine_type}, TCG, {args.runs} runs each (wall-clock time)")
-    print(summary("(a) clean build", clean))
-    print(summary("(b) edit one line, rebuild, boot, first app output", loop, "median <= 250 ms"))
-    print(summary("    boot to first app output (unikernel)", ours))
-    print(summary("    boot to first output (floor guest)", floor))
+    print(summary("(a) clean build", clean, width=58))
+    print(summary("(b) edit one line, rebuild, boot, first app output", loop, "median <= 250 ms", width=58))
+    print(summary("    boot to first app output (unikernel)", ours, width=58))
+    print(summary("    boot to first output (floor guest)", floor, width=58))
     print(f"{'(c) unikernel boot / floor guest boot (medians)':<58} ratio  {ratio:7.2f}"
           f"{'':>31}target <= 1.3")
     return 0

@@ -178,18 +178,25 @@ class DebugInfo:
         self._function_lows = [f.low for f in self._function_list]
         self._read_cfi(dwarf)
 
-    def location(self, vaddr: int) -> LineRow | None:
-        """The line-table row for the code at `vaddr` (the statement it belongs to), or None."""
+    def _row_at(self, vaddr: int) -> tuple[int, int, int, int] | None:
+        """(index of the last row at or before `vaddr`, its sequence's first row, end row and
+        high address), or None when no sequence covers `vaddr`."""
         at = bisect.bisect_right(self._sequence_lows, vaddr) - 1
         if at < 0:
             return None
         low, high, first, end = self._sequences[at]
         if not low <= vaddr < high:
             return None
-        rows = self.rows
         index = bisect.bisect_right(self._row_vaddrs, vaddr, first, end) - 1
-        if index < first:
+        return (index, first, end, high) if index >= first else None
+
+    def location(self, vaddr: int) -> LineRow | None:
+        """The line-table row for the code at `vaddr` (the statement it belongs to), or None."""
+        found = self._row_at(vaddr)
+        if found is None:
             return None
+        index, first, _end, _high = found
+        rows = self.rows
         # Several rows may share the address: the last statement among them is the line that
         # starts there (the others are the tail of the line before, or not statements).
         at = rows[index].vaddr
@@ -202,16 +209,11 @@ class DebugInfo:
 
     def row_range(self, vaddr: int) -> tuple[int, int] | None:
         """[low, high) of the code with the same source line as `vaddr`, around it."""
-        at = bisect.bisect_right(self._sequence_lows, vaddr) - 1
-        if at < 0:
+        place = self._row_at(vaddr)
+        if place is None:
             return None
-        low, high, first, end = self._sequences[at]
-        if not low <= vaddr < high:
-            return None
+        index, first, end, high = place
         rows = self.rows
-        index = bisect.bisect_right(self._row_vaddrs, vaddr, first, end) - 1
-        if index < first:
-            return None
         found = self.location(vaddr)
         line = (found.path, found.line) if found is not None else (rows[index].path, rows[index].line)
         start = index
