@@ -44,7 +44,7 @@ from typing import Any
 from .debugger import Debugger
 from .errors import InvalidInput, WorkbenchError
 from .image import Image
-from .machine import Machine, MachineError
+from .machine import Machine, MachineError, MachineState, Outcome
 from .snapshot import Snapshot
 
 CHECKPOINT_SECONDS = 0.1  # replay time between checkpoints: what a jump costs at most, roughly
@@ -76,6 +76,7 @@ class Recording:
     settings: dict[str, Any]  # the Machine options it was recorded with (a replay needs the same)
     console: str  # everything the guest printed
     how_it_ended: str  # the machine's outcome, in words
+    outcome: Outcome | None = field(default=None, compare=False)  # the machine's outcome, if it stopped
     _owner: Any = field(default=None, repr=False, compare=False)  # the temporary directory, if it owns one
 
     def __repr__(self) -> str:
@@ -117,7 +118,8 @@ class Recorder:
         machine.close()
         if not self.path.is_file() or self.path.stat().st_size == 0:
             raise ReplayError(f"QEMU left no recording at {self.path}")
-        recording = Recording(self.path, self.image, dict(self.settings), machine.console.text, how, self._temporary)
+        recording = Recording(self.path, self.image, dict(self.settings), machine.console.text, how,
+                              outcome=outcome, _owner=self._temporary)
         if self._temporary is not None:
             weakref.finalize(recording, self._temporary.cleanup)
         return recording
@@ -345,12 +347,21 @@ class Replay:
             if machine.state.terminal:  # the guest exited (isa-debug-exit ends QEMU 7.2 at once)
                 machine.wait(5.0)  # its last output read
                 self._take_output()
+                self._keep_recorded_exit()
                 return self.end if self.end is not None else self._last_icount
             time.sleep(0.002)
         machine.qmp("stop")
         raise ReplayError(f"the replay did not get there within {timeout:g} s")
 
     _last_icount = 0
+
+    def _keep_recorded_exit(self) -> None:
+        """From QEMU 9.1 on, isa-debug-exit's value is not in the replay log: the replayed QEMU
+        exits with status 0. The guest exited the same way as recorded, so say so."""
+        recorded, replayed = self.recording.outcome, self.machine.outcome
+        if (recorded is not None and recorded.exit_status is not None and replayed is not None
+                and replayed.state is MachineState.EXITED and replayed.exit_status is None):
+            self.machine.outcome = recorded
 
     def run_to_end(self, timeout: float = RUN_TIMEOUT) -> int:
         """Replay to the end of the recording, the way it ended (a triple fault, an exit, the

@@ -252,4 +252,5 @@ def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
                    "WORKBENCH_WORKSPACES": str(tmp_path / "workspaces")}
     done = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *lessons], cwd=tmp_path, env=environment,
                           capture_output=True, text=True, timeout=1800, check=False)
-    assert done.stdout.count("Success! Your notebook passes all the tests.") == len(lessons), done.stdout[-4000:]
+    assert done.stdout.count("Success! Your notebook passes all the tests.") == len(lessons), \
+        done.stdout[-3000:] + done.stderr[-6000:]
