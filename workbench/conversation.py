@@ -59,7 +59,8 @@ class Conversation:
     record_path: Path | None
     replay_path: Path | None
     _serial: SerialPipes | None
-    _input_counter_paddr: int
+    _held_input: bytes | None
+    _input_counter_paddr = 0  # where the guest's input_head is, once looked up
 
     if TYPE_CHECKING:
         def _require_qemu(self) -> LoopThread: ...
@@ -68,6 +69,7 @@ class Conversation:
         def close(self, timeout: float = 5.0) -> None: ...
         def _qemu_log_if_failed(self) -> str: ...
         def _scan_for_fault(self, text: str) -> None: ...
+        def _keep(self, task: asyncio.Task[None]) -> None: ...
 
     def send(self, text: str) -> None:
         """Type `text` into the guest's serial console (a line needs its own newline)."""
@@ -95,6 +97,12 @@ class Conversation:
 
     async def _send(self, data: bytes) -> None:
         assert self._serial is not None
+        if self._held_input is not None:
+            # The guest prints nothing before its console is set up, and setting up the UART's
+            # FIFOs empties them: a byte QEMU hands over meanwhile is lost (QEMU 10 does, now and
+            # then). So what is typed that early waits for the guest's first output.
+            self._held_input += data
+            return
         if self.record_path is None:
             await self._serial.write(data)
             return

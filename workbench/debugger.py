@@ -34,13 +34,12 @@ from .gdbstub import SIGTRAP, GdbError, StopReply
 from .image import Image, SymbolNotFound
 from .machine import Machine, MachineState
 from .snapshot import Snapshot
-from .stepping import MAX_LINE_STEPS, Execution, _enters
+from .stepping import MAX_LINE_STEPS, SETTLE_SECONDS, Execution, _enters
 from .stops import Breakpoint, DebuggerError, Stop, Watchpoint
 from .unwind import Frame, Value, backtrace, frame_variables, linked_vaddr, read_variable
 
 __all__ = ["Breakpoint", "Debugger", "DebuggerError", "Stop", "Watchpoint"]
 
-SETTLE_SECONDS = 2.0  # after an unasked stop: how long to wait for the machine to say why
 SHOWN_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
                    "r13", "r14", "r15", "rip", "eflags", "cs", "ss", "cr0", "cr2", "cr3", "cr4", "efer",
                    "fs_base", "gs_base")

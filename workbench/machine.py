@@ -252,7 +252,7 @@ class Machine(Inspection, Conversation):
         self._serial_task: asyncio.Task[None] | None = None
         self._state_listeners: list[Callable[[MachineState], None]] = []
         self._closing = False
-        self._input_counter_paddr = 0
+        self._held_input: bytes | None = b""  # typed before the guest printed: Conversation._send; None after
         self._debugger: Debugger | None = None
 
     # Life cycle.
@@ -500,6 +500,10 @@ class Machine(Inspection, Conversation):
             data = await serial.read()
             if not data:
                 return
+            if self._held_input is not None:  # the guest's first output: its console is set up
+                held, self._held_input = self._held_input, None
+                if held:
+                    self._keep(asyncio.get_running_loop().create_task(self._send(held), name="held input"))
             text = self.console.feed(data)
             self._scan_for_fault(text)
 
@@ -653,6 +657,12 @@ class Machine(Inspection, Conversation):
             raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
         self.qmp("cont", timeout)
         self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
+
+    @property
+    def reporting_fault(self) -> bool:
+        """The guest printed a fault report that the machine is still taking in (pausing the
+        guest, reading its registers): it is FAULTED a moment later."""
+        return self._pending_fault is not None and self.outcome is None and not self._state.terminal
 
     def snapshot_loaded(self) -> None:
         """The guest was put back to an earlier state of itself (QEMU's loadvm, in a replay): it

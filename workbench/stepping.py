@@ -35,6 +35,7 @@ from .unwind import Frame, linked_vaddr
 MAX_LINE_STEPS = 200_000  # instructions one source-line step may take before it gives up
 STEP_TIMEOUT = 5.0  # seconds for one instruction
 INTERRUPT_TIMEOUT = 2.0  # seconds for a running guest to stop when interrupted
+SETTLE_SECONDS = 2.0  # after an unasked stop, or a fault report: how long to wait for the machine to say why
 
 
 class Execution:
@@ -114,7 +115,11 @@ class Execution:
 
     def _ended_by_guest(self) -> Stop | None:
         """A Stop when the guest reported a fault or triple-faulted: it cannot go on (a gdb
-        continue would run it on behind the machine's back, into its halt loop)."""
+        continue would run it on behind the machine's back, into its halt loop). A fault report
+        the machine is still taking in (it paused the guest and reads its registers) is waited for."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while self.machine.reporting_fault and time.monotonic() < deadline:
+            time.sleep(0.01)
         state = self.machine.state
         if state.terminal:
             return self._ended()
