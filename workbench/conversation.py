@@ -72,7 +72,8 @@ class Conversation:
         def _keep(self, task: asyncio.Task[None]) -> None: ...
 
     def send(self, text: str) -> None:
-        """Type `text` into the guest's serial console (a line needs its own newline)."""
+        """Type `text` into the guest's serial console (a line needs its own newline). What is
+        typed before the guest's first output is handed over when that output comes."""
         if not isinstance(text, str):
             raise InvalidInput(f"send() types text (a str), not {type(text).__name__}")
         if len(text) > MAX_SEND_LENGTH:
