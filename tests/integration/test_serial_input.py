@@ -20,7 +20,7 @@ def test_many_long_lines_typed_at_once_all_arrive(image: Image) -> None:
         lines = [f"write {heap + 8 * i:#x} {0x1111111111111111 * (i % 15 + 1):#x}" for i in range(40)]
         machine.console.skip_to_end()
         machine.send("".join(line + "\n" for line in lines))  # about 1.8 KB in one write
-        machine.wait_for(re.compile(rf"ok write vaddr={heap + 8 * 39:#x}\b"), 30)
+        machine.wait_for(re.compile(rf"ok write vaddr={heap + 8 * 39:#x} value=0x[0-9a-f]+\n"), 30)  # the whole line
         replies = re.findall(r"ok write vaddr=(0x[0-9a-f]+) value=(0x[0-9a-f]+)", machine.console.text)
         assert [(int(v, 16), int(x, 16)) for v, x in replies][-40:] == [
             (heap + 8 * i, 0x1111111111111111 * (i % 15 + 1)) for i in range(40)]
