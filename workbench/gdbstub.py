@@ -197,7 +197,10 @@ class GdbClient:
         data = bytes(self._buffer[start + 1 : end])
         del self._buffer[: end + 3]
         if self._acks:
-            self._sock.sendall(b"+")
+            try:
+                self._sock.sendall(b"+")
+            except OSError as error:  # QEMU exited (the guest's exit, or a quit) after replying
+                raise GdbError(f"QEMU's gdbstub is gone: {error}") from error
         return unescape(data).decode("latin-1")
 
     def _receive(self, deadline: float, waiting_for: str) -> str:

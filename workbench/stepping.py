@@ -220,8 +220,8 @@ class Execution:
         ended = self._ended_by_guest()
         if ended is not None:
             return ended
-        self._step_off_breakpoint()
         try:
+            self._step_off_breakpoint()
             self.gdb.resume()
             reply = self.gdb.wait_for_stop(timeout)
         except GdbTimeout:
