@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from qemu.qmp import QMPClient, Runstate
 from qemu.qmp.error import QMPError
 
-from . import paging
+from . import grader_facts, paging
 from ._loop import LoopThread
 from .console import DEFAULT_LIMIT, Console
 from .conversation import Conversation
@@ -139,7 +139,10 @@ class TooManyMachines(MachineError):
 
 
 def max_machines() -> int:
-    """How many machines one process may run at once: $WORKBENCH_MAX_MACHINES, else 16."""
+    """How many machines one process may run at once: under the grader, the number its read-only
+    facts file sets (a submission cannot raise it); else $WORKBENCH_MAX_MACHINES, else 16."""
+    if grader_facts.FACTS is not None:
+        return grader_facts.FACTS.max_machines
     configured = os.environ.get("WORKBENCH_MAX_MACHINES", "")
     if not configured:
         return DEFAULT_MAX_MACHINES
@@ -324,7 +327,7 @@ class Machine(Inspection, Conversation):
         if running >= max_machines():
             raise TooManyMachines(
                 f"this Jupyter kernel already runs {running} machines, as many as it may "
-                f"(WORKBENCH_MAX_MACHINES={max_machines()}): close() the ones you no longer need, or give "
+                f"(the limit is {max_machines()}): close() the ones you no longer need, or give "
                 "machines a name= so that a new one replaces the old")
         if self.name is not None:
             _named_machines[self.name] = self

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from . import grader_facts
 from .errors import InvalidInput
 
 DEFAULT_SEED = "self-learner"
@@ -29,10 +30,13 @@ T = TypeVar("T")
 def seed() -> str:
     """The student this notebook runs for.
 
-    In order: $WORKBENCH_STUDENT (the grader's sandbox sets it), the student directory of an
-    nbgrader autograde run (`autograded/STUDENT/ASSIGNMENT/`, the notebook's working directory),
-    $JUPYTERHUB_USER, else "self-learner".
+    In order: the student the grader's sandbox names in its read-only facts file (a submission
+    cannot change it), $WORKBENCH_STUDENT, the student directory of an nbgrader autograde run
+    (`autograded/STUDENT/ASSIGNMENT/`, the notebook's working directory), $JUPYTERHUB_USER,
+    else "self-learner".
     """
+    if grader_facts.FACTS is not None:
+        return grader_facts.FACTS.student
     explicit = os.environ.get("WORKBENCH_STUDENT", "").strip()
     if explicit:
         return explicit
