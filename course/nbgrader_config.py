@@ -9,21 +9,33 @@ an assignment whose exercises and checks carry nbgrader's metadata. From this di
     nbgrader autograde 03-page-tables                # each in its own sandbox: workbench/grading.py
     nbgrader generate_feedback 03-page-tables        # HTML per student, with the explanations
 
+    workbench verify-grades . 03-page-tables         # every grade checked again, without the students' code
+
 Submissions are untrusted code that builds C and boots QEMU. Autograde runs each one's Jupyter
-kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap: read-only file system,
-this directory and every home hidden, writes only in the submission's own directory, its own
-PID namespace, no network, 4 GiB of address space per process, killed after
-WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap.
+kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap (workbench/grading.py):
+no solution and no other submission visible, writes only in the submission's own directory, its
+own user and PID namespaces, no network, limits on tasks, memory and file sizes, killed after
+WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap and user namespaces: autograde
+checks that first and stops with one line that says what to change.
 """
 
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
+from workbench.grading import SandboxError, check_sandbox
+
 c = get_config()  # noqa: F821 - nbgrader provides it
 course = Path(__file__).resolve().parent
+
+if "autograde" in sys.argv[1:2]:  # before any submission: a sandbox this machine refuses stops grading here
+    try:
+        check_sandbox()
+    except SandboxError as error:
+        sys.exit(f"nbgrader autograde: {error}")
 
 c.CourseDirectory.root = str(course)
 c.CourseDirectory.course_id = "unikernel-workbench"

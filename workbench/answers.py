@@ -30,7 +30,6 @@ from .workspace import Workspace
 
 ANSWERS_FILE = "answers.json"
 MAX_BYTES = 4 << 20  # all answers of one notebook: the C exercises change a few files each
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXERCISE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -121,8 +120,10 @@ def hand_in(exercise: str, *, workspaces: Iterable[Workspace] = (), **values: ob
         Path(staging).unlink(missing_ok=True)
 
 
-def restore(exercise: str, namespace: MutableMapping[str, Any], directory: str | Path | None = None) -> None:
-    """Put the answer to `exercise` back: its workspaces' files, and its values into `namespace`.
+def restore(exercise: str, namespace: MutableMapping[str, Any], names: Iterable[str],
+            directory: str | Path | None = None) -> None:
+    """Put the answer to `exercise` back: its workspaces' files, and the values called `names`
+    (those the exercise's check hands in; nothing else of the notebook's) into `namespace`.
 
     An exercise never handed in restores nothing, so its check fails as it would on no answer.
     Each workspace is reset to its pristine source first, so only the handed-in files differ.
@@ -141,4 +142,5 @@ def restore(exercise: str, namespace: MutableMapping[str, Any], directory: str |
                 workspace.path(relative).unlink(missing_ok=True)
             else:
                 workspace.write(relative, text)
-    namespace.update({name: value for name, value in values.items() if _NAME.fullmatch(name)})
+    wanted = set(names)
+    namespace.update({name: value for name, value in values.items() if name in wanted})

@@ -9,6 +9,8 @@
     workbench doctor    what this machine has, and what to install for what is missing
     workbench student-edition DIR   the lessons without their solutions (nbgrader's release version)
     workbench student-edition --wheel DIR   the students' wheel: no solutions, no hidden tests
+    workbench verify-grades COURSE ASSIGNMENT   after nbgrader autograde: each submission's checks
+                        again in a fresh sandbox, without the student's code; lists every disagreement
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import tty
 import typing
 from pathlib import Path
 
-from . import host, paging, resources
+from . import grader_limits, grading, host, paging, resources
 from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
 from .errors import InvalidInput, WorkbenchError
 from .image import Image, image_file
@@ -222,9 +224,27 @@ def command_doctor(_: argparse.Namespace) -> int:
     print(f"info     acceleration: TCG (default){'; /dev/kvm is usable with --accel kvm' if kvm else ''}")
     if os.geteuid() == 0:
         print("info     running as root: QEMU runs as the same user; prefer an ordinary account")
+    try:
+        grading.check_sandbox()
+        report(True, f"grading sandbox (bubblewrap with a user namespace); {grader_limits.cgroup_note()}")
+    except grading.SandboxError as error:
+        report(False, "grading sandbox: autograding cannot run here", str(error))
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     print(f"info     Chromium for browser tests: {chromium or 'not installed (./run-tests installs it)'}")
     return 1 if problems else 0
+
+
+def command_verify_grades(args: argparse.Namespace) -> int:
+    try:
+        from .verify import report, verify_grades  # noqa: PLC0415 - nbgrader, only for this command
+    except ImportError as error:
+        raise WorkbenchError(f"verify-grades needs nbgrader ({error}): pip install 'unikernel-workbench[grading]'") \
+            from error
+
+    checked, disagreements = verify_grades(args.course, args.assignment, jobs=args.jobs)
+    for line in report(checked, disagreements):
+        print(line)
+    return 1 if disagreements else 0
 
 
 def command_student_edition(args: argparse.Namespace) -> int:
@@ -305,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
                          help="build the students' wheel instead: the package with these notebooks and the "
                               "skeleton of kernel-src (from a checkout)")
     student.set_defaults(run=command_student_edition)
+
+    verify = commands.add_parser("verify-grades", help="after nbgrader autograde, check every grade again in a "
+                                                      "fresh sandbox without the student's code")
+    verify.add_argument("course", help="the nbgrader course directory (with nbgrader_config.py)")
+    verify.add_argument("assignment", help="the assignment, as nbgrader names it (03-page-tables)")
+    verify.add_argument("--jobs", type=int, default=1, help="submissions checked at once (default 1)")
+    verify.set_defaults(run=command_verify_grades)
 
     args, unknown = parser.parse_known_args(argv)
     if args.command == "lab":

@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import WorkbenchError
 
 FACTS_PATH = Path("/run/workbench-grader/facts.json")
+DEFAULT_STUDENT = "self-learner"  # a notebook graded outside nbgrader's autograded/STUDENT/ directories
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")  # nbgrader's ids are hub user names
 
 

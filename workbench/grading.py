@@ -6,54 +6,60 @@ configuration (course/nbgrader_config.py) names `workbench-grader`. That kernel 
     python -m workbench.grading CONNECTION_FILE
 
 started by nbgrader in the submission's own directory (autograded/STUDENT/ASSIGNMENT/). It runs
-the real IPython kernel inside `bwrap` (Debian's bubblewrap) so that the submission
+the real IPython kernel inside `bwrap` (Debian's bubblewrap), in its own user, PID, IPC and UTS
+namespaces without capabilities, so that the submission
 
-- sees the whole file system read-only, and cannot see the course directory (the other
-  submissions, the gradebook, the solutions), nbgrader's exchange, or anyone's home directory;
-- can write only its own directory (its workspaces, builds and temporary files go there: TMPDIR,
-  XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp;
-- runs in its own PID namespace without capabilities: it cannot see or signal the grader, and
-  when the kernel is killed, everything it started (QEMU too) dies with it;
+- sees no solution: the unikernel source is the students' skeleton, the lessons are the course's
+  released (student) versions, and the course directory, a source checkout (its .git, tests and
+  lessons), the instructor's cache, every home directory, /run and nbgrader's exchange are empty;
+  these hiding mounts come after everything bound for Python, so no bind can show them again;
+- learns who it is, and how many machines it may run, from a read-only file (grader_facts.py),
+  not from anything it can change;
+- can write only its own directory (workspaces, builds and temporary files: TMPDIR,
+  XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp and
+  /dev/shm of TMPFS_BYTES each;
 - has no network when the kernel talks to nbgrader over Unix sockets (the course's
-  configuration asks for that: `KernelManager.transport = "ipc"`, in a runtime directory of
-  the grading run's own, which is all the sandbox sees of it);
-- is killed after WORKBENCH_GRADER_SECONDS (default 600) whatever it does, on top of nbgrader's
-  per-cell ExecutePreprocessor.timeout, and may run at most WORKBENCH_MAX_MACHINES machines (4);
-- has at most 4 GiB of address space per process (RLIMIT_AS; QEMU reserves about 1.4 GiB) and
-  writes no file larger than 256 MiB.
+  configuration asks for that), and reaches no host socket under /run;
+- is held by the limits of grader_limits.py (tasks, memory, file sizes) and killed after
+  WORKBENCH_GRADER_SECONDS (default 600) whatever it does; everything it started dies with the
+  kernel, in its PID namespace.
 
-Why bubblewrap rather than a separate user: it needs no account to set up on the grading machine,
-works for an unprivileged instructor (user namespaces), hides the other submissions instead of
-relying on their file modes, and its PID namespace takes every process of a submission down with
-the kernel. A kernel on TCP (nbgrader's default) keeps the network, as it needs localhost; the
-guests themselves never have a network device. Memory is limited per process, not in total: a
-total needs a cgroup, which the grading machine's own service manager can give (systemd's
-MemoryMax= on the grader's unit).
+The points themselves are computed in the submission's own kernel: that is nbgrader's model, and
+code in an earlier cell can change them. `workbench verify-grades` (verify.py) checks them again
+in a fresh sandbox without the student's code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
-import resource
 import shutil
+import signal
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import resources
+from . import grader_facts, grader_limits, resources, skeleton
 from .errors import WorkbenchError
 
 DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
 GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
-MAX_FILE_BYTES = 256 << 20  # no file a submission writes may grow past this (RLIMIT_FSIZE)
-MAX_ADDRESS_SPACE = 4 << 30  # bytes of virtual memory per process (RLIMIT_AS)
-HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader")  # homes, and nbgrader's default exchange
-PRIVATE_TMP = "/tmp"  # noqa: S108 - replaced by an empty tmpfs of the sandbox's own
+TMPFS_BYTES = 512 << 20  # the private /tmp and /dev/shm: lessons write their files into .grader/
+# Homes, host sockets, nbgrader's default exchange, and the host's temporary files.
+HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader", "/run", "/var/tmp")  # noqa: S108 - hidden, not used
+PRIVATE = ("/tmp", "/dev/shm")  # noqa: S108 - each replaced by a bounded tmpfs of the sandbox's own
+FACTS_INSIDE = str(grader_facts.FACTS_PATH)
+PROBE_SECONDS = 10
+_PR_SET_PDEATHSIG = 1
 
 
 class SandboxError(WorkbenchError):
-    """The sandbox cannot be set up (bubblewrap missing, or an unusable directory)."""
+    """The sandbox cannot be set up (bubblewrap missing or refused, or an unusable directory)."""
 
 
 def student_of(submission: Path) -> str | None:
@@ -61,6 +67,31 @@ def student_of(submission: Path) -> str | None:
     if submission.parent.parent.name == "autograded":
         return submission.parent.name
     return None
+
+
+def _bwrap() -> str:
+    found = shutil.which("bwrap")
+    if found is None:
+        raise SandboxError("bubblewrap (bwrap) is not installed: sudo apt-get install bubblewrap")
+    return found
+
+
+def check_sandbox() -> None:
+    """Make a sandbox like the grader's once, doing nothing in it; raise SandboxError with one line
+    that says why and what to do when this machine refuses."""
+    probe = [_bwrap(), "--unshare-user", "--unshare-pid", "--cap-drop", "ALL", "--ro-bind", "/", "/",
+             "--dev", "/dev", "--proc", "/proc", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=PROBE_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxError(f"bubblewrap could not be run to make the grading sandbox: {error}") from error
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no reason given"])[-1].removeprefix("bwrap: ")
+        raise SandboxError(
+            f"this machine refuses the grading sandbox's user namespace ({said}): allow unprivileged user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1 and user.max_user_namespaces > 0; on Ubuntu "
+            "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap), or grade as a "
+            "user or service that may create them; inside a container, run it with user namespaces allowed")
 
 
 def _unix_socket_directory(connection_file: Path, submission: Path) -> Path | None:
@@ -76,47 +107,124 @@ def _unix_socket_directory(connection_file: Path, submission: Path) -> Path | No
     return (submission / ip).parent  # an absolute ip replaces the submission's directory
 
 
-def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int,
+def _inside(path: Path, directories: Sequence[Path]) -> bool:
+    return any(path == directory or directory in path.parents for directory in directories)
+
+
+@dataclass(frozen=True)
+class Solutions:
+    """Where the instructor's material lies in this installation, and what replaces it."""
+
+    checkout: Path | None  # a source checkout's top (its .git, tests, course), or None for a wheel
+    kernel_source: Path
+    skeleton: Path  # the students' kernel source, bound over kernel_source
+    lessons: Path
+    released: dict[str, Path]  # lesson name -> the course's released (student) notebook
+    cache: Path  # the instructor's builds of the full source
+
+    @classmethod
+    def find(cls, course: Path | None) -> Solutions:
+        package = Path(__file__).resolve().parent
+        source = resources.kernel_source().resolve()
+        released = {path.name: path for path in sorted((course / "release").glob("*/*.ipynb"))} if course else {}
+        return cls(checkout=None if _inside(source, [package]) else package.parent, kernel_source=source,
+                   skeleton=skeleton.skeleton_source(source), lessons=resources.lessons().resolve(),
+                   released=released, cache=resources.cache_dir().resolve())
+
+
+def _hidden(course: Path | None, solutions: Solutions, hidden: Sequence[str]) -> list[Path]:
+    paths = [Path(path) for path in hidden] + [solutions.cache]
+    paths += [path for path in (course, solutions.checkout) if path is not None]
+    return [path for path in paths if path.is_dir()]
+
+
+def _needed(python: str, solutions: Solutions) -> list[Path]:
+    """What the kernel needs to run, bound read-only again inside hidden directories: Python, its
+    packages and the workbench's code and views. A PYTHONPATH entry that holds instructor
+    material (a checkout's top) is left out: the workbench inside it is bound on its own."""
+    package = Path(__file__).resolve().parent
+    material = [solutions.kernel_source, solutions.lessons, *([solutions.checkout] if solutions.checkout else [])]
+    entries = [Path(entry).resolve() for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    entries = [entry for entry in entries if not any(entry == m or entry in m.parents for m in material)]
+    return [Path(sys.prefix), Path(sys.base_prefix), Path(python).resolve().parent.parent, package,
+            resources.widgets().resolve(), *entries]
+
+
+def _solution_mounts(solutions: Solutions, course: Path | None) -> list[str]:
+    """Last: the students' edition over the full one, and the course hidden again."""
+    mounts = ["--ro-bind", str(solutions.skeleton), str(solutions.kernel_source), "--tmpfs", str(solutions.lessons)]
+    for name, notebook in solutions.released.items():
+        mounts += ["--ro-bind", str(notebook), str(solutions.lessons / name)]
+    if course is not None and course.is_dir():
+        mounts += ["--tmpfs", str(course)]
+    return mounts
+
+
+def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int, facts: Path,
                  python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
-    """The command line that runs an IPython kernel for `submission` inside the sandbox."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+    """The command line that runs an IPython kernel for `submission` inside the sandbox; `facts`
+    is the grader's facts file, bound read-only where grader_facts reads it."""
     sockets = _unix_socket_directory(connection_file, submission)
-    private = submission / ".grader"
-    argv = ["timeout", "--signal=KILL", str(seconds), bwrap,
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", PRIVATE_TMP]
-    hide = [path for path in (*hidden, str(course) if course else None) if path and Path(path).is_dir()]
+    solutions = Solutions.find(course)
+    hide = _hidden(course, solutions, hidden)
+    argv = ["timeout", "--signal=KILL", str(seconds), _bwrap(),
+            "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for private in PRIVATE:
+        argv += ["--size", str(TMPFS_BYTES), "--tmpfs", private]
     for path in hide:
-        argv += ["--tmpfs", path]
-    # What the kernel needs from inside a hidden directory, read-only: Python, its packages, the
-    # workbench, and the connection file nbgrader wrote.
-    # A checkout's editable install keeps the workbench and its unikernel source outside the venv,
-    # often in a home directory.
-    workbench_files = [str(Path(__file__).resolve().parent), str(resources.kernel_source()), str(resources.widgets())]
-    needed = [sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent), *workbench_files,
-              *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(connection_file)]
-    covered = [Path(path) for path in (*hide, PRIVATE_TMP)]
-    for path in needed:
-        if any(Path(path) == h or h in Path(path).parents for h in covered) and Path(path).exists():
-            argv += ["--ro-bind", path, path]
+        argv += ["--tmpfs", str(path)]
+    covered = [*hide, *map(Path, PRIVATE)]
+    for path in (*_needed(python, solutions), connection_file):
+        if _inside(path, covered) and path.exists():
+            argv += ["--ro-bind", str(path), str(path)]
+    argv += _solution_mounts(solutions, course)
+    argv += ["--ro-bind", str(facts), FACTS_INSIDE]
     if sockets is not None:  # the kernel's sockets are files: their directory, and no network
         argv += ["--bind", str(sockets), str(sockets), "--unshare-net"]
-    argv += ["--bind", str(submission), str(submission), "--chdir", str(submission),
-             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-             "--unsetenv", "WORKBENCH_WORKSPACES",  # workspaces beside the notebook, in the submission
-             # ipykernel would take init (its parent in the PID namespace) for a dead Jupyter and
-             # quit; --die-with-parent ties the kernel's life to nbgrader's instead.
-             "--unsetenv", "JPY_PARENT_PID",
-             "--setenv", "WORKBENCH_MAX_MACHINES", os.environ.get("WORKBENCH_MAX_MACHINES", str(GRADER_MACHINES))]
+    argv += ["--bind", str(submission), str(submission), "--chdir", str(submission)]
+    # Workspaces beside the notebook; ipykernel would take init (its parent in the PID namespace)
+    # for a dead Jupyter and quit, so --die-with-parent ties its life to nbgrader's instead.
+    for name in ("WORKBENCH_WORKSPACES", "JPY_PARENT_PID", "WORKBENCH_STUDENT", "WORKBENCH_MAX_MACHINES",
+                 "WORKBENCH_KERNEL_SRC"):
+        argv += ["--unsetenv", name]
+    scratch = submission / ".grader"
     for name, directory in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("HOME", "home"),
                             ("IPYTHONDIR", "ipython")):
-        argv += ["--setenv", name, str(private / directory)]
-    student = student_of(submission)
-    if student is not None:
-        argv += ["--setenv", "WORKBENCH_STUDENT", student]
+        argv += ["--setenv", name, str(scratch / directory)]
     return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+
+
+@contextlib.contextmanager
+def facts_file(student: str, max_machines: int = GRADER_MACHINES) -> Iterator[Path]:
+    """The grader's facts for one submission, in a private file that is removed afterwards."""
+    facts = grader_facts.GraderFacts(student, max_machines)
+    grader_facts.parse(facts.to_json())  # the same rules as inside: a bad student id stops here
+    directory = Path(tempfile.mkdtemp(prefix="workbench-grader-facts-"))
+    try:
+        path = directory / "facts.json"
+        path.write_text(facts.to_json())
+        path.chmod(0o444)
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_sandboxed(command: list[str]) -> int:
+    """Run `command` in the submission's cgroup, under its rlimits; its exit status. The sandbox
+    dies with this process; SIGTERM and SIGINT are passed on."""
+    grader_limits.remove_stale()
+    with grader_limits.cgroup() as procs:
+        def prepare() -> None:
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            grader_limits.join(procs)
+            grader_limits.set_rlimits()
+
+        child = subprocess.Popen(command, preexec_fn=prepare)  # noqa: PLW1509 - no threads run here yet
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda received, _: child.send_signal(received))
+        return child.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,17 +237,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     course = os.environ.get("WORKBENCH_COURSE")
     seconds = int(os.environ.get("WORKBENCH_GRADER_SECONDS", DEFAULT_SECONDS))
     try:
-        command = sandbox_argv(Path(arguments[0]).resolve(), submission,
-                               course=Path(course).resolve() if course else None, seconds=seconds)
-    except SandboxError as error:
+        check_sandbox()
+        with facts_file(student_of(submission) or grader_facts.DEFAULT_STUDENT) as facts:
+            command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts,
+                                   course=Path(course).resolve() if course else None, seconds=seconds)
+            for directory in ("tmp", "cache", "home", "ipython"):
+                (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
+            return run_sandboxed(command)
+    except WorkbenchError as error:
         print(f"workbench.grading: {error}", file=sys.stderr)
         return 2
-    for directory in ("tmp", "cache", "home", "ipython"):
-        (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (MAX_ADDRESS_SPACE, MAX_ADDRESS_SPACE))
-    os.execvp(command[0], command)  # noqa: S606 - our own argument list, no shell
 
 
 if __name__ == "__main__":

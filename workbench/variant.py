@@ -23,7 +23,7 @@ from typing import TypeVar
 from . import grader_facts
 from .errors import InvalidInput
 
-DEFAULT_SEED = "self-learner"
+DEFAULT_SEED = grader_facts.DEFAULT_STUDENT
 T = TypeVar("T")
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import skeleton
+from . import grader_facts, skeleton
 from .build import DEFAULT_TOOLCHAIN, build_image, build_linux_program
 from .display import SourceView, excerpt
 from .errors import InvalidInput, WorkbenchError
@@ -267,7 +267,11 @@ class Workspace:
 
     def solve(self, name: str) -> Diff:
         """Put solution `name` from kernel-src into this workspace (the instructor's answer to an
-        exercise); returns the workspace's whole diff. A solution already there is left alone."""
+        exercise); returns the workspace's whole diff. A solution already there is left alone.
+        Refused under the grader, whose sandbox holds no solution either."""
+        if grader_facts.FACTS is not None:
+            raise skeleton.SkeletonError("solve() is not available while a submission is graded: the answer must "
+                                         "be your own code in the workspace")
         for block in skeleton.solutions(name):
             text = self.read(block.path)
             if block.code in text:

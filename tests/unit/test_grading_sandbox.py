@@ -1,4 +1,6 @@
-"""The sandbox command of workbench.grading: what a submission's kernel sees and may write."""
+"""The grading sandbox of workbench.grading, attacked from inside as a submission would: each
+probe runs in the same sandbox a graded kernel gets (the same command line, a probe instead of
+the kernel), under the same cgroup and rlimits."""
 
 from __future__ import annotations
 
@@ -6,66 +8,220 @@ import json
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from workbench.grading import sandbox_argv, student_of
+from workbench import grading, resources
+from workbench.skeleton import BLOCK, skeleton_source
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    course = tmp_path / "course"
+    (course / "autograded" / "alice" / "02-single-address-space").mkdir(parents=True)
+    (course / "autograded" / "bob").mkdir()
+    (course / "gradebook.db").write_text("grades")
+    released = course / "release" / "02-single-address-space"
+    released.mkdir(parents=True)
+    (released / "02-single-address-space.ipynb").write_text('{"cells": []}')
+    return course
+
+
+def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = None,
+              student: str = "alice") -> subprocess.CompletedProcess[str]:
+    """Run `probe` (Python) as alice's graded kernel would run."""
+    submission = course / "autograded" / student / "02-single-address-space"
+    submission.mkdir(parents=True, exist_ok=True)
+    connection_file = course.parent / "kernel.json"
+    connection_file.write_text(json.dumps(connection or {}))
+    (submission / "probe.py").write_text(textwrap.dedent(probe))
+    with grading.facts_file(student) as facts:
+        argv = grading.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts)
+        command = [*argv[:argv.index(sys.executable)], sys.executable, "probe.py"]
+        launcher = "import sys; from workbench import grading; sys.exit(grading.run_sandboxed(sys.argv[1:]))"
+        return subprocess.run([sys.executable, "-c", launcher, *command], capture_output=True, text=True,
+                              timeout=120, check=False, cwd=submission)
 
 
 def test_the_student_comes_from_nbgraders_autograded_directory(tmp_path: Path) -> None:
-    assert student_of(tmp_path / "course" / "autograded" / "alice" / "03-page-tables") == "alice"
-    assert student_of(tmp_path / "course" / "source" / "03-page-tables") is None
+    assert grading.student_of(tmp_path / "course" / "autograded" / "alice" / "03-page-tables") == "alice"
+    assert grading.student_of(tmp_path / "course" / "source" / "03-page-tables") is None
 
 
-def test_the_course_is_hidden_and_only_the_submission_is_writable(tmp_path: Path) -> None:
-    course = tmp_path / "course"
-    submission = course / "autograded" / "alice" / "03-page-tables"
-    submission.mkdir(parents=True)
-    (course / "gradebook.db").write_text("grades")
-    (course / "autograded" / "bob").mkdir()
-    connection = tmp_path / "kernel.json"
-    connection.write_text("{}")
-    argv = sandbox_argv(connection, submission, course=course, seconds=30)
-    assert argv[:3] == ["timeout", "--signal=KILL", "30"]
-    assert ["--tmpfs", str(course)] == argv[argv.index(str(course)) - 1:argv.index(str(course)) + 1]
-    assert ["--bind", str(submission), str(submission)] == argv[argv.index("--bind"):argv.index("--bind") + 3]
-    assert ["--setenv", "WORKBENCH_STUDENT", "alice"] == argv[argv.index("WORKBENCH_STUDENT") - 1:
-                                                               argv.index("WORKBENCH_STUDENT") + 2]
-    # The same sandbox, running a probe instead of a kernel.
-    probe = (f"import os, pathlib; c = pathlib.Path({str(course)!r}); print(sorted(os.listdir(c)),"
-             " os.listdir(c / 'autograded'), os.getpid(), open('mine', 'w').write('x'),"
-             f" os.path.exists({str(connection)!r}))")
-    command = [*argv[:argv.index(sys.executable)], sys.executable, "-c", probe]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
-    assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "True"]
-    assert (submission / "mine").read_text() == "x"
+def test_the_course_is_hidden_and_only_the_submission_is_writable(course: Path) -> None:
+    done = sandboxed(course, f"""
+        import os, pathlib
+        c = pathlib.Path({str(course)!r})
+        print(sorted(os.listdir(c)), os.listdir(c / 'autograded'), os.getpid(), open('mine', 'w').write('x'))
+        try:
+            open('/etc/hostname', 'a').write('x')
+        except OSError as error:
+            print(type(error).__name__)
+        """)
+    assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "OSError"]
+    assert (course / "autograded" / "alice" / "02-single-address-space" / "mine").read_text() == "x"
     assert (course / "gradebook.db").read_text() == "grades"
 
 
-def test_a_kernel_on_unix_sockets_gets_its_runtime_directory_and_no_network(tmp_path: Path) -> None:
-    submission = tmp_path / "course" / "autograded" / "alice" / "03-page-tables"
-    submission.mkdir(parents=True)
+def secrets_of_the_course() -> set[str]:
+    """Lines that only the instructor's material holds: every solution block of kernel-src, and the
+    code of every solution cell and hidden test of the lessons."""
+    found: set[str] = set()
+    for path in (REPOSITORY / "kernel-src").rglob("*"):
+        if path.is_file() and BLOCK.search(path.read_text(errors="replace")):
+            found.add(BLOCK.search(path.read_text())[0].strip())  # type: ignore[index]
+    for lesson in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"):
+        for cell in nbformat.read(lesson, as_version=4).cells:
+            for block in cell.source.split("### BEGIN ")[1:]:
+                found.update(line.strip() for line in block.split("### END")[0].splitlines()[1:] if len(line.strip()) > 24)
+    public = [path for path in skeleton_source(REPOSITORY / "kernel-src").rglob("*") if path.is_file()]
+    text = "".join(path.read_text(errors="replace") for path in [*public, *(REPOSITORY / "workbench").rglob("*.py")])
+    return {secret for secret in found if secret not in text}  # a solution may quote the skeleton, or the API
+
+
+def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path) -> None:
+    secrets = secrets_of_the_course()
+    assert len(secrets) > 20
+    roots = sorted({str(REPOSITORY), str(resources.lessons()), str(resources.kernel_source()), sys.prefix,
+                    "/home", "/root", "/tmp", "/srv", "/opt", "/var/tmp", "/run", str(resources.cache_dir()),
+                    str(course)})
+    done = sandboxed(course, f"""
+        import os, json
+        from workbench import Workspace
+        secrets, seen, leaks = {sorted(secrets)!r}, 0, []
+        for root in {roots!r}:
+            for top, directories, files in os.walk(root):
+                directories[:] = [d for d in directories if d not in ("site-packages", "dist-packages", "node_modules")]
+                for name in files:
+                    path = os.path.join(top, name)
+                    if path.startswith(os.getcwd()):  # the submission's own files: this probe
+                        continue
+                    try:
+                        if os.path.getsize(path) < 4 << 20:
+                            text = open(path, errors="replace").read()
+                            seen += 1
+                            leaks += [(path, secret) for secret in secrets if secret in text]
+                    except OSError:
+                        pass
+        try:
+            Workspace.open("mine").solve("call-vaddr")
+            solved = "solved"
+        except Exception as error:
+            solved = str(error)
+        print(json.dumps({{"seen": seen, "leaks": leaks, "solved": solved,
+                          "lessons": sorted(os.listdir({str(resources.lessons())!r}))}}))
+        """)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["seen"] > 100 and not result["leaks"], result["leaks"][:5]
+    assert result["lessons"] == ["02-single-address-space.ipynb"]  # the released edition only
+    assert "not available while a submission is graded" in result["solved"]
+
+
+def test_who_the_student_is_and_the_machine_cap_come_from_outside(course: Path) -> None:
+    done = sandboxed(course, f"""
+        import os
+        os.environ["WORKBENCH_STUDENT"] = "bob"
+        os.environ["WORKBENCH_MAX_MACHINES"] = "99"
+        from workbench import variant
+        from workbench.machine import max_machines
+        try:
+            open({grading.FACTS_INSIDE!r}, "w").write('{{"student": "bob", "max_machines": 99}}')
+            wrote = "wrote"
+        except OSError as error:
+            wrote = type(error).__name__
+        print(variant.seed(), max_machines(), wrote)
+        """)
+    assert done.stdout.split() == ["alice", str(grading.GRADER_MACHINES), "OSError"]
+
+
+def test_no_host_socket_and_no_network_when_the_kernel_is_on_unix_sockets(course: Path,
+                                                                          tmp_path: Path) -> None:
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    connection = runtime / "kernel-1.json"
-    connection.write_text(json.dumps({"transport": "ipc", "ip": str(runtime / "kernel")}))
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
-    argv = sandbox_argv(connection, submission, course=tmp_path / "course", seconds=30)
-    assert "--unshare-net" in argv
-    probe = (f"import socket; open({str(runtime / 'kernel-1-ipc-5')!r}, 'w').write('socket')\n"
-             "try:\n"
-             f"    socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2); print('connected')\n"
-             "except OSError as error:\n"
-             "    print(type(error).__name__)")
-    command = [*argv[:argv.index(sys.executable)], sys.executable, "-c", probe]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
-    assert done.stdout.strip() in ("ConnectionRefusedError", "OSError")
-    assert (runtime / "kernel-1-ipc-5").read_text() == "socket"
-    with pytest.raises(BlockingIOError):
-        listener.accept()
-    listener.close()
-    # A kernel on TCP (nbgrader's default) needs localhost: it keeps the network.
-    connection.write_text(json.dumps({"transport": "tcp"}))
-    assert "--unshare-net" not in sandbox_argv(connection, submission, course=tmp_path / "course", seconds=30)
+    host_socket = Path("/run") / f"workbench-test-{tmp_path.name}.sock"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(host_socket))
+    unix.listen()
+    unix.setblocking(False)
+    try:
+        done = sandboxed(course, f"""
+            import socket
+            open({str(runtime / 'kernel-1-ipc-5')!r}, 'w').write('socket')
+            for name, attempt in [("tcp", lambda: socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2)),
+                                  ("unix", lambda: socket.socket(socket.AF_UNIX).connect({str(host_socket)!r}))]:
+                try:
+                    attempt()
+                    print(name, "connected")
+                except OSError as error:
+                    print(name, type(error).__name__)
+            """, connection={"transport": "ipc", "ip": str(runtime / "kernel")})
+        assert "connected" not in done.stdout and done.stdout.count("Error") == 2, done.stdout
+        assert (runtime / "kernel-1-ipc-5").read_text() == "socket"
+        for server in (listener, unix):
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        listener.close()
+        unix.close()
+        host_socket.unlink()
+
+
+def test_processes_and_temporary_files_are_bounded(course: Path) -> None:
+    done = sandboxed(course, """
+        import os, time
+        started = 0
+        for _ in range(2000):
+            try:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                started += 1
+            except OSError:
+                break
+        written = {}
+        for where in ("/tmp", "/dev/shm"):
+            written[where] = 0
+            try:
+                with open(os.path.join(where, "big"), "wb") as file:
+                    for _ in range(10 << 10):  # 10 GiB in 1 MiB writes
+                        file.write(bytes(1 << 20))
+                        written[where] += 1
+            except OSError:
+                pass
+        print(started, written["/tmp"], written["/dev/shm"])
+        """)
+    started, tmp, shm = map(int, done.stdout.split())
+    assert started < 1000, done.stdout  # 2,000 were asked for
+    assert tmp <= grading.TMPFS_BYTES >> 20 and shm <= grading.TMPFS_BYTES >> 20
+
+
+def test_a_machine_that_refuses_user_namespaces_stops_the_grader_with_one_line(tmp_path: Path) -> None:
+    """As on a distribution that turns unprivileged user namespaces off: here, a user namespace of
+    the test's own whose limit on further user namespaces is 0."""
+    script = (f"echo 0 > /proc/sys/user/max_user_namespaces && cd {tmp_path} && "
+              f"{sys.executable} -m workbench.grading {tmp_path / 'kernel.json'}")
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refuses the grading sandbox's user namespace" in lines[0], done.stderr
+    assert "user.max_user_namespaces" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_each_submission_gets_a_cgroup_that_is_removed_afterwards(course: Path) -> None:
+    before = _workbench_cgroups()
+    done = sandboxed(course, "print('ran')")
+    assert done.stdout == "ran\n"
+    assert _workbench_cgroups() == before
+
+
+def _workbench_cgroups() -> list[Path]:
+    return sorted(Path("/sys/fs/cgroup").glob(f"**/{grading.grader_limits.PREFIX}*"))
