@@ -78,7 +78,8 @@ def secrets_of_the_course() -> set[str]:
     for lesson in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"):
         for cell in nbformat.read(lesson, as_version=4).cells:
             for block in cell.source.split("### BEGIN ")[1:]:
-                found.update(line.strip() for line in block.split("### END")[0].splitlines()[1:] if len(line.strip()) > 24)
+                code = block.split("### END")[0].splitlines()[1:]
+                found.update(line.strip() for line in code if len(line.strip()) > 24)
     public = [path for path in skeleton_source(REPOSITORY / "kernel-src").rglob("*") if path.is_file()]
     text = "".join(path.read_text(errors="replace") for path in [*public, *(REPOSITORY / "workbench").rglob("*.py")])
     return {secret for secret in found if secret not in text}  # a solution may quote the skeleton, or the API
@@ -88,7 +89,8 @@ def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path)
     secrets = secrets_of_the_course()
     assert len(secrets) > 20
     roots = sorted({str(REPOSITORY), str(resources.lessons()), str(resources.kernel_source()), sys.prefix,
-                    "/home", "/root", "/tmp", "/srv", "/opt", "/var/tmp", "/run", str(resources.cache_dir()),
+                    "/home", "/root", "/tmp", "/srv", "/opt", "/var/tmp", "/run",  # noqa: S108 - looked into
+                    str(resources.cache_dir()),
                     str(course)})
     done = sandboxed(course, f"""
         import os, json
@@ -155,7 +157,8 @@ def test_no_host_socket_and_no_network_when_the_kernel_is_on_unix_sockets(course
         done = sandboxed(course, f"""
             import socket
             open({str(runtime / 'kernel-1-ipc-5')!r}, 'w').write('socket')
-            for name, attempt in [("tcp", lambda: socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2)),
+            port = {listener.getsockname()[1]}
+            for name, attempt in [("tcp", lambda: socket.create_connection(('127.0.0.1', port), 2)),
                                   ("unix", lambda: socket.socket(socket.AF_UNIX).connect({str(host_socket)!r}))]:
                 try:
                     attempt()
