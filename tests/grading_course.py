@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
+from workbench.skeleton import parse, skeleton_source
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 COURSE = REPOSITORY / "course"
 NBGRADER_TIMEOUT = 1800.0
@@ -119,3 +121,28 @@ def points(lesson: str) -> dict[str, float]:
     source = nbformat.read(REPOSITORY / "lessons" / f"{lesson}.ipynb", as_version=4)
     return {cell.metadata["nbgrader"]["grade_id"]: float(cell.metadata["nbgrader"]["points"]) for cell in source.cells
             if cell.metadata.get("nbgrader", {}).get("grade")}
+
+
+def secrets_of_the_course() -> set[str]:
+    """Lines that only the instructor's material holds: every solution block of kernel-src, and the
+    code of every solution cell and hidden test of the lessons; minus what the students' skeleton
+    or the workbench's own code also says (a solution may quote the line it changes)."""
+    found: set[str] = set()
+    for path in (REPOSITORY / "kernel-src").rglob("*"):
+        if path.is_file():
+            found.update(block.code.strip() for block in parse(path.read_text(errors="replace"))[1])
+    for lesson in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"):
+        for cell in nbformat.read(lesson, as_version=4).cells:
+            for block in cell.source.split("### BEGIN ")[1:]:
+                code = block.split("### END")[0].splitlines()[1:]
+                found.update(line.strip() for line in code if len(line.strip()) > 24)
+    public = [path for path in skeleton_source(REPOSITORY / "kernel-src").rglob("*") if path.is_file()]
+    text = "".join(path.read_text(errors="replace") for path in [*public, *(REPOSITORY / "workbench").rglob("*.py")])
+    return {secret for secret in found if secret and secret not in text}
+
+
+def host_socket_path(name: str) -> Path:
+    """A place for a Unix socket of the grading machine's own that a submission must not reach:
+    /run where the tests may write there (root), else the home directory."""
+    directory = Path("/run") if os.access("/run", os.W_OK) else Path.home()
+    return directory / f"workbench-test-{name}.sock"

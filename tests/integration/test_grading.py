@@ -19,7 +19,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
+from grading_course import (  # tests/grading_course.py
+    REPOSITORY,
+    Course,
+    fill,
+    host_socket_path,
+    points,
+    secrets_of_the_course,
+    solution_cells,
+)
 
 from workbench import variant
 from workbench.skeleton import solutions
@@ -103,8 +111,8 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
 HOSTILE_LESSON = "02-single-address-space"
 
 
-def hostile_submissions(course: Course, outside: Path,
-                        listener_port: int) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
+def hostile_submissions(course: Course, outside: Path, listener_port: int,
+                        host_socket: Path) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
     """One submission of each kind the grader must survive, by student."""
     lesson = HOSTILE_LESSON
     solved = solution_cells(lesson)
@@ -157,6 +165,27 @@ def hostile_submissions(course: Course, outside: Path,
     def deletes_outside(notebook: nbformat.NotebookNode, directory: Path) -> None:
         attempts = textwrap.dedent(f"""
             import os, shutil, socket
+
+            def processes():
+                children = []
+                try:
+                    for _ in range(2000):
+                        child = os.fork()
+                        if child == 0:
+                            os._exit(0)
+                        children.append(child)
+                finally:
+                    for child in children:
+                        os.waitpid(child, 0)
+
+            def big_file():
+                try:
+                    with open("/tmp/big", "wb") as file:
+                        for _ in range(10 << 10):
+                            file.write(bytes(1 << 20))
+                finally:
+                    os.remove("/tmp/big")
+
             attempts = {{}}
             for name, attempt in [
                     ("instructor file", lambda: os.remove({str(outside)!r})),
@@ -166,7 +195,9 @@ def hostile_submissions(course: Course, outside: Path,
                     ("system file", lambda: open("/etc/hostname", "w").write("mine")),
                     ("QEMU itself", lambda: open(shutil.which("qemu-system-x86_64"), "ab").write(b"x")),
                     ("grader's network", lambda: socket.create_connection(("127.0.0.1", {listener_port}), 2)),
-                    ("all the memory", lambda: bytearray(8 << 30))]:
+                    ("all the memory", lambda: bytearray(8 << 30)),
+                    ("a host socket", lambda: socket.socket(socket.AF_UNIX).connect({str(host_socket)!r})),
+                    ("2000 processes", processes), ("10 GiB in /tmp", big_file)]:
                 try:
                     attempt()
                     attempts[name] = "done"
@@ -175,6 +206,45 @@ def hostile_submissions(course: Course, outside: Path,
             print(attempts)
             """)
         fill(notebook, {"exercise-1": attempts + solved["exercise-1"]})
+
+    def solves_with_the_instructors_code(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-2", 'exercise.solve("call-vaddr")  # the grader has no solution to give')
+
+    def poses_as_alice(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solved)  # alice's answer, with alice's variant
+        answer(notebook, "exercise-1", 'import os\nos.environ["WORKBENCH_STUDENT"] = "alice"\n'
+               'gib = variant.number("02-heap-move", 2, 9)\n' + solved["exercise-1"])
+
+    def raises_its_machine_cap(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            import os
+            os.environ["WORKBENCH_MAX_MACHINES"] = "99"
+            leaked = [Machine(image).start() for _ in range(20)]
+            """)
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
+
+    def forges_its_grade(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            import workbench.checks
+            workbench.checks.Grade.points = property(lambda self: self.max_points)  # every part passed
+            workbench.checks.expect_reply = lambda *arguments, **keywords: None
+            """)
+
+    def reads_the_solutions(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise-1", """
+            import os
+            from workbench import resources
+            for root in (resources.lessons(), resources.kernel_source(), os.path.dirname(resources.lessons()),
+                         "/home", "/root", "/srv", "/opt"):
+                for top, _, files in os.walk(root):
+                    for name in files:
+                        if name.endswith((".ipynb", ".c", ".h", ".py", ".patch")):
+                            try:
+                                print(open(os.path.join(top, name), errors="replace").read()[:200_000])
+                            except OSError:
+                                pass
+            """)
 
     def edits_the_check(notebook: nbformat.NotebookNode, directory: Path) -> None:
         answer(notebook, "exercise-1", "pass  # no answer")
@@ -187,7 +257,9 @@ def hostile_submissions(course: Course, outside: Path,
 
     return {"alice": all_correct, "bob": all_wrong, "carol": empty, "dave": never_returns,
             "erin": ignores_interrupts, "frank": triple_fault, "gina": twenty_machines,
-            "hank": deletes_outside, "ivan": edits_the_check}
+            "hank": deletes_outside, "ivan": edits_the_check, "jack": solves_with_the_instructors_code,
+            "kate": poses_as_alice, "liam": raises_its_machine_cap, "mona": forges_its_grade,
+            "nina": reads_the_solutions}
 
 
 def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tmp_path: Path) -> None:
@@ -198,7 +270,12 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     outside.write_text("an instructor's file\n")
     listener = socket.create_server(("127.0.0.1", 0))  # a service on the grading machine
     listener.setblocking(False)
-    for student, edit in hostile_submissions(course, outside, listener.getsockname()[1]).items():
+    host_socket = host_socket_path(tmp_path.name)  # another, on a Unix socket
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(host_socket))
+    unix.listen()
+    unix.setblocking(False)
+    for student, edit in hostile_submissions(course, outside, listener.getsockname()[1], host_socket).items():
         course.submit(student, lesson, edit)
     course.nbgrader("collect", lesson)
     before = {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()}
@@ -233,15 +310,48 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     assert Path("/etc/hostname").read_bytes() == hostname
     assert {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()} == before
     assert (course.root / "gradebook.db").is_file() and (course.root / "autograded" / "alice").is_dir()
+    hank_was_stopped(course)
+    for server in (listener, unix):
+        with pytest.raises(BlockingIOError):  # no connection reached it
+            server.accept()
+        server.close()
+    host_socket.unlink()
+    assert "as many as it may (the limit is 4)" in course.feedback("gina", lesson)
+    assert not qemus_under(tmp_path)
+
+    sandbox_held(course, scores, full)
+    verify_grades_flags_only(course, scores, {"mona"})
+
+
+def hank_was_stopped(course: Course) -> None:
+    lesson = HOSTILE_LESSON
     hank = nbformat.read(course.root / "autograded" / "hank" / lesson / f"{lesson}.ipynb", as_version=4)
     printed = "".join(output.get("text", "") for cell in hank.cells for output in cell.get("outputs", []))
     assert "'instructor file': 'FileNotFoundError'" in printed and "'done'" not in printed
     assert "'all the memory': 'MemoryError'" in printed
-    with pytest.raises(BlockingIOError):  # no connection reached it
-        listener.accept()
-    listener.close()
-    assert "WORKBENCH_MAX_MACHINES" in course.feedback("gina", lesson)
-    assert not qemus_under(tmp_path)
+    assert "'a host socket': 'FileNotFoundError'" in printed and "'2000 processes': 'BlockingIOError'" in printed
+    assert "'10 GiB in /tmp': 'OSError'" in printed
+
+
+def sandbox_held(course: Course, scores: dict[str, dict[str, float]], full: dict[str, float]) -> None:
+    """What the sandbox stops: the instructor's solutions, another student's variant, a higher cap."""
+    lesson, nothing = HOSTILE_LESSON, dict.fromkeys(full, 0.0)
+    assert scores["jack"] == nothing and "not available while a submission is graded" in course.feedback("jack", lesson)
+    assert variant.number("02-heap-move", 2, 9, student="kate") != variant.number("02-heap-move", 2, 9, student="alice")
+    assert scores["kate"] == {**full, "exercise-1-check": 0.0}  # alice's heap move is not kate's
+    assert scores["liam"] == scores["gina"] and "(the limit is 4)" in course.feedback("liam", lesson)
+    assert not [secret for secret in secrets_of_the_course() if secret in course.feedback("nina", lesson)]
+    assert scores["mona"] == full  # nbgrader's points, computed in mona's own kernel: forged
+
+
+def verify_grades_flags_only(course: Course, scores: dict[str, dict[str, float]], forgers: set[str]) -> None:
+    """What the sandbox cannot stop, points forged in the student's kernel, verify-grades finds."""
+    verified = subprocess.run([sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root),
+                               HOSTILE_LESSON, "--jobs", "2"], capture_output=True, text=True, timeout=1800,
+                              check=False, env=course.environment())
+    flagged = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
+    assert verified.returncode == 1 and flagged == forgers, verified.stdout + verified.stderr[-3000:]
+    assert f"{len(scores)} submissions checked" in verified.stdout.splitlines()[-1]
 
 
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:

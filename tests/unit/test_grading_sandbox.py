@@ -11,13 +11,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import nbformat
 import pytest
+from grading_course import REPOSITORY, host_socket_path, secrets_of_the_course  # tests/grading_course.py
 
 from workbench import grading, resources
-from workbench.skeleton import BLOCK, skeleton_source
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -66,23 +63,6 @@ def test_the_course_is_hidden_and_only_the_submission_is_writable(course: Path) 
     assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "OSError"]
     assert (course / "autograded" / "alice" / "02-single-address-space" / "mine").read_text() == "x"
     assert (course / "gradebook.db").read_text() == "grades"
-
-
-def secrets_of_the_course() -> set[str]:
-    """Lines that only the instructor's material holds: every solution block of kernel-src, and the
-    code of every solution cell and hidden test of the lessons."""
-    found: set[str] = set()
-    for path in (REPOSITORY / "kernel-src").rglob("*"):
-        if path.is_file() and BLOCK.search(path.read_text(errors="replace")):
-            found.add(BLOCK.search(path.read_text())[0].strip())  # type: ignore[index]
-    for lesson in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"):
-        for cell in nbformat.read(lesson, as_version=4).cells:
-            for block in cell.source.split("### BEGIN ")[1:]:
-                code = block.split("### END")[0].splitlines()[1:]
-                found.update(line.strip() for line in code if len(line.strip()) > 24)
-    public = [path for path in skeleton_source(REPOSITORY / "kernel-src").rglob("*") if path.is_file()]
-    text = "".join(path.read_text(errors="replace") for path in [*public, *(REPOSITORY / "workbench").rglob("*.py")])
-    return {secret for secret in found if secret not in text}  # a solution may quote the skeleton, or the API
 
 
 def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path) -> None:
@@ -148,7 +128,7 @@ def test_no_host_socket_and_no_network_when_the_kernel_is_on_unix_sockets(course
     runtime.mkdir()
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
-    host_socket = Path("/run") / f"workbench-test-{tmp_path.name}.sock"
+    host_socket = host_socket_path(tmp_path.name)
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(str(host_socket))
     unix.listen()
