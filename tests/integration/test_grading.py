@@ -271,10 +271,7 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     listener = socket.create_server(("127.0.0.1", 0))  # a service on the grading machine
     listener.setblocking(False)
     host_socket = host_socket_path(tmp_path.name)  # another, on a Unix socket
-    unix = socket.socket(socket.AF_UNIX)
-    unix.bind(str(host_socket))
-    unix.listen()
-    unix.setblocking(False)
+    unix = unix_listener(host_socket)
     for student, edit in hostile_submissions(course, outside, listener.getsockname()[1], host_socket).items():
         course.submit(student, lesson, edit)
     course.nbgrader("collect", lesson)
@@ -321,6 +318,14 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
 
     sandbox_held(course, scores, full)
     verify_grades_flags_only(course, scores, {"mona"})
+
+
+def unix_listener(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+    listener.setblocking(False)
+    return listener
 
 
 def hank_was_stopped(course: Course) -> None:
