@@ -34,12 +34,17 @@ bin_dir = Path(sys.executable).parent  # the virtual environment this hub runs f
 c.JupyterHub.authenticator_class = "shared-password"
 c.Authenticator.allowed_users = {"alice", "bob"}  # the class list
 c.Authenticator.admin_users = {"teacher"}
+# JupyterHub's own checks of the lengths would end in a traceback: say it in one line instead.
 password = os.environ.pop("WORKBENCH_HUB_PASSWORD", "")
-if not password:
+admin_password = os.environ.pop("WORKBENCH_HUB_ADMIN_PASSWORD", "")
+if len(password) < 8:
     sys.exit("deploy/jupyterhub_config.py: set WORKBENCH_HUB_PASSWORD to the class password "
              "(8 characters or more); the hub does not start without one.")
+if admin_password and (len(admin_password) < 32 or admin_password == password):
+    sys.exit("deploy/jupyterhub_config.py: WORKBENCH_HUB_ADMIN_PASSWORD must have 32 characters or more "
+             "and differ from the class password (or be unset: then no admin can log in).")
 c.SharedPasswordAuthenticator.user_password = password
-c.SharedPasswordAuthenticator.admin_password = os.environ.pop("WORKBENCH_HUB_ADMIN_PASSWORD", "") or None
+c.SharedPasswordAuthenticator.admin_password = admin_password or None
 
 # Where: the hub on port 8000 of every interface; put it behind HTTPS (a reverse proxy, or
 # c.JupyterHub.ssl_cert and ssl_key) before students use it.

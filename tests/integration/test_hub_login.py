@@ -39,9 +39,19 @@ def who(session: requests.Session, hub: ClassroomHub) -> tuple[str, bool]:
     return user.json()["name"], user.json()["admin"]
 
 
-@pytest.mark.parametrize("passwords", [{}, {"WORKBENCH_HUB_PASSWORD": ""}], ids=["unset", "empty"])
-def test_without_the_class_password_the_hub_does_not_start(passwords: dict[str, str]) -> None:
-    with pytest.raises(RuntimeError, match="set WORKBENCH_HUB_PASSWORD to the class password") as refused:
+REFUSED_CLASS = "set WORKBENCH_HUB_PASSWORD to the class password"
+REFUSED_ADMIN = "WORKBENCH_HUB_ADMIN_PASSWORD must have 32 characters or more"
+
+
+@pytest.mark.parametrize(("passwords", "message"), [
+    ({}, REFUSED_CLASS),
+    ({"WORKBENCH_HUB_PASSWORD": ""}, REFUSED_CLASS),
+    ({"WORKBENCH_HUB_PASSWORD": "short"}, REFUSED_CLASS),
+    ({**PASSWORDS, "WORKBENCH_HUB_ADMIN_PASSWORD": "too short for an admin"}, REFUSED_ADMIN),
+    ({**PASSWORDS, "WORKBENCH_HUB_ADMIN_PASSWORD": CLASS_PASSWORD}, REFUSED_ADMIN),
+], ids=["unset", "empty", "short", "short-admin", "admin-same-as-class"])
+def test_without_a_good_class_password_the_hub_does_not_start(passwords: dict[str, str], message: str) -> None:
+    with pytest.raises(RuntimeError, match=message) as refused:
         ClassroomHub(shipped_login=True, passwords=passwords).__enter__()
     assert "exited with status 1" in str(refused.value)
     assert "Traceback" not in str(refused.value), "one readable error, not a traceback"
