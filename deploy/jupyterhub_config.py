@@ -1,18 +1,24 @@
 """JupyterHub for a class, on one Linux server with systemd (Debian 12 or 13).
 
-Each student logs in with their account on the server (PAM) and gets their own JupyterLab, in a
-systemd unit of its own (SystemdSpawner), with the lessons copied into ~/lessons on first start.
+Each student on the class list logs in with their name and the class password (JupyterHub's
+SharedPasswordAuthenticator) and gets their own JupyterLab, in a systemd unit of its own
+(SystemdSpawner, with a system user systemd makes for them), with the lessons copied into
+~/lessons on first start.
 Limits per student are enforced by systemd through the unit's cgroup: memory (MemoryMax; going
 over it kills inside that student's unit only) and CPU (CPUQuota). The idle culler stops a
 server nobody has used for an hour; stopping the unit ends every process in it, the student's
 QEMU guests included, and the workbench's QEMU also dies with its Jupyter kernel on its own
-(PR_SET_PDEATHSIG). Run it as root from the virtual environment the workbench is installed in:
+(PR_SET_PDEATHSIG). Run it as root from the virtual environment the workbench is installed in,
+with the passwords in its environment (never in this file); without the class password it
+refuses to start:
 
-    /opt/workbench/bin/jupyterhub -f deploy/jupyterhub_config.py
+    WORKBENCH_HUB_PASSWORD=... WORKBENCH_HUB_ADMIN_PASSWORD=... \
+        /opt/workbench/bin/jupyterhub -f deploy/jupyterhub_config.py
 
 deploy/README.md says how to install it and how the limits were sized.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,11 +26,25 @@ c = get_config()  # noqa: F821 - JupyterHub provides get_config to its configura
 
 bin_dir = Path(sys.executable).parent  # the virtual environment this hub runs from
 
-# Who: students log in with their account on this server. Replace with your institution's
-# authenticator (LTI, OAuth, ...) if you have one; only these users may log in.
-c.JupyterHub.authenticator_class = "pam"
+# Who: only the class list, with the class password; the teacher with the admin password (at
+# least 32 characters). Anyone with the class password can log in as any student on the list:
+# deploy/README.md names per-student alternatives (OAuth, LTI). Secrets come from the
+# environment, popped so that nothing the hub starts inherits them; no password, no hub, never
+# an open one.
+c.JupyterHub.authenticator_class = "shared-password"
 c.Authenticator.allowed_users = {"alice", "bob"}  # the class list
 c.Authenticator.admin_users = {"teacher"}
+# JupyterHub's own checks of the lengths would end in a traceback: say it in one line instead.
+password = os.environ.pop("WORKBENCH_HUB_PASSWORD", "")
+admin_password = os.environ.pop("WORKBENCH_HUB_ADMIN_PASSWORD", "")
+if len(password) < 8:
+    sys.exit("deploy/jupyterhub_config.py: set WORKBENCH_HUB_PASSWORD to the class password "
+             "(8 characters or more); the hub does not start without one.")
+if admin_password and (len(admin_password) < 32 or admin_password == password):
+    sys.exit("deploy/jupyterhub_config.py: WORKBENCH_HUB_ADMIN_PASSWORD must have 32 characters or more "
+             "and differ from the class password (or be unset: then no admin can log in).")
+c.SharedPasswordAuthenticator.user_password = password
+c.SharedPasswordAuthenticator.admin_password = admin_password or None
 
 # Where: the hub on port 8000 of every interface; put it behind HTTPS (a reverse proxy, or
 # c.JupyterHub.ssl_cert and ssl_key) before students use it.
@@ -46,11 +66,15 @@ c.Spawner.environment = {"JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime"}  # noqa:
 # student's server, Jupyter kernel and one booted guest hold about 275 MiB and 1% of a core when
 # idle; the limits leave room for several guests and a build at once.
 c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
+c.SystemdSpawner.dynamic_users = True  # DynamicUser=: no Unix accounts to make; home /var/lib/NAME
 c.SystemdSpawner.mem_limit = "1G"  # MemoryMax=: over it, only this student's processes are killed
 c.SystemdSpawner.cpu_limit = 1.0  # CPUQuota=100%: one core at most, however many guests
 c.SystemdSpawner.isolate_tmp = True  # PrivateTmp=: a /tmp of their own, removed at stop
 c.SystemdSpawner.disable_user_sudo = True  # NoNewPrivileges=
-c.SystemdSpawner.unit_extra_properties = {"TasksMax": "256"}  # a runaway loop cannot fork-bomb the server
+c.SystemdSpawner.unit_extra_properties = {
+    "MemorySwapMax": "0",  # without it, a server with swap pages out past MemoryMax instead of being stopped
+    "TasksMax": "256",  # a runaway loop cannot fork-bomb the server
+}
 
 # Idle servers are stopped after an hour without activity: the student's kernels and guests end,
 # their files in ~/lessons stay. Their next login starts a fresh server.

@@ -1,11 +1,13 @@
 """A real JupyterHub for a class, for the hub test and benchmarks/classroom.py.
 
 `ClassroomHub` starts `jupyterhub` with deploy/jupyterhub_config.py and a few overrides that
-let it run here without systemd and without Unix accounts: DummyAuthenticator, the simple
-local-process spawner (each student's server runs as this user, with a home of its own under a
-temporary directory), loopback ports, a short idle timeout for the culler, and a marker in the
-environment of every process the hub starts, so that what it leaves behind can be found. The
-proxy is configurable-http-proxy from .venv/proxy (scripts/bootstrap installs it there).
+let it run here without systemd: the simple local-process spawner (each student's server runs
+as this user, with a home of its own under a temporary directory), loopback ports, a short idle
+timeout for the culler, and a marker in the environment of every process the hub starts, so that
+what it leaves behind can be found. The shipped login (the class list and a shared password from
+the hub's environment) stays with `shipped_login=True`; otherwise DummyAuthenticator lets the
+test's students in. The proxy is configurable-http-proxy from .venv/proxy (scripts/bootstrap
+installs it there).
 
 `Student` talks to the hub's REST API as an admin service (create, spawn, wait, token) and runs
 a notebook in the student's own server through a real Jupyter kernel: the Jupyter server's
@@ -28,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -61,10 +63,8 @@ OVERRIDES = '''
 c = get_config()
 load_subconfig({deploy!r})
 
-# Here: no systemd, no Unix accounts, only loopback.
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "simple"
+# Here: no systemd, only loopback.
+{login}c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
@@ -97,6 +97,11 @@ c.JupyterHub.load_roles.append({{
 '''
 
 
+DUMMY_LOGIN = '''c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+'''
+
+
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on a thread of its own: the browser tests' Playwright keeps an event loop
     running on the main thread for the whole session, where asyncio.run refuses to start."""
@@ -107,7 +112,9 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 class ClassroomHub:
     """A running JupyterHub: `with ClassroomHub(idle_timeout=...) as hub: hub.student(name)`."""
 
-    def __init__(self, *, idle_timeout: int = 3600, spawn_timeout: float = SPAWN_TIMEOUT) -> None:
+    def __init__(self, *, idle_timeout: int = 3600, spawn_timeout: float = SPAWN_TIMEOUT,
+                 shipped_login: bool = False, passwords: Mapping[str, str] | None = None) -> None:
+        """`passwords`: the hub's WORKBENCH_HUB_* variables (default: a random class password)."""
         if not PROXY.is_file():
             raise FileNotFoundError(f"JupyterHub's proxy is not installed at {PROXY}: run scripts/bootstrap")
         self.spawn_timeout = spawn_timeout
@@ -126,14 +133,17 @@ class ClassroomHub:
             deploy=str(DEPLOY_CONFIG), homes=str(self.homes), port=self.port, hub_port=free_port(),
             proxy_api_port=free_port(), proxy=str(PROXY), directory=str(self.directory),
             spawn_timeout=int(spawn_timeout), marker=MARKER, run_id=self.run_id, tmp=str(self.tmp),
-            runtime=str(self.runtime),
+            runtime=str(self.runtime), login="" if shipped_login else DUMMY_LOGIN,
             idle_timeout=idle_timeout, token=self.token))
+        self.passwords = dict(passwords if passwords is not None
+                              else {"WORKBENCH_HUB_PASSWORD": secrets.token_urlsafe(16)})
         self.log_path = self.directory / "jupyterhub.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._config = config
 
     def __enter__(self) -> ClassroomHub:
-        environment = {**os.environ, MARKER: self.run_id}
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("WORKBENCH_HUB_")}
+        environment.update(self.passwords, **{MARKER: self.run_id})
         environment.pop("WORKBENCH_WORKSPACES", None)  # each student's workspaces are in their lessons
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -142,7 +152,9 @@ class ClassroomHub:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterHub exited with status {self.process.returncode}:\n{self.log_tail()}")
+                message = f"JupyterHub exited with status {self.process.returncode}:\n{self.log_tail()}"
+                self.close()
+                raise RuntimeError(message)
             try:
                 run_async(self.api("GET", "/hub/api/"))
                 return self
