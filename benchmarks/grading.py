@@ -3,13 +3,15 @@
 Makes a temporary course from course/ (generate_assignment of every lesson), puts N students'
 correct submissions where `nbgrader collect` would (submitted/STUDENT/LESSON/), then runs
 `nbgrader autograde LESSON` for every lesson, each submission's kernel in the bubblewrap sandbox,
-`--jobs` lessons at a time. Prints notebooks per minute, the slowest notebook (its cells, first
-to last, from nbclient's own timing), and the peak memory of everything grading started, summed
-over the process tree (QEMU included), sampled every 0.2 s. Every submission must earn full
-points, or the figures are not printed.
+`--jobs` lessons at a time, then `workbench verify-grades` of every lesson (each submission's
+checks again in a fresh sandbox, `--jobs` at a time). Prints notebooks per minute for the two
+together and for each, the slowest notebook (its cells, first to last, from nbclient's own
+timing), and the peak memory of everything grading started, summed over the process tree (QEMU
+included), sampled every 0.2 s. Every submission must earn full points and every grade must
+verify, or the figures are not printed.
 
-Target on 2 cores: 30 students x 6 lessons = 180 notebooks in under 10 minutes (the six lessons
-the target was set for: --lessons 01 02 03 04 05 06).
+Target on 2 cores: 30 students x 6 lessons = 180 notebooks autograded and verified in under 10
+minutes (the six lessons the target was set for: --lessons 01 02 03 04 05 06).
 
     .venv/bin/python benchmarks/grading.py [--students 30] [--jobs 2] [--lessons 01 02 ...]
 """
@@ -81,6 +83,18 @@ def prepare(course: Course, students: int, lessons: list[str]) -> None:
             nbformat.write(release, directory / f"{lesson}.ipynb")
 
 
+def verify(course: Course, lessons: list[str], jobs: int) -> list[str]:
+    """verify-grades of every lesson, one after the other; what did not verify."""
+    problems = []
+    for lesson in lessons:
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root), lesson,
+                               "--jobs", str(jobs), "--db", f"sqlite:///{course.root / gradebook(lesson)}"],
+                              env=course.environment(), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            problems.append(f"{lesson}: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=30)
@@ -117,6 +131,8 @@ def main() -> int:
                                                 stderr=subprocess.DEVNULL, text=True))
             time.sleep(0.2)
             running = [process for process in running if process.poll() is None]
+        autograded = time.monotonic() - started
+        unverified = verify(course, chosen, args.jobs)
         elapsed = time.monotonic() - started
         done.set()
         sampler.join()
@@ -125,14 +141,17 @@ def main() -> int:
         wrong = [f"{student}/{lesson}: {scores}" for lesson in chosen
                  for student, scores in course.scores(lesson, gradebook(lesson)).items() if scores != points(lesson)]
         expected = args.students * len(chosen)
-        if len(notebooks) != expected or wrong:
-            print(f"grading failed: {len(notebooks)} of {expected} notebooks graded; wrong points: {wrong[:5]}")
+        if len(notebooks) != expected or wrong or unverified:
+            print(f"grading failed: {len(notebooks)} of {expected} notebooks graded; wrong points: {wrong[:5]}; "
+                  f"not verified: {unverified[:5]}")
             return 1
         slowest = max(notebooks, key=seconds_of)
         print(f"{len(notebooks)} notebooks ({args.students} students x {len(chosen)} lessons), "
               f"{args.jobs} lessons at a time, on {os.cpu_count()} cores (load average {load_before:.1f} before)")
         print(f"  total:          {elapsed / 60:.1f} min, {len(notebooks) / (elapsed / 60):.1f} notebooks per minute "
-              f"(target: 180 in under 10 min)")
+              f"(target: 180 in under 10 min, verify-grades included)")
+        print(f"  autograde:      {autograded / 60:.1f} min")
+        print(f"  verify-grades:  {(elapsed - autograded) / 60:.1f} min")
         print(f"  slowest:        {slowest.parent.parent.name}/{slowest.stem}, {seconds_of(slowest):.1f} s "
               "from its first cell to its last")
         print(f"  peak memory:    {peak / 2**20:.0f} MiB resident, all processes grading started (QEMU included)")

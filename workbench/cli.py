@@ -241,7 +241,7 @@ def command_verify_grades(args: argparse.Namespace) -> int:
         raise WorkbenchError(f"verify-grades needs nbgrader ({error}): pip install 'unikernel-workbench[grading]'") \
             from error
 
-    checked, disagreements = verify_grades(args.course, args.assignment, jobs=args.jobs)
+    checked, disagreements = verify_grades(args.course, args.assignment, jobs=args.jobs, db_url=args.db)
     for line in report(checked, disagreements):
         print(line)
     return 1 if disagreements else 0
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("course", help="the nbgrader course directory (with nbgrader_config.py)")
     verify.add_argument("assignment", help="the assignment, as nbgrader names it (03-page-tables)")
     verify.add_argument("--jobs", type=int, default=1, help="submissions checked at once (default 1)")
+    verify.add_argument("--db", help="the gradebook's database URL (default: the course's, as nbgrader_config.py says)")
     verify.set_defaults(run=command_verify_grades)
 
     args, unknown = parser.parse_known_args(argv)

@@ -160,13 +160,15 @@ def _environment(course: Course) -> None:
     os.environ["WORKBENCH_COURSE"] = str(course.root)
 
 
-def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1,
-                  students: Sequence[str] | None = None) -> tuple[int, list[Disagreement]]:
+def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, students: Sequence[str] | None = None,
+                  db_url: str | None = None) -> tuple[int, list[Disagreement]]:
     """Check every autograded submission of `assignment` (or only `students`'): how many were
     checked, and each disagreement with the gradebook."""
     if not isinstance(jobs, int) or jobs < 1:
         raise InvalidInput(f"jobs is the number of submissions checked at once, 1 or more, not {jobs!r}")
     course = Course.open(course_dir)
+    if db_url is not None:
+        course = Course(course.root, course.course_id, db_url)
     source = course.source(assignment)
     notebook_name = next(iter(sorted((course.root / "source" / assignment).glob("*.ipynb")))).stem
     submissions = course.submissions(assignment)
