@@ -276,6 +276,16 @@ def _add_lab(commands: typing.Any) -> None:
     lab.set_defaults(run=command_lab)
 
 
+def _add_verify(commands: typing.Any) -> None:
+    verify = commands.add_parser("verify-grades", help="after nbgrader autograde, check every grade again in a "
+                                                      "fresh sandbox without the student's code")
+    verify.add_argument("course", help="the nbgrader course directory (with nbgrader_config.py)")
+    verify.add_argument("assignment", help="the assignment, as nbgrader names it (03-page-tables)")
+    verify.add_argument("--jobs", type=int, default=1, help="submissions checked at once (default 1)")
+    verify.add_argument("--db", help="the gradebook's database URL (default: the course's, as nbgrader_config.py says)")
+    verify.set_defaults(run=command_verify_grades)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="workbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -326,13 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                               "skeleton of kernel-src (from a checkout)")
     student.set_defaults(run=command_student_edition)
 
-    verify = commands.add_parser("verify-grades", help="after nbgrader autograde, check every grade again in a "
-                                                      "fresh sandbox without the student's code")
-    verify.add_argument("course", help="the nbgrader course directory (with nbgrader_config.py)")
-    verify.add_argument("assignment", help="the assignment, as nbgrader names it (03-page-tables)")
-    verify.add_argument("--jobs", type=int, default=1, help="submissions checked at once (default 1)")
-    verify.add_argument("--db", help="the gradebook's database URL (default: the course's, as nbgrader_config.py says)")
-    verify.set_defaults(run=command_verify_grades)
+    _add_verify(commands)
 
     args, unknown = parser.parse_known_args(argv)
     if args.command == "lab":
