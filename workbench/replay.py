@@ -26,7 +26,8 @@ and the replay prints again what it re-executes after a `loadvm`.
 
 Lifetime: a Replay owns its QEMU and a temporary directory (the checkpoints); `close()`, or
 `with`, removes both. A Recorder without a path records into a temporary directory owned by
-the Recording it returns, removed when that is closed or collected.
+the Recording it returns, removed when that is closed or collected. Both directories are also
+removed when the process ends, even by SIGKILL (janitor.py), and QEMU dies with it (machine.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 from .debugger import Debugger
 from .errors import InvalidInput, WorkbenchError
 from .image import Image
+from .janitor import forget, remove_at_exit
 from .machine import Machine, MachineError, MachineState, Outcome
 from .snapshot import Snapshot
 
@@ -57,6 +59,18 @@ RUN_TIMEOUT = 60.0
 # from a loaded checkpoint; a new QEMU replaying from the start goes on.
 STALL_SECONDS = 5.0
 LOADVM_TIMEOUT = 10.0  # loading a checkpoint takes milliseconds
+
+
+def _temporary_directory(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory that is removed when this process ends, however it ends."""
+    directory = tempfile.TemporaryDirectory(prefix=prefix)
+    remove_at_exit(directory.name)
+    return directory
+
+
+def _remove(directory: tempfile.TemporaryDirectory[str]) -> None:
+    directory.cleanup()
+    forget(directory.name)
 
 
 class ReplayError(WorkbenchError):
@@ -85,7 +99,7 @@ class Recording:
     def close(self) -> None:
         """Remove the log, if the recording owns it (made without a path)."""
         if self._owner is not None:
-            self._owner.cleanup()
+            _remove(self._owner)
 
 
 class Recorder:
@@ -97,7 +111,7 @@ class Recorder:
             if option in machine_options:
                 raise InvalidInput(f"a recorder sets {option} itself")
         self.image = image
-        self._temporary = None if path is not None else tempfile.TemporaryDirectory(prefix="workbench-recording-")
+        self._temporary = None if path is not None else _temporary_directory("workbench-recording-")
         self.path = Path(path) if path is not None else Path(self._temporary.name) / "recording.rr"  # type: ignore[union-attr]
         self.name = name
         self.settings = machine_options  # what a replay must repeat (machine type, memory, extra_args ...)
@@ -121,7 +135,7 @@ class Recorder:
         recording = Recording(self.path, self.image, dict(self.settings), machine.console.text, how,
                               outcome=outcome, _owner=self._temporary)
         if self._temporary is not None:
-            weakref.finalize(recording, self._temporary.cleanup)
+            weakref.finalize(recording, _remove, self._temporary)
         return recording
 
     def __enter__(self) -> Machine:
@@ -150,7 +164,7 @@ class Replay:
                               "(Debian: sudo apt-get install qemu-utils)")
         self.recording = recording
         self.name = name
-        self._directory = tempfile.TemporaryDirectory(prefix="workbench-replay-")
+        self._directory = _temporary_directory("workbench-replay-")
         self._disk = Path(self._directory.name) / "checkpoints.qcow2"
         done = subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", str(self._disk), SNAPSHOT_DISK_SIZE],
                               capture_output=True, text=True, timeout=30, check=False)
@@ -199,7 +213,7 @@ class Replay:
     def _cleanup(machines: list[Machine], directory: tempfile.TemporaryDirectory[str]) -> None:
         for machine in machines:
             machine.close()
-        directory.cleanup()
+        _remove(directory)
 
     def close(self) -> None:
         """Stop QEMU and remove the checkpoints."""

@@ -83,7 +83,7 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
             snapshot = machine.snapshot("broken")
             walk = snapshot.walk(fault.cr2)
             refusing_level = "PT"
-            region = snapshot.address_space(image).region_at(image.symbol("heap_next").vaddr)
+            region_label = snapshot.address_space(image).region_at(image.symbol("heap_next").vaddr).label
             """)
         answer(notebook, "exercise-2", "# written in kernel/scenario.c, but it never calls the page")
         write_in_files(directory, "04-page-faults-exercises", "heap-execute",
@@ -101,7 +101,7 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
 
     feedback = course.feedback("carol", lesson)
     assert "Exercise 1a: diagnose the fault: 1 of 2 points" in feedback
-    assert "region.label is not what the guest says" in feedback and "image .data" in feedback
+    assert "region_label is not what the guest says" in feedback and "image .data" in feedback
     assert "Exercise 2: executing data: 0 of 2 points" in feedback
     assert "The guest did not stop: no fault." in feedback
     assert "Exercise 2: executing data: 2 of 2 points" in course.feedback("alice", lesson)
@@ -126,7 +126,7 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,
         correct_c(directory)
 
     def all_wrong(notebook: nbformat.NotebookNode, directory: Path) -> None:
-        answer(notebook, "exercise-1", 'machine.write_symbol("heap_next", heap_base + (1 << 30))  # not my gib')
+        answer(notebook, "exercise-1", 'heap_variable, new_heap_next = "heap_next", heap_base + (1 << 30)  # not mine')
         answer(notebook, "exercise-2", "# written in app/main.c: it never calls the function")
         write_in_files(directory, "02-single-address-space-exercises", "call-vaddr",
                        without="    console_printf(\"ok call-vaddr value=0x%lx\\n\", function(numbers[1]));\n")
