@@ -111,7 +111,7 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
 HOSTILE_LESSON = "02-single-address-space"
 
 
-def hostile_submissions(course: Course, outside: Path, listener_port: int,
+def hostile_submissions(course: Course, outside: Path, listener_port: int,  # noqa: PLR0915 - a catalogue
                         host_socket: Path) -> dict[str, Callable[[nbformat.NotebookNode, Path], None]]:
     """One submission of each kind the grader must survive, by student."""
     lesson = HOSTILE_LESSON
@@ -211,9 +211,14 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,
         answer(notebook, "exercise-2", 'exercise.solve("call-vaddr")  # the grader has no solution to give')
 
     def poses_as_alice(notebook: nbformat.NotebookNode, directory: Path) -> None:
-        fill(notebook, solved)  # alice's answer, with alice's variant
-        answer(notebook, "exercise-1", 'import os\nos.environ["WORKBENCH_STUDENT"] = "alice"\n'
-               'gib = variant.number("02-heap-move", 2, 9)\n' + solved["exercise-1"])
+        alices = variant.number("02-heap-move", 2, 9, student="alice")  # copied from alice's notebook
+        answer(notebook, "exercise-1", f"""
+            import os
+            os.environ["WORKBENCH_STUDENT"] = "alice"  # so that the check would compute alice's variant
+            heap_variable, new_heap_next = "heap_next", heap_base + ({alices} << 30)
+            """)
+        answer(notebook, "exercise-2", "# written in app/main.c")
+        correct_c(directory)
 
     def raises_its_machine_cap(notebook: nbformat.NotebookNode, directory: Path) -> None:
         answer(notebook, "exercise-1", """
