@@ -232,6 +232,7 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,  # no
     def forges_its_grade(notebook: nbformat.NotebookNode, directory: Path) -> None:
         answer(notebook, "exercise-1", """
             import workbench.checks
+            heap_variable, new_heap_next = "heap_next", 0  # a wrong answer, to be graded as right
             workbench.checks.Grade.points = property(lambda self: self.max_points)  # every part passed
             workbench.checks.expect_reply = lambda *arguments, **keywords: None
             """)
