@@ -56,6 +56,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# No address-space randomisation: a request does the same in every run, so a grader can repeat a
+# student's attack in a guest of its own. (The greeter tells where its buffer is anyway.)
+echo 0 > /proc/sys/kernel/randomize_va_space
 
 echo "guest: ready guest-programs=$(ls /bin | wc -l)"
 

@@ -1,0 +1,92 @@
+"""Lesson checks that measure: graded with real nbgrader (tests/grading_course.py), a submission
+that forges what a check used to trust gets nothing for it, and a correct one gets every point.
+
+Lesson 07's first check once searched the recording's console for the reply, and the guest
+echoes what it is sent: typing the reply into a recording of the broken kernel passed. Lesson
+06's check once graded the Replies the student's own cells made. Both now record or boot again
+from the workspace the submission hands in (workbench/answers.py), and measure there.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from grading_course import Course, fill, points, solution_cells  # tests/grading_course.py
+
+pytestmark = pytest.mark.qemu
+
+DEBUGGING = "07-debugging-and-time-travel"
+ATTACK_SURFACE = "06-attack-surface"
+
+
+def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
+    fill(notebook, {grade_id: textwrap.dedent(source).strip()})
+
+
+def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> None:
+    course = Course(tmp_path, [DEBUGGING])
+    course.release()
+
+    def correct(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solution_cells(DEBUGGING))
+
+    def types_the_reply(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solution_cells(DEBUGGING))  # exercise 2 answered right
+        answer(notebook, "fix-the-planted-bug", """
+            # no fix: the broken kernel, recorded, with the reply typed in (the guest echoes it)
+            recorder = Recorder(ws.build(), name="lesson-07-recording")
+            machine = recorder.start()
+            machine.wait_for("> ")
+            for request in ["syscall noop", "ticks", "alloc 2", "call noop"]:
+                machine.request(request)
+            machine.send_line("ok syscall-cr3 service=noop")
+            machine.wait_for("> ok syscall-cr3 service=noop")
+            fixed_recording = recorder.stop()
+            print("ok syscall-cr3 service=noop" in fixed_recording.console)
+            """)
+
+    course.submit("alice", DEBUGGING, correct)
+    course.submit("bob", DEBUGGING, types_the_reply)
+    graded = course.grade(DEBUGGING)
+    assert graded.returncode == 0, graded.stderr[-4000:]
+
+    full = points(DEBUGGING)
+    scores = course.scores(DEBUGGING)
+    assert scores["alice"] == full
+    assert scores["bob"] == {**full, "check-the-fix": 0.0}
+    feedback = course.feedback("bob", DEBUGGING)
+    assert "Exercise 1: fix the planted bug: 0 of 2 points" in feedback
+    assert "still hold the planted line" in feedback
+
+
+def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_path: Path) -> None:
+    course = Course(tmp_path, [ATTACK_SURFACE])
+    course.release()
+
+    def correct(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, solution_cells(ATTACK_SURFACE))
+
+    def forges_the_replies(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        answer(notebook, "exercise", """
+            # no hook: replies made up, and the table's own (read-only) address handed in
+            from workbench.protocol import Reply
+            hooked = Reply(True, "syscall", {"service": "noop", "value": str(my_clock + 5)},
+                           f"ok syscall service=noop value={my_clock + 5}")
+            direct = Reply(True, "call", {"service": "noop", "value": "0"}, "ok call service=noop value=0")
+            table_alias = image.symbol("syscall_table").vaddr
+            hook = image.symbol("sys_get_ticks").vaddr
+            """)
+
+    course.submit("alice", ATTACK_SURFACE, correct)
+    course.submit("carol", ATTACK_SURFACE, forges_the_replies)
+    graded = course.grade(ATTACK_SURFACE)
+    assert graded.returncode == 0, graded.stderr[-4000:]
+
+    full = points(ATTACK_SURFACE)
+    scores = course.scores(ATTACK_SURFACE)
+    assert scores["alice"] == full
+    assert scores["carol"] == {**full, "exercise-check": 0.0}
+    assert "Exercise: hook the system call table: 0 of 2 points" in course.feedback("carol", ATTACK_SURFACE)
