@@ -31,7 +31,6 @@ in a fresh sandbox without the student's code.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
@@ -39,8 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +53,7 @@ HIDDEN_ALWAYS = ("/home", "/root", "/srv/nbgrader", "/run", "/var/tmp")  # noqa:
 PRIVATE = ("/tmp", "/dev/shm")  # noqa: S108 - each replaced by a bounded tmpfs of the sandbox's own
 FACTS_INSIDE = str(grader_facts.FACTS_PATH)
 PROBE_SECONDS = 10
+ORPHAN_POLL_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -160,10 +159,11 @@ def _solution_mounts(solutions: Solutions, course: Path | None) -> list[str]:
     return mounts
 
 
-def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int, facts: Path,
+def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int, facts: int,
                  python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
     """The command line that runs an IPython kernel for `submission` inside the sandbox; `facts`
-    is the grader's facts file, bound read-only where grader_facts reads it."""
+    is a descriptor of the grader's facts (facts_descriptor), put read-only where grader_facts
+    reads them."""
     sockets = _unix_socket_directory(connection_file, submission)
     solutions = Solutions.find(course)
     hide = _hidden(course, solutions, hidden)
@@ -180,7 +180,7 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
         if _inside(path, covered) and path.exists():
             argv += ["--ro-bind", str(path), str(path)]
     argv += _solution_mounts(solutions, course)
-    argv += ["--ro-bind", str(facts), FACTS_INSIDE]
+    argv += ["--ro-bind-data", str(facts), FACTS_INSIDE]
     if sockets is not None:  # the kernel's sockets are files: their directory, and no network
         argv += ["--bind", str(sockets), str(sockets), "--unshare-net"]
     argv += ["--bind", str(submission), str(submission), "--chdir", str(submission)]
@@ -196,24 +196,20 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
     return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
 
 
-@contextlib.contextmanager
-def facts_file(student: str, max_machines: int = GRADER_MACHINES) -> Iterator[Path]:
-    """The grader's facts for one submission, in a private file that is removed afterwards."""
+def facts_descriptor(student: str, max_machines: int = GRADER_MACHINES) -> int:
+    """The grader's facts for one submission in a file of memory only (nothing on disk to remove),
+    as an inheritable descriptor that bubblewrap copies into the sandbox."""
     facts = grader_facts.GraderFacts(student, max_machines)
     grader_facts.parse(facts.to_json())  # the same rules as inside: a bad student id stops here
-    directory = Path(tempfile.mkdtemp(prefix="workbench-grader-facts-"))
-    try:
-        path = directory / "facts.json"
-        path.write_text(facts.to_json())
-        path.chmod(0o444)
-        yield path
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    descriptor = os.memfd_create("workbench-grader-facts", 0)  # no MFD_CLOEXEC: the sandbox reads it
+    os.write(descriptor, facts.to_json().encode())
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    return descriptor
 
 
-def run_sandboxed(command: list[str]) -> int:
-    """Run `command` in the submission's cgroup, under its rlimits; its exit status. The sandbox
-    dies with this process; SIGTERM and SIGINT are passed on."""
+def run_sandboxed(command: list[str], pass_fds: Sequence[int] = ()) -> int:
+    """Run `command` (with the descriptors `pass_fds`) in the submission's cgroup, under its
+    rlimits; its exit status. The sandbox dies with this process; SIGTERM and SIGINT are passed on."""
     grader_limits.remove_stale()
     with grader_limits.cgroup() as procs:
         def prepare() -> None:
@@ -221,10 +217,22 @@ def run_sandboxed(command: list[str]) -> int:
             grader_limits.join(procs)
             grader_limits.set_rlimits()
 
-        child = subprocess.Popen(command, preexec_fn=prepare)  # noqa: PLW1509 - no threads run here yet
+        child = subprocess.Popen(command, pass_fds=pass_fds, preexec_fn=prepare)  # noqa: PLW1509 - no threads yet
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda received, _: child.send_signal(received))
-        return child.wait()
+        return _wait(child, parent=os.getppid())
+
+
+def _wait(child: subprocess.Popen[bytes], parent: int) -> int:
+    """The child's exit status; ends it early if whoever started this kernel (nbgrader,
+    verify-grades) is gone without shutting it down. Polled: a parent-death signal would come
+    when the parent's starting thread ends, which for an asyncio kernel manager is too soon."""
+    while True:
+        try:
+            return child.wait(timeout=ORPHAN_POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:
+                child.terminate()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,12 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = int(os.environ.get("WORKBENCH_GRADER_SECONDS", DEFAULT_SECONDS))
     try:
         check_sandbox()
-        with facts_file(student_of(submission) or grader_facts.DEFAULT_STUDENT) as facts:
-            command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts,
-                                   course=Path(course).resolve() if course else None, seconds=seconds)
-            for directory in ("tmp", "cache", "home", "ipython"):
-                (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
-            return run_sandboxed(command)
+        facts = facts_descriptor(student_of(submission) or grader_facts.DEFAULT_STUDENT)
+        command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts,
+                               course=Path(course).resolve() if course else None, seconds=seconds)
+        for directory in ("tmp", "cache", "home", "ipython"):
+            (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
+        return run_sandboxed(command, pass_fds=(facts,))
     except WorkbenchError as error:
         print(f"workbench.grading: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import ast
 import copy
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import zmq
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -32,6 +34,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from . import answers
 from .errors import InvalidInput
+from .grading import check_sandbox
 
 CELL_SECONDS = 120  # the course's budget per cell (course/nbgrader_config.py)
 KERNEL = "workbench-grader"
@@ -147,10 +150,26 @@ def run_checks(notebook: nbformat.NotebookNode, student: str, submission: Path, 
         client = NotebookClient(notebook, km=manager, timeout=CELL_SECONDS, allow_errors=True,
                                 interrupt_on_timeout=True, resources={"metadata": {"path": str(directory)}})
         try:
-            client.execute(cwd=str(directory))
+            # The kernel's own banner would mix with the report; its errors reach the notebook.
+            client.execute(cwd=str(directory), stdout=subprocess.DEVNULL)
         except (CellTimeoutError, DeadKernelError):
             pass  # the cells that ran have their outputs; the others earn nothing, as in autograde
+        finally:
+            _shut_down(manager)
         return _points(notebook)
+
+
+def _shut_down(manager: KernelManager) -> None:
+    """nbclient leaves running a kernel it did not make; one that died needs its files removed."""
+    if not manager.has_kernel:
+        return
+    try:
+        manager.shutdown_kernel()  # asked, so that the sandbox's launcher cleans up after it
+    except (zmq.ZMQError, RuntimeError):  # the kernel's sockets are gone with it
+        process = getattr(manager.provisioner, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()  # the sandbox's launcher; everything in the sandbox dies with it
+        manager.cleanup_resources()
 
 
 def _environment(course: Course) -> None:
@@ -177,6 +196,7 @@ def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, stu
     if not submissions:
         raise InvalidInput(f"there is no autograded submission of {assignment!r} in {course.root / 'autograded'}")
     recorded = course.recorded(assignment, notebook_name)
+    check_sandbox()  # a machine that refuses the sandbox says so once, not as zero points for everyone
     _environment(course)
 
     def one(student: str) -> list[Disagreement]:

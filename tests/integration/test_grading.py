@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -363,6 +364,7 @@ def verify_grades_flags_only(course: Course, scores: dict[str, dict[str, float]]
     flagged = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
     assert verified.returncode == 1 and flagged == forgers, verified.stdout + verified.stderr[-3000:]
     assert f"{len(scores)} submissions checked" in verified.stdout.splitlines()[-1]
+    assert not qemus_under(Path(tempfile.gettempdir())) and not list(Path(tempfile.gettempdir()).glob("workbench-verify-*"))
 
 
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ the kernel), under the same cgroup and rlimits."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -37,12 +38,16 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
     connection_file = course.parent / "kernel.json"
     connection_file.write_text(json.dumps(connection or {}))
     (submission / "probe.py").write_text(textwrap.dedent(probe))
-    with grading.facts_file(student) as facts:
+    facts = grading.facts_descriptor(student)
+    try:
         argv = grading.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts)
         command = [*argv[:argv.index(sys.executable)], sys.executable, "probe.py"]
-        launcher = "import sys; from workbench import grading; sys.exit(grading.run_sandboxed(sys.argv[1:]))"
-        return subprocess.run([sys.executable, "-c", launcher, *command], capture_output=True, text=True,
-                              timeout=120, check=False, cwd=submission)
+        launcher = ("import sys; from workbench import grading; "
+                    "sys.exit(grading.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
+        return subprocess.run([sys.executable, "-c", launcher, str(facts), *command], capture_output=True,
+                              text=True, timeout=120, check=False, cwd=submission, pass_fds=(facts,))
+    finally:
+        os.close(facts)
 
 
 def test_the_student_comes_from_nbgraders_autograded_directory(tmp_path: Path) -> None:
