@@ -88,6 +88,15 @@ class Course:
         self.nbgrader("generate_feedback", lesson, "--force")
         return done
 
+    def grade_class(self, lesson: str, submissions: dict[str, Edit]) -> dict[str, dict[str, float]]:
+        """Each student's submission made by its edit, autograded: the points per check cell."""
+        for student, edit in submissions.items():
+            self.submit(student, lesson, edit)
+        graded = self.grade(lesson)
+        if graded.returncode != 0:
+            raise AssertionError(f"nbgrader autograde failed:\n{graded.stderr[-4000:]}")
+        return self.scores(lesson)
+
     def scores(self, lesson: str, gradebook: str = "gradebook.db") -> dict[str, dict[str, float]]:
         """For each student, the points of each graded cell of `lesson` (grade_id -> points)."""
         found: dict[str, dict[str, float]] = {}

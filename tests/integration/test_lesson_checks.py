@@ -48,13 +48,8 @@ def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> 
             print("ok syscall-cr3 service=noop" in fixed_recording.console)
             """)
 
-    course.submit("alice", DEBUGGING, correct)
-    course.submit("bob", DEBUGGING, types_the_reply)
-    graded = course.grade(DEBUGGING)
-    assert graded.returncode == 0, graded.stderr[-4000:]
-
+    scores = course.grade_class(DEBUGGING, {"alice": correct, "bob": types_the_reply})
     full = points(DEBUGGING)
-    scores = course.scores(DEBUGGING)
     assert scores["alice"] == full
     assert scores["bob"] == {**full, "check-the-fix": 0.0}
     feedback = course.feedback("bob", DEBUGGING)
@@ -80,13 +75,8 @@ def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_
             hook = image.symbol("sys_get_ticks").vaddr
             """)
 
-    course.submit("alice", ATTACK_SURFACE, correct)
-    course.submit("carol", ATTACK_SURFACE, forges_the_replies)
-    graded = course.grade(ATTACK_SURFACE)
-    assert graded.returncode == 0, graded.stderr[-4000:]
-
+    scores = course.grade_class(ATTACK_SURFACE, {"alice": correct, "carol": forges_the_replies})
     full = points(ATTACK_SURFACE)
-    scores = course.scores(ATTACK_SURFACE)
     assert scores["alice"] == full
     assert scores["carol"] == {**full, "exercise-check": 0.0}
     assert "Exercise: hook the system call table: 0 of 2 points" in course.feedback("carol", ATTACK_SURFACE)
