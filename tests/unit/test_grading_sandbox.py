@@ -63,10 +63,10 @@ def test_the_course_is_hidden_and_only_the_submission_is_writable(course: Path) 
         print(sorted(os.listdir(c)), os.listdir(c / 'autograded'), os.getpid(), open('mine', 'w').write('x'))
         try:
             open('/etc/hostname', 'a').write('x')
-        except OSError as error:
-            print(type(error).__name__)
+        except OSError:  # read-only file system, or no permission: either way refused
+            print('refused')
         """)
-    assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "OSError"]
+    assert done.stdout.split() == ["['autograded']", "['alice']", "2", "1", "refused"]
     assert (course / "autograded" / "alice" / "02-single-address-space" / "mine").read_text() == "x"
     assert (course / "gradebook.db").read_text() == "grades"
 
