@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
+
+from workbench.workspace import Workspace
 
 ALL_LESSONS = sorted(path.stem for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -71,16 +74,39 @@ def gradebook(lesson: str) -> str:
     return f"gradebook-{lesson}.db"
 
 
+SOLVE = re.compile(r'^(?P<workspace>\w+)\.solve\("(?P<solution>[a-z0-9-]+)"\)$', re.MULTILINE)
+EXERCISES = re.compile(r'(?P<variable>\w+) = Workspace\.open\("(?P<name>[\w.-]+-exercises)"\)')
+
+
+def correct_answers(lesson: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The solution cells, and the C a correct student writes in the file browser: the grader
+    has no solution for a cell's `solve()` to put back. (grade_id -> source, workspace -> solutions)"""
+    cells = solution_cells(lesson)
+    source = "\n".join(cell.source for cell in nbformat.read(REPOSITORY / "lessons" / f"{lesson}.ipynb",
+                                                          as_version=4).cells)
+    workspaces = {match["variable"]: match["name"] for match in EXERCISES.finditer(source)}
+    written: dict[str, list[str]] = {}
+    for grade_id, cell in cells.items():
+        for match in SOLVE.finditer(cell):
+            written.setdefault(workspaces[match["workspace"]], []).append(match["solution"])
+        cells[grade_id] = SOLVE.sub(r"# \g<solution>: written in the workspace's files", cell)
+    return cells, written
+
+
 def prepare(course: Course, students: int, lessons: list[str]) -> None:
     for lesson in lessons:
         course.nbgrader("generate_assignment", lesson, "--force",
                         f"--CourseDirectory.db_url=sqlite:///{course.root / gradebook(lesson)}")
         release = nbformat.read(course.root / "release" / lesson / f"{lesson}.ipynb", as_version=4)
-        fill(release, solution_cells(lesson))
+        cells, written = correct_answers(lesson)
+        fill(release, cells)
         for number in range(students):
             directory = course.root / "submitted" / f"student{number:02d}" / lesson
             directory.mkdir(parents=True)
             nbformat.write(release, directory / f"{lesson}.ipynb")
+            for workspace, solutions in written.items():
+                for solution in solutions:
+                    Workspace.open(workspace, parent=directory / "workspaces").solve(solution)
 
 
 def verify(course: Course, lessons: list[str], jobs: int) -> list[str]:
@@ -91,7 +117,7 @@ def verify(course: Course, lessons: list[str], jobs: int) -> list[str]:
                                "--jobs", str(jobs), "--db", f"sqlite:///{course.root / gradebook(lesson)}"],
                               env=course.environment(), capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            problems.append(f"{lesson}: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+            problems.append(f"{lesson}: {done.stdout.strip()[-2000:]} {done.stderr.strip()[-3000:]}")
     return problems
 
 

@@ -87,13 +87,27 @@ def _v1_parents() -> dict[str, Path] | None:
     return parents if len(parents) == 2 and all(_writable(path) for path in parents.values()) else None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def remove_stale() -> None:
-    """Empty cgroups of graders that were killed before they could remove their own."""
+    """Empty cgroups of graders that were killed before they could remove their own. A group
+    is named after its grader's pid: a live grader's group may be empty for a moment, between
+    its making and its sandbox joining it, and is left alone."""
     parents = [*(_v1_parents() or {}).values(), _own_v2_parent() or CGROUP_ROOT / "none"]
     for parent in parents:
         for stale in parent.glob(PREFIX + "*"):
-            with contextlib.suppress(OSError):
-                stale.rmdir()  # refused while a process is still inside: that grader is alive
+            owner = stale.name.removeprefix(PREFIX).split("-")[0]
+            if owner.isdigit() and not _alive(int(owner)):
+                with contextlib.suppress(OSError):
+                    stale.rmdir()
 
 
 def _write(path: Path, value: str) -> None:
@@ -140,7 +154,7 @@ def cgroup_note() -> str:
 def cgroup() -> Iterator[list[Path]]:
     """A cgroup (or a v1 pair) for one submission: yields the cgroup.procs files a child joins by
     writing its pid; removes the groups afterwards."""
-    name = PREFIX + secrets.token_hex(6)
+    name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     groups: list[Path] = []
     try:
         with contextlib.suppress(OSError):

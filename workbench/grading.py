@@ -217,7 +217,10 @@ def run_sandboxed(command: list[str], pass_fds: Sequence[int] = ()) -> int:
             grader_limits.join(procs)
             grader_limits.set_rlimits()
 
-        child = subprocess.Popen(command, pass_fds=pass_fds, preexec_fn=prepare)  # noqa: PLW1509 - no threads yet
+        try:
+            child = subprocess.Popen(command, pass_fds=pass_fds, preexec_fn=prepare)  # noqa: PLW1509 - no threads
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SandboxError(f"the grading sandbox could not be started: {error}") from error
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, lambda received, _: child.send_signal(received))
         return _wait(child, parent=os.getppid())
