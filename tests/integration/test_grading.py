@@ -52,17 +52,22 @@ def write_in_files(directory: Path, workspace: str, solution: str, *, without: s
                 exercise.replace(block.path, without, "")
 
 
-def qemus_under(path: Path) -> list[str]:
-    """QEMU processes whose command line mentions `path` (ours only, on a shared machine)."""
-    found = []
+def qemu_processes() -> dict[str, str]:
+    """Every QEMU on the machine, by pid: its command line."""
+    found = {}
     for status in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             command = status.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "qemu-system" in command and str(path) in command:
-            found.append(command)
+        if "qemu-system" in command:
+            found[status.parent.name] = command
     return found
+
+
+def qemus_under(path: Path) -> list[str]:
+    """QEMU processes whose command line mentions `path` (ours only, on a shared machine)."""
+    return [command for command in qemu_processes().values() if str(path) in command]
 
 
 def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
@@ -353,6 +358,7 @@ def sandbox_held(course: Course, scores: dict[str, dict[str, float]], full: dict
 
 def verify_grades_flags_only(course: Course, forgers: set[str]) -> None:
     """What the sandbox cannot stop, points forged in the student's kernel, verify-grades finds."""
+    running = qemu_processes()  # other tests' live kernels (the browser tests' lab) may hold guests of their own
     verified = subprocess.run([sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root),
                                HOSTILE_LESSON, "--jobs", "2"], capture_output=True, text=True, timeout=1800,
                               check=False, env=course.environment())
@@ -360,8 +366,8 @@ def verify_grades_flags_only(course: Course, forgers: set[str]) -> None:
     assert verified.returncode == 1 and flagged == forgers, verified.stdout + verified.stderr[-3000:]
     autograded = list((course.root / "autograded").glob(f"*/{HOSTILE_LESSON}"))  # a killed kernel may leave none
     assert f"{len(autograded)} submissions checked" in verified.stdout.splitlines()[-1]
-    scratch = Path(tempfile.gettempdir())  # verify-grades' own scratch directories, and their guests
-    assert not qemus_under(scratch) and not list(scratch.glob("workbench-verify-*"))
+    left = {pid: command for pid, command in qemu_processes().items() if pid not in running}
+    assert not left and not list(Path(tempfile.gettempdir()).glob("workbench-verify-*")), left
 
 
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
