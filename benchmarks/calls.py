@@ -21,10 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench import calls
-from workbench.host import kvm_usable
-from workbench.machine import Machine
-from workbench.workspace import Workspace
+from workbench.compare import calls
+from workbench.guest.machine import Machine
+from workbench.guest.qemu import kvm_usable
+from workbench.kernel.workspace import Workspace
 
 
 def main() -> int:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from _timing import summary, timed  # benchmarks/_timing.py
 
-from workbench.debugger import Debugger
-from workbench.machine import Machine
-from workbench.replay import Recorder, Replay
-from workbench.timeline import index
-from workbench.workspace import Workspace
+from workbench.debug.debugger import Debugger
+from workbench.guest.machine import Machine
+from workbench.kernel.workspace import Workspace
+from workbench.timetravel.replay import Recorder, Replay
+from workbench.timetravel.timeline import index
 
 
 def stepping(image: object) -> None:

@@ -34,7 +34,7 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
 
-from workbench.workspace import Workspace
+from workbench.kernel.workspace import Workspace
 
 ALL_LESSONS = sorted(path.stem for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import linux_kernel  # tests/linux_kernel.py, shared with the tests
 
-from workbench.machine import Machine
-from workbench.paging import MappedRange, parse_info_mem, parse_info_tlb, tlb_lines
-from workbench.snapshot import Snapshot
-from workbench.workspace import Workspace
+from workbench.guest.machine import Machine
+from workbench.kernel.workspace import Workspace
+from workbench.models.paging import MappedRange, parse_info_mem, parse_info_tlb, tlb_lines
+from workbench.models.snapshot import Snapshot
 
 CPU_FOR_LEVELS = {4: "qemu64", 5: "qemu64,la57=on"}
 MONITOR_TIMEOUT = 60.0

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from _timing import summary, timed  # benchmarks/_timing.py
 
-from workbench.host import TOOLCHAINS
-from workbench.machine import Machine
-from workbench.workspace import Workspace
+from workbench.guest.machine import Machine
+from workbench.kernel.toolchains import TOOLCHAINS
+from workbench.kernel.workspace import Workspace
 
 FLOOR_SOURCE = Path(__file__).resolve().parent / "floor-guest"
 BANNER = "Hello from the unikernel!"

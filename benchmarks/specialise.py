@@ -24,14 +24,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.attack_surface import image_surface
-from workbench.build import DEFAULT_TOOLCHAIN
-from workbench.image import Image
-from workbench.linux_guest import LinuxGuest, build_initramfs
-from workbench.machine import Machine
-from workbench.specialise import memory_in_use, stopped_at
-from workbench.stock_linux import stock_kernel
-from workbench.workspace import Workspace
+from workbench.compare.attack_surface import image_surface
+from workbench.compare.linux_guest import LinuxGuest, build_initramfs
+from workbench.compare.specialise import memory_in_use, stopped_at
+from workbench.compare.stock_linux import stock_kernel
+from workbench.guest.machine import Machine
+from workbench.kernel.build import DEFAULT_TOOLCHAIN
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 
 SELECTIONS: dict[str, list[str] | None] = {
     "everything (app/config.mk)": None,

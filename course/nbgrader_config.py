@@ -6,13 +6,13 @@ an assignment whose exercises and checks carry nbgrader's metadata. From this di
     nbgrader generate_assignment 03-page-tables      # the student version, in release/
     nbgrader release_assignment 03-page-tables       # to the exchange
     nbgrader collect 03-page-tables                  # the submissions, into submitted/
-    nbgrader autograde 03-page-tables                # each in its own sandbox: workbench/grading.py
+    nbgrader autograde 03-page-tables                # each in its own sandbox: workbench/classroom/sandbox.py
     nbgrader generate_feedback 03-page-tables        # HTML per student, with the explanations
 
     workbench verify-grades . 03-page-tables         # every grade checked again, without the students' code
 
 Submissions are untrusted code that builds C and boots QEMU. Autograde runs each one's Jupyter
-kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap (workbench/grading.py):
+kernel as `workbench-grader` (jupyter/kernels/ here), inside bubblewrap (workbench/classroom/sandbox.py):
 no solution and no other submission visible, writes only in the submission's own directory, its
 own user and PID namespaces, no network, limits on tasks, memory and file sizes, killed after
 WORKBENCH_GRADER_SECONDS. The grading machine needs bubblewrap and user namespaces: autograde
@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench.grading import SandboxError, check_sandbox
+from workbench.classroom.sandbox import SandboxError, check_sandbox
 
 c = get_config()  # noqa: F821 - nbgrader provides it
 course = Path(__file__).resolve().parent

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.image import Image
-from workbench.workspace import Workspace
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 
 
 @pytest.fixture

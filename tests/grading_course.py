@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from workbench.skeleton import parse, skeleton_source
+from workbench.kernel.skeleton import parse, skeleton_source
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 COURSE = REPOSITORY / "course"

@@ -1,7 +1,7 @@
 """A stock distribution Linux kernel, for checking the paging model against a real, large guest.
 
 Used by tests/integration/test_paging_oracle.py and benchmarks/pagewalk.py. The kernel itself comes
-from `workbench.stock_linux` (apt, cached outside the repository). `boot_paused()` boots it
+from `workbench.compare.stock_linux` (apt, cached outside the repository). `boot_paused()` boots it
 without an initrd until it panics, with its final page tables in place, and pauses it.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from workbench.image import Image
-from workbench.machine import Machine
-from workbench.stock_linux import LinuxKernel, LinuxKernelUnavailable, cache_directory, stock_kernel
+from workbench.compare.stock_linux import LinuxKernel, LinuxKernelUnavailable, cache_directory, stock_kernel
+from workbench.guest.machine import Machine
+from workbench.kernel.image import Image
 
 __all__ = ["BOOT_TIMEOUT", "LinuxKernel", "LinuxKernelUnavailable", "boot_paused", "cache_directory", "stock_kernel"]
 

@@ -3,12 +3,12 @@
 The names a lesson needs are importable from here; everything else lives in its module.
 """
 
-from .build import BuildError
-from .errors import WorkbenchError
-from .faults import GuestFault
-from .image import Image
-from .machine import GuestStopped, GuestTimeout, Machine, MachineState, Outcome
-from .workspace import Workspace
+from workbench.errors import WorkbenchError
+from workbench.guest.machine import GuestStopped, GuestTimeout, Machine, MachineState, Outcome
+from workbench.kernel.build import BuildError
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
+from workbench.models.faults import GuestFault
 
 __all__ = [
     "BuildError",

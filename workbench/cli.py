@@ -27,14 +27,18 @@ import tty
 import typing
 from pathlib import Path
 
-from . import grader_limits, grading, host, paging, resources
-from .build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
-from .errors import InvalidInput, WorkbenchError
-from .image import Image, image_file
-from .machine import ACCELERATORS, MACHINE_TYPES, Machine
-from .skeleton import skeleton_source
-from .snapshot import Snapshot
-from .student_edition import write_student_edition, write_student_wheel
+from workbench import resources
+from workbench.classroom import sandbox, sandbox_limits
+from workbench.classroom.student_edition import write_student_edition, write_student_wheel
+from workbench.errors import InvalidInput, WorkbenchError
+from workbench.guest import qemu
+from workbench.guest.machine import ACCELERATORS, MACHINE_TYPES, Machine
+from workbench.kernel import toolchains
+from workbench.kernel.build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
+from workbench.kernel.image import Image, image_file
+from workbench.kernel.skeleton import skeleton_source
+from workbench.models import paging
+from workbench.models.snapshot import Snapshot
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +61,7 @@ def _seconds(text: str) -> float:
 
 def _source_dir(given: str | None) -> Path:
     """--source, else the current directory when it is a workspace, else the students' kernel-src
-    (without the exercises' solutions: workbench/skeleton.py)."""
+    (without the exercises' solutions: workbench/kernel/skeleton.py)."""
     if given:
         return Path(given).resolve()
     here = Path.cwd()
@@ -208,26 +212,26 @@ def command_doctor(_: argparse.Namespace) -> int:
         print(f"{'ok' if ok else 'MISSING':<8} {what}" + (f"\n         fix: {fix}" if fix and not ok else ""))
 
     try:
-        qemu = host.qemu_info()
-        wanted = [t for t in MACHINE_TYPES if t in qemu.machine_types]
-        report(True, f"QEMU {qemu.version_text} at {qemu.path}; machine types: {', '.join(wanted)}")
-        report(qemu.qboot_rom is not None, f"qboot firmware for pc/q35: {qemu.qboot_rom or 'not found'}",
+        found = qemu.qemu_info()
+        wanted = [t for t in MACHINE_TYPES if t in found.machine_types]
+        report(True, f"QEMU {found.version_text} at {found.path}; machine types: {', '.join(wanted)}")
+        report(found.qboot_rom is not None, f"qboot firmware for pc/q35: {found.qboot_rom or 'not found'}",
                "sudo apt-get install qemu-system-data (pc/q35 then boot with SeaBIOS, about 2x slower)")
-        report(qemu.has_sandbox, "QEMU seccomp sandbox (-sandbox)", "a QEMU built with seccomp")
+        report(found.has_sandbox, "QEMU seccomp sandbox (-sandbox)", "a QEMU built with seccomp")
     except WorkbenchError as error:
-        report(False, str(error), host.INSTALL_HINT)
-    for name in host.TOOLCHAINS:
-        missing = host.toolchain_missing(name)
+        report(False, str(error), qemu.INSTALL_HINT)
+    for name in toolchains.TOOLCHAINS:
+        missing = toolchains.toolchain_missing(name)
         report(not missing, f"{name} toolchain" + (f" (missing: {', '.join(missing)})" if missing else ""),
-               f"sudo apt-get install {host.TOOLCHAIN_PACKAGES[name]}")
-    kvm = host.kvm_usable()
+               f"sudo apt-get install {toolchains.TOOLCHAIN_PACKAGES[name]}")
+    kvm = qemu.kvm_usable()
     print(f"info     acceleration: TCG (default){'; /dev/kvm is usable with --accel kvm' if kvm else ''}")
     if os.geteuid() == 0:
         print("info     running as root: QEMU runs as the same user; prefer an ordinary account")
     try:
-        grading.check_sandbox()
-        report(True, f"grading sandbox (bubblewrap with a user namespace); {grader_limits.cgroup_note()}")
-    except grading.SandboxError as error:
+        sandbox.check_sandbox()
+        report(True, f"grading sandbox (bubblewrap with a user namespace); {sandbox_limits.cgroup_note()}")
+    except sandbox.SandboxError as error:
         report(False, "grading sandbox: autograding cannot run here", str(error))
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     print(f"info     Chromium for browser tests: {chromium or 'not installed (./run-tests installs it)'}")
@@ -236,7 +240,7 @@ def command_doctor(_: argparse.Namespace) -> int:
 
 def command_verify_grades(args: argparse.Namespace) -> int:
     try:
-        from .verify import report, verify_grades  # noqa: PLC0415 - nbgrader, only for this command
+        from workbench.classroom.verify import report, verify_grades  # noqa: PLC0415 - nbgrader, only for this command
     except ImportError as error:
         raise WorkbenchError(f"verify-grades needs nbgrader ({error}): pip install 'unikernel-workbench[grading]'") \
             from error
@@ -259,7 +263,7 @@ def command_student_edition(args: argparse.Namespace) -> int:
 def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
     sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
-    sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+    sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
     sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
                                            "(default: the application's config.mk; '' for the base alone)")
     sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "PVH note, or a Linux bzImage (use --machine-type pc)")
         sub.add_argument("--append", help="the kernel command line, for a Linux image (e.g. 'console=ttyS0')")
         sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
-        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(host.TOOLCHAINS))
+        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
         sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
         sub.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
         sub.add_argument("--wait-for", help="console text that means the guest is ready")

@@ -1,6 +1,6 @@
 """What the grader's sandbox tells the Jupyter kernel inside it, read once from a read-only file.
 
-The grader (workbench/grading.py) binds a small JSON file read-only at FACTS_PATH in each
+The grader (workbench/classroom/sandbox.py) binds a small JSON file read-only at FACTS_PATH in each
 submission's sandbox: whose submission it is and how many machines it may run. A submission can
 change its own environment variables and any Python object in its kernel, but not that file, so
 a variant computed from it is the student's own and no cell can raise the cap it reads. Outside
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WorkbenchError
+from workbench.errors import WorkbenchError
 
 FACTS_PATH = Path("/run/workbench-grader/facts.json")
 DEFAULT_STUDENT = "self-learner"  # a notebook graded outside nbgrader's autograded/STUDENT/ directories

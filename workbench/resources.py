@@ -15,15 +15,15 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import InvalidInput
+from workbench.errors import InvalidInput
 
-_PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent  # the installed or checked-out `workbench` folder
 DEFAULT_LAB_DIR = Path.home() / "unikernel-workbench"
 
 
 def _shipped(in_wheel: str, in_repository: str) -> Path:
-    installed = _PACKAGE / in_wheel
-    return installed if installed.is_dir() else _PACKAGE.parent / in_repository
+    installed = PACKAGE / in_wheel
+    return installed if installed.is_dir() else PACKAGE.parent / in_repository
 
 
 def kernel_source() -> Path:
@@ -68,7 +68,7 @@ def own_directory(given: str | Path, purpose: str, *, refuse: Path | None = None
         raise BadDirectory(f"{given} cannot be used for {purpose}: a symbolic link in it points in a loop") from error
     if refuse is not None and directory == refuse.resolve():
         raise BadDirectory(f"{directory} holds the lessons themselves; choose another directory for {purpose}")
-    if directory == _PACKAGE or _PACKAGE in directory.parents:
+    if directory == PACKAGE or PACKAGE in directory.parents:
         raise BadDirectory(f"{directory} is inside the installed workbench package; choose a directory of your own "
                            f"for {purpose}")
     try:

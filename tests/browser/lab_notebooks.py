@@ -41,9 +41,9 @@ DEBUG_NOTEBOOK = "debug-views.ipynb"
 # The debugger and the timeline, on the unikernel stopped at its first instruction and on a replay.
 DEBUG_CELLS = [
     '''from workbench import Workspace
-from workbench.debugger import Debugger
-from workbench.replay import Recorder, Replay
-from workbench.timeline import index
+from workbench.debug.debugger import Debugger
+from workbench.timetravel.replay import Recorder, Replay
+from workbench.timetravel.timeline import index
 from workbench.views import DebuggerView, TimelineView
 
 ws = Workspace.open("browser-debug", fresh=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from workbench.build import BuildError
-from workbench.host import TOOLCHAINS
-from workbench.image import Image
-from workbench.workspace import Workspace
+from workbench.kernel.build import BuildError
+from workbench.kernel.image import Image
+from workbench.kernel.toolchains import TOOLCHAINS
+from workbench.kernel.workspace import Workspace
 
 MAX_IMAGE_BYTES = 64 * 1024
 

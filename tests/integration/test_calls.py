@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from workbench import calls
-from workbench.gdbstub import GdbClient
-from workbench.image import Image
-from workbench.machine import Machine, MachineError, MachineState
-from workbench.trace import TraceError, trace_call, trace_syscall
+from workbench.compare import calls
+from workbench.debug.trace import TraceError, trace_call, trace_syscall
+from workbench.guest.gdbstub import GdbClient
+from workbench.guest.machine import Machine, MachineError, MachineState
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 from workbench.views import TraceView
-from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workbench import Machine, Workspace
-from workbench.checks import (
+from workbench.classroom.checks import (
     CheckFailed,
     Grade,
     expect_build,
@@ -16,8 +16,8 @@ from workbench.checks import (
     expect_no_wx,
     expect_reply,
 )
-from workbench.image import Image
-from workbench.paging import PAGE_SIZE_2M, PAGE_SIZE_4K
+from workbench.kernel.image import Image
+from workbench.models.paging import PAGE_SIZE_2M, PAGE_SIZE_4K
 
 pytestmark = pytest.mark.qemu
 

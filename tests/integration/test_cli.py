@@ -9,7 +9,7 @@ from pathlib import Path
 import linux_kernel  # tests/linux_kernel.py
 import pytest
 
-from workbench.workspace import Workspace
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 

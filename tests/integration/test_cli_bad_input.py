@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import workbench
-from workbench.image import Image
+from workbench.kernel.image import Image
 
 pytestmark = pytest.mark.qemu
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench import components
-from workbench.build import BuildError
-from workbench.image import Image
-from workbench.machine import Machine, MachineState
-from workbench.workspace import Workspace
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel import components
+from workbench.kernel.build import BuildError
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 

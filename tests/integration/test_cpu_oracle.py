@@ -9,11 +9,11 @@ import struct
 
 import pytest
 
-from workbench.faults import PF_PRESENT, PF_RESERVED
-from workbench.image import Image
-from workbench.machine import Machine, MachineState
-from workbench.memory import PhysicalAddressError
-from workbench.paging import FaultKind, Level
+from workbench.guest.machine import Machine, MachineState
+from workbench.guest.memory import PhysicalAddressError
+from workbench.kernel.image import Image
+from workbench.models.faults import PF_PRESENT, PF_RESERVED
+from workbench.models.paging import FaultKind, Level
 
 pytestmark = pytest.mark.qemu
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from workbench.debugger import Debugger
-from workbench.image import Image
-from workbench.replay import Recorder, Replay
-from workbench.timeline import index
+from workbench.debug.debugger import Debugger
+from workbench.kernel.image import Image
+from workbench.timetravel.replay import Recorder, Replay
+from workbench.timetravel.timeline import index
 from workbench.views import DebuggerPanel, DebuggerView, TimelineView
 
 pytestmark = pytest.mark.qemu

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench.debugger import Debugger, DebuggerError
-from workbench.debuginfo import DebugInfo, DebugInfoError, NoSuchLine
-from workbench.dwarf_expr import Context, evaluate
-from workbench.image import Image
-from workbench.machine import Machine
-from workbench.workspace import Workspace
+from workbench.debug.debugger import Debugger, DebuggerError
+from workbench.debug.debuginfo import DebugInfo, DebugInfoError, NoSuchLine
+from workbench.debug.dwarf.expressions import Context, evaluate
+from workbench.guest.machine import Machine
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 

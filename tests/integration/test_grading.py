@@ -30,9 +30,9 @@ from grading_course import (  # tests/grading_course.py
     solution_cells,
 )
 
-from workbench import variant
-from workbench.skeleton import solutions
-from workbench.workspace import Workspace
+from workbench.classroom import variant
+from workbench.kernel.skeleton import solutions
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 
@@ -232,10 +232,10 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,  # no
 
     def forges_its_grade(notebook: nbformat.NotebookNode, directory: Path) -> None:
         answer(notebook, "exercise-1", """
-            import workbench.checks
+            import workbench.classroom.checks
             heap_variable, new_heap_next = "heap_next", 0  # a wrong answer, to be graded as right
-            workbench.checks.Grade.points = property(lambda self: self.max_points)  # every part passed
-            workbench.checks.expect_reply = lambda *arguments, **keywords: None
+            workbench.classroom.checks.Grade.points = property(lambda self: self.max_points)  # every part passed
+            workbench.classroom.checks.expect_reply = lambda *arguments, **keywords: None
             """)
 
     def reads_the_solutions(notebook: nbformat.NotebookNode, directory: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from workbench import Machine, Workspace
-from workbench.build import BuildError
+from workbench.kernel.build import BuildError
 
 pytestmark = pytest.mark.qemu
 

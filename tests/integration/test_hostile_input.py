@@ -13,8 +13,7 @@ import time
 import pytest
 
 from workbench.errors import InvalidInput, WorkbenchError
-from workbench.image import Image
-from workbench.machine import (
+from workbench.guest.machine import (
     MAX_REQUEST_LENGTH,
     BadMachineSetting,
     BadRequest,
@@ -24,8 +23,9 @@ from workbench.machine import (
     MachineState,
     NoReply,
 )
-from workbench.paging import PageFaultError
-from workbench.workspace import Workspace
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
+from workbench.models.paging import PageFaultError
 
 pytestmark = pytest.mark.qemu
 

@@ -7,10 +7,10 @@ import time
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from workbench import paging
-from workbench.cpu import CpuMode
-from workbench.image import Image
-from workbench.machine import Machine, MachineState
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.models import paging
+from workbench.models.cpu import CpuMode
 
 pytestmark = pytest.mark.qemu
 

@@ -4,7 +4,7 @@ that forges what a check used to trust gets nothing for it, and a correct one ge
 Lesson 07's first check once searched the recording's console for the reply, and the guest
 echoes what it is sent: typing the reply into a recording of the broken kernel passed. Lesson
 06's check once graded the Replies the student's own cells made. Both now record or boot again
-from the workspace the submission hands in (workbench/answers.py), and measure there.
+from the workspace the submission hands in (workbench/classroom/answers.py), and measure there.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_
     def forges_the_replies(notebook: nbformat.NotebookNode, directory: Path) -> None:
         answer(notebook, "exercise", """
             # no hook: replies made up, and the table's own (read-only) address handed in
-            from workbench.protocol import Reply
+            from workbench.guest.protocol import Reply
             hooked = Reply(True, "syscall", {"service": "noop", "value": str(my_clock + 5)},
                            f"ok syscall service=noop value={my_clock + 5}")
             direct = Reply(True, "call", {"service": "noop", "value": "0"}, "ok call service=noop value=0")

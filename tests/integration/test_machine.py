@@ -20,9 +20,9 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 from workbench.errors import WorkbenchError
-from workbench.image import Image
-from workbench.machine import GuestStopped, GuestTimeout, Machine, MachineClosed, MachineState, QemuStartError
-from workbench.workspace import Workspace
+from workbench.guest.machine import GuestStopped, GuestTimeout, Machine, MachineClosed, MachineState, QemuStartError
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 
@@ -266,7 +266,7 @@ def leave_no_qemu(qemu: list[int]) -> Iterator[None]:
 def test_qemu_dies_with_the_python_process_that_started_it(image: Image) -> None:
     script = textwrap.dedent(f"""
         import sys, time
-        from workbench.machine import Machine
+        from workbench.guest.machine import Machine
         machine = Machine({str(image.path)!r}).start()
         machine.wait_for("> ")
         print(machine.pid, flush=True)
@@ -287,7 +287,7 @@ def test_qemu_dies_with_the_python_process_that_started_it(image: Image) -> None
 
 def test_qemu_dies_with_a_parent_killed_during_start_up(image: Image) -> None:
     script = textwrap.dedent(f"""
-        from workbench.machine import Machine
+        from workbench.guest.machine import Machine
         print("starting", flush=True)
         machine = Machine({str(image.path)!r}).start()
         print("started", flush=True)
@@ -331,7 +331,7 @@ def test_qemu_dies_with_a_jupyter_kernel_killed_by_sigkill(image: Image) -> None
                     printed.append(message["content"]["text"])
 
             reply = client.execute_interactive(textwrap.dedent(f"""
-                from workbench.machine import Machine
+                from workbench.guest.machine import Machine
                 machine = Machine({str(image.path)!r}).start()
                 machine.wait_for("> ", timeout=60)
                 print(machine.pid)

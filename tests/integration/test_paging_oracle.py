@@ -27,11 +27,11 @@ from pathlib import Path
 import linux_kernel  # tests/linux_kernel.py
 import pytest
 
-from workbench.host import TOOLCHAINS
-from workbench.image import Image
-from workbench.machine import Machine, MachineState
-from workbench.memory import GuestRAM, MonitorMemory
-from workbench.paging import (
+from workbench.guest.machine import Machine, MachineState
+from workbench.guest.memory import GuestRAM, MonitorMemory
+from workbench.kernel.image import Image
+from workbench.kernel.toolchains import TOOLCHAINS
+from workbench.models.paging import (
     ENTRY_ACCESSED,
     ENTRY_CACHE_DISABLE,
     ENTRY_DIRTY,
@@ -55,7 +55,7 @@ from workbench.paging import (
     parse_info_tlb,
     tlb_lines,
 )
-from workbench.snapshot import Snapshot
+from workbench.models.snapshot import Snapshot
 
 pytestmark = pytest.mark.qemu
 

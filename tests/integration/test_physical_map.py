@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from workbench.image import Image
-from workbench.machine import Machine
-from workbench.memory import PhysicalAddressError
-from workbench.physmap import PhysicalMap, PhysicalRegion
+from workbench.guest.machine import Machine
+from workbench.guest.memory import PhysicalAddressError
+from workbench.kernel.image import Image
+from workbench.models.physmap import PhysicalMap, PhysicalRegion
 
 pytestmark = pytest.mark.qemu
 

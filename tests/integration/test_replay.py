@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import InvalidInput
-from workbench.image import Image
-from workbench.machine import MAX_REQUEST_LENGTH, MachineState
-from workbench.replay import Recorder, Recording, Replay
-from workbench.timeline import index, mark_breakpoints, rewind_fault
-from workbench.workspace import Workspace
+from workbench.guest.machine import MAX_REQUEST_LENGTH, MachineState
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
+from workbench.timetravel.replay import Recorder, Recording, Replay
+from workbench.timetravel.timeline import index, mark_breakpoints, rewind_fault
 
 pytestmark = pytest.mark.qemu
 

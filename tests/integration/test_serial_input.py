@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from workbench.image import Image
-from workbench.machine import MAX_REQUEST_LENGTH, Machine
+from workbench.guest.machine import MAX_REQUEST_LENGTH, Machine
+from workbench.kernel.image import Image
 
 
 def test_many_long_lines_typed_at_once_all_arrive(image: Image) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lab_command import serve_lab  # tests/lab_command.py
 
-from workbench.skeleton import solutions
+from workbench.kernel.skeleton import solutions
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.qemu

@@ -12,8 +12,8 @@ import re
 import numpy as np
 from test_paging import KERNEL, RW, US, XD, A, P, Tables, _rom_and_device_memory, entry_for
 
-from workbench.address_space import ADDRESS_SPACE_END, MAX_ROWS, Region, Summary
-from workbench.snapshot import Snapshot
+from workbench.models.address_space import ADDRESS_SPACE_END, MAX_ROWS, Region, Summary
+from workbench.models.snapshot import Snapshot
 from workbench.views import AddressSpaceMap
 from workbench.views.address_map import MAX_SEGMENTS
 

@@ -1,5 +1,5 @@
-"""Answers handed in as plain data (workbench.answers), and the notebook verify-grades runs
-instead of the student's code (workbench.verify)."""
+"""Answers handed in as plain data (workbench.classroom.answers), and the notebook verify-grades runs
+instead of the student's code (workbench.classroom.verify)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from workbench.answers import AnswerError, hand_in, load, restore
-from workbench.verify import verification_notebook
-from workbench.workspace import Workspace
+from workbench.classroom.answers import AnswerError, hand_in, load, restore
+from workbench.classroom.verify import verification_notebook
+from workbench.kernel.workspace import Workspace
 
 
 def test_an_answer_goes_back_as_it_was_handed_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,5 +68,5 @@ def test_the_verification_runs_no_cell_of_the_students() -> None:
                                                          "points": 1}})])
     cells = verification_notebook(source).cells
     assert cells[0].source == "x = 1" and "hand_in" in cells[2].source
-    assert cells[1].source == ("from workbench.answers import restore\n"
+    assert cells[1].source == ("from workbench.classroom.answers import restore\n"
                                "restore('exercise-1', globals(), names=['my_paddr'])")

@@ -1,4 +1,4 @@
-"""Parsing the figures of workbench.calls and the symbol tables of workbench.attack_surface."""
+"""Parsing the figures of workbench.compare.calls and the symbol tables of workbench.compare.attack_surface."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from workbench.attack_surface import (
+from workbench.compare.attack_surface import (
     SymbolTableUnavailable,
     linux_system_calls,
     system_calls_in,
     system_calls_in_header,
 )
-from workbench.calls import (
+from workbench.compare.calls import (
     PUBLISHED,
     HostMeasurement,
     MeasurementError,

@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from workbench.console import Console
+from workbench.guest.console import Console
 
 
 def soon(seconds: float = 1.0) -> float:

@@ -1,4 +1,4 @@
-"""Unit tests for workbench.cpu: register decoding and QEMU's `info registers` text.
+"""Unit tests for workbench.models.cpu: register decoding and QEMU's `info registers` text.
 
 The three fixtures were captured from QEMU 7.2.22 (Debian 12) through HMP, CRLF line endings
 and all: at reset (real mode), in the 32-bit PVH entry of a tiny guest, and after that guest
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbench.cpu import (
+from workbench.errors import WorkbenchError
+from workbench.models.cpu import (
     CpuMode,
     Cr0,
     Cr3,
@@ -30,8 +31,7 @@ from workbench.cpu import (
     parse_info_registers,
     parse_info_registers_all,
 )
-from workbench.errors import WorkbenchError
-from workbench.paging import PagingKind, PagingMode
+from workbench.models.paging import PagingKind, PagingMode
 
 FPU_LINES = [
     "FCW=037f FSW=0000 [ST=0] FTW=00 MXCSR=00001f80",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.faults import GuestFault, decode_page_fault_error, describe_page_fault_error
+from workbench.models.faults import GuestFault, decode_page_fault_error, describe_page_fault_error
 
 PAGE_FAULT = (
     'FAULT vector=14 name=#PF "Page Fault" error=0x2 (not-present write supervisor) '

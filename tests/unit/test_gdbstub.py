@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from workbench.gdbstub import (
+from workbench.guest.gdbstub import (
     GdbClient,
     GdbError,
     GdbTimeout,

@@ -1,4 +1,4 @@
-"""The grading sandbox of workbench.grading, attacked from inside as a submission would: each
+"""The grading sandbox of workbench.classroom.sandbox, attacked from inside as a submission would: each
 probe runs in the same sandbox a graded kernel gets (the same command line, a probe instead of
 the kernel), under the same cgroup and rlimits."""
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from grading_course import REPOSITORY, host_socket_path, secrets_of_the_course  # tests/grading_course.py
 
-from workbench import grading, resources
+from workbench import resources
+from workbench.classroom import sandbox
 
 
 @pytest.fixture
@@ -39,12 +40,12 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
     connection_file = course.parent / "kernel.json"
     connection_file.write_text(json.dumps(connection or {}))
     (submission / "probe.py").write_text(textwrap.dedent(probe))
-    facts = grading.facts_descriptor(student)
+    facts = sandbox.facts_descriptor(student)
     try:
-        argv = grading.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts)
+        argv = sandbox.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts)
         command = [*argv[:argv.index(sys.executable)], sys.executable, "probe.py"]
-        launcher = ("import sys; from workbench import grading; "
-                    "sys.exit(grading.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
+        launcher = ("import sys; from workbench.classroom import sandbox; "
+                    "sys.exit(sandbox.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
         return subprocess.run([sys.executable, "-c", launcher, str(facts), *command], capture_output=True,
                               text=True, timeout=120, check=False, cwd=submission, pass_fds=(facts,))
     finally:
@@ -52,8 +53,8 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
 
 
 def test_the_student_comes_from_nbgraders_autograded_directory(tmp_path: Path) -> None:
-    assert grading.student_of(tmp_path / "course" / "autograded" / "alice" / "03-page-tables") == "alice"
-    assert grading.student_of(tmp_path / "course" / "source" / "03-page-tables") is None
+    assert sandbox.student_of(tmp_path / "course" / "autograded" / "alice" / "03-page-tables") == "alice"
+    assert sandbox.student_of(tmp_path / "course" / "source" / "03-page-tables") is None
 
 
 def test_the_course_is_hidden_and_only_the_submission_is_writable(course: Path) -> None:
@@ -116,16 +117,16 @@ def test_who_the_student_is_and_the_machine_cap_come_from_outside(course: Path) 
         import os
         os.environ["WORKBENCH_STUDENT"] = "bob"
         os.environ["WORKBENCH_MAX_MACHINES"] = "99"
-        from workbench import variant
-        from workbench.machine import max_machines
+        from workbench.classroom import variant
+        from workbench.guest.machine import max_machines
         try:
-            open({grading.FACTS_INSIDE!r}, "w").write('{{"student": "bob", "max_machines": 99}}')
+            open({sandbox.FACTS_INSIDE!r}, "w").write('{{"student": "bob", "max_machines": 99}}')
             wrote = "wrote"
         except OSError as error:
             wrote = type(error).__name__
         print(variant.seed(), max_machines(), wrote)
         """)
-    assert done.stdout.split() == ["alice", str(grading.GRADER_MACHINES), "OSError"]
+    assert done.stdout.split() == ["alice", str(sandbox.GRADER_MACHINES), "OSError"]
 
 
 def test_no_host_socket_and_no_network_when_the_kernel_is_on_unix_sockets(course: Path,
@@ -189,14 +190,14 @@ def test_processes_and_temporary_files_are_bounded(course: Path) -> None:
         """)
     started, tmp, shm = map(int, done.stdout.split())
     assert started < 1000, done.stdout  # 2,000 were asked for
-    assert tmp <= grading.TMPFS_BYTES >> 20 and shm <= grading.TMPFS_BYTES >> 20
+    assert tmp <= sandbox.TMPFS_BYTES >> 20 and shm <= sandbox.TMPFS_BYTES >> 20
 
 
 def test_a_machine_that_refuses_user_namespaces_stops_the_grader_with_one_line(tmp_path: Path) -> None:
     """As on a distribution that turns unprivileged user namespaces off: here, a user namespace of
     the test's own whose limit on further user namespaces is 0."""
     script = (f"echo 0 > /proc/sys/user/max_user_namespaces && cd {tmp_path} && "
-              f"{sys.executable} -m workbench.grading {tmp_path / 'kernel.json'}")
+              f"{sys.executable} -m workbench.classroom.sandbox {tmp_path / 'kernel.json'}")
     done = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
@@ -213,7 +214,7 @@ def test_each_submission_gets_a_cgroup_that_is_removed_afterwards(course: Path) 
 
 
 def _workbench_cgroups() -> list[Path]:
-    return sorted(Path("/sys/fs/cgroup").glob(f"**/{grading.grader_limits.PREFIX}*"))
+    return sorted(Path("/sys/fs/cgroup").glob(f"**/{sandbox.sandbox_limits.PREFIX}*"))
 
 
 def test_autograde_and_doctor_say_so_too_on_such_a_machine(tmp_path: Path) -> None:

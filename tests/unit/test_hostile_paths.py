@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import InvalidInput
-from workbench.image import Image, NotAnImage
-from workbench.machine import Machine
-from workbench.workspace import BadPath, Workspace
+from workbench.guest.machine import Machine
+from workbench.kernel.image import Image, NotAnImage
+from workbench.kernel.workspace import BadPath, Workspace
 
 
 @pytest.mark.parametrize("where", ["/no/such", "/", "/dev/null", "a\0b"])

@@ -1,4 +1,4 @@
-"""Every check of every lesson hands in its exercise's answer first (workbench/answers.py).
+"""Every check of every lesson hands in its exercise's answer first (workbench/classroom/answers.py).
 
 `workbench verify-grades` runs a lesson again with each exercise cell replaced by `restore` of
 what was handed in; a check that does not hand in its answer first, or hands in another
@@ -41,6 +41,6 @@ def test_every_check_first_hands_in_the_exercise_before_it(lesson: Path) -> None
             assert [ast.literal_eval(argument) for argument in call.args] == [exercise], \
                 f"{meta['grade_id']} hands in {ast.unparse(call.args[0])}, not the exercise before it ({exercise})"
             assert imported, f"hand_in is not imported in a read-only cell before {meta['grade_id']}"
-        elif "from workbench.answers import hand_in" in cell.source:
+        elif "from workbench.classroom.answers import hand_in" in cell.source:
             imported = True
     assert exercise is not None

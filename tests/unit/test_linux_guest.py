@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import stock_linux
-from workbench.disassembly import disassemble_bytes
-from workbench.linux_guest import INIT_SCRIPT, Cpio, busybox_applets, find_code, static_busybox
-from workbench.stock_linux import MANIFEST, cache_directory, stock_kernel
+from workbench.compare import stock_linux
+from workbench.compare.linux_guest import INIT_SCRIPT, Cpio, busybox_applets, find_code, static_busybox
+from workbench.compare.stock_linux import MANIFEST, cache_directory, stock_kernel
+from workbench.debug.disassembly import disassemble_bytes
 
 
 def test_the_archive_is_newc_and_busybox_cpio_reads_it_back(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Unit tests for workbench.paging on page tables built by hand in a bytearray.
+"""Unit tests for workbench.models.paging on page tables built by hand in a bytearray.
 
 The expected `info tlb` / `info mem` texts come from QEMU 7.2's target/i386/monitor.c; the ones
 marked "captured" were printed by QEMU 7.2 itself for the tables rebuilt here.
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from workbench.cpu import CR0_PE, CR0_PG, CR4_PAE, CR4_PKE, CR4_PKS, EFER_LMA, Registers
 from workbench.errors import WorkbenchError
-from workbench.paging import (
+from workbench.models.cpu import CR0_PE, CR0_PG, CR4_PAE, CR4_PKE, CR4_PKS, EFER_LMA, Registers
+from workbench.models.paging import (
     ENTRY_ACCESSED,
     ENTRY_CACHE_DISABLE,
     ENTRY_DIRTY,
@@ -70,10 +70,10 @@ from workbench.paging import (
     vaddrs_for_frame,
     walk,
 )
-from workbench.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
-from workbench.paging.tables import _TableReader
-from workbench.physmap import PhysicalMap, PhysicalRegion
-from workbench.snapshot import Snapshot
+from workbench.models.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
+from workbench.models.paging.tables import _TableReader
+from workbench.models.physmap import PhysicalMap, PhysicalRegion
+from workbench.models.snapshot import Snapshot
 
 P = ENTRY_PRESENT
 RW = ENTRY_WRITABLE
@@ -1244,7 +1244,7 @@ def test_the_vectorised_info_tlb_text_equals_the_line_by_line_one() -> None:
 
 
 def test_qemu_flat_view_is_parsed_into_ram_rom_and_io() -> None:
-    from workbench.physmap import parse_flat_view  # noqa: PLC0415  # one test only
+    from workbench.models.physmap import parse_flat_view  # noqa: PLC0415  # one test only
 
     text = ('FlatView #1\r\n AS "memory", root: system\r\n Root memory region: system\r\n'
             "  0000000000000000-00000000000effff (prio 0, ram): ram\r\n"

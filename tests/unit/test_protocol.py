@@ -1,5 +1,5 @@
 """The application's line protocol on the host side: requests checked, replies parsed, and the
-request limit read from the image (workbench/protocol.py)."""
+request limit read from the image (workbench/guest/protocol.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from workbench.image import Image
-from workbench.protocol import (
+from workbench.guest.protocol import (
     MAX_REQUEST_LENGTH,
     BadRequest,
     check_request,
@@ -16,6 +15,7 @@ from workbench.protocol import (
     reply_pattern,
     request_limit,
 )
+from workbench.kernel.image import Image
 
 
 def test_the_limit_comes_from_the_image_and_defaults_without_it(image: Image) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench.kernel.skeleton import SkeletonError, parse, skeleton_source, solutions
+from workbench.kernel.workspace import Workspace
 from workbench.resources import kernel_source
-from workbench.skeleton import SkeletonError, parse, skeleton_source, solutions
-from workbench.workspace import Workspace
 
 SOLUTIONS = ("uptime-command", "call-vaddr", "heap-execute", "uptime-service")
 MARKER = re.compile(r"^.*SOLUTION\(.*\n", re.MULTILINE)

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from workbench.classroom.student_edition import write_student_edition
 from workbench.errors import WorkbenchError
-from workbench.student_edition import write_student_edition
 
 LESSONS = Path(__file__).resolve().parents[2] / "lessons"
 

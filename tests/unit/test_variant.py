@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import variant
+from workbench.classroom import variant
 from workbench.errors import InvalidInput
 
 

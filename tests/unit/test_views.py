@@ -21,11 +21,11 @@ import pytest
 import traitlets
 from test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 
-from workbench.build import BuildError, Diagnostic
-from workbench.image import Image
-from workbench.machine import Machine
-from workbench.paging import PAGE_SIZE_1G, PAGE_SIZE_2M, Level
-from workbench.snapshot import Snapshot
+from workbench.guest.machine import Machine
+from workbench.kernel.build import BuildError, Diagnostic
+from workbench.kernel.image import Image
+from workbench.models.paging import PAGE_SIZE_1G, PAGE_SIZE_2M, Level
+from workbench.models.snapshot import Snapshot
 from workbench.views import (
     AddressSpaceMap,
     BuildView,

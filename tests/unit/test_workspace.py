@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import WorkbenchError
+from workbench.kernel.skeleton import parse
+from workbench.kernel.workspace import PathOutsideWorkspace, TextNotFound, Workspace
 from workbench.resources import kernel_source
-from workbench.skeleton import parse
-from workbench.workspace import PathOutsideWorkspace, TextNotFound, Workspace
 
 
 def test_a_new_workspace_is_kernel_src_without_the_solutions(workspace: Workspace) -> None:

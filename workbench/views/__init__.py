@@ -18,17 +18,17 @@ form in the same output bundle for places that cannot run it (GitHub, nbviewer, 
 
 from __future__ import annotations
 
-from ._base import ViewError
-from .address_map import AddressSpaceMap
-from .build_view import BuildView
-from .debugger_view import DebuggerPanel, DebuggerView
-from .inspector import Inspector
-from .machine_view import MachineView
-from .pagetable import PageTableExplorer
-from .snapshot_diff import SnapshotDiff
-from .timeline_view import TimelineView
-from .trace_view import TraceView
-from .translator import Translator
+from workbench.views._base import ViewError
+from workbench.views.address_map import AddressSpaceMap
+from workbench.views.build_view import BuildView
+from workbench.views.debugger_view import DebuggerPanel, DebuggerView
+from workbench.views.inspector import Inspector
+from workbench.views.machine_view import MachineView
+from workbench.views.pagetable import PageTableExplorer
+from workbench.views.snapshot_diff import SnapshotDiff
+from workbench.views.timeline_view import TimelineView
+from workbench.views.trace_view import TraceView
+from workbench.views.translator import Translator
 
 __all__ = [
     "AddressSpaceMap",

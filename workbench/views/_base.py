@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
-from .. import resources
-from ..errors import WorkbenchError
+from workbench import resources
+from workbench.errors import WorkbenchError
 
 WIDGETS = resources.widgets()  # the ES modules and their CSS
 CSS = WIDGETS / "workbench.css"

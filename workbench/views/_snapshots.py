@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from ..image import Image
-from ..machine import Machine, MachineState
-from ..snapshot import Snapshot
-from ._base import ViewError, parse_address
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.models.snapshot import Snapshot
+from workbench.views._base import ViewError, parse_address
 
 SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
 

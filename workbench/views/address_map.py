@@ -19,13 +19,13 @@ from typing import Any
 
 import traitlets
 
-from ..address_space import AddressSpace, Region, Summary
-from ..errors import WorkbenchError
-from ..image import Image
-from ..machine import Machine, MachineState
-from ..paging import size_text
-from ..snapshot import Snapshot
-from ._base import (
+from workbench.errors import WorkbenchError
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.models.address_space import AddressSpace, Region, Summary
+from workbench.models.paging import size_text
+from workbench.models.snapshot import Snapshot
+from workbench.views._base import (
     PERMISSION_COLOURS,
     View,
     ViewError,
@@ -36,8 +36,8 @@ from ._base import (
     parse_address,
     permission_colour,
 )
-from ._snapshots import split_source, take
-from .pagetable import PageTableExplorer
+from workbench.views._snapshots import split_source, take
+from workbench.views.pagetable import PageTableExplorer
 
 MAX_SEGMENTS = 240  # per zoom level
 TOP = 1 << 64

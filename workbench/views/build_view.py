@@ -19,11 +19,11 @@ from pygments.styles import get_style_by_name
 from pygments.token import _TokenType
 from pygments.util import ClassNotFound
 
-from ..build import DEFAULT_TOOLCHAIN, BuildError
-from ..display import STYLE
-from ..image import Image
-from ..workspace import Workspace
-from ._base import View, ViewError, box, chip, esc, module
+from workbench.kernel.build import DEFAULT_TOOLCHAIN, BuildError
+from workbench.kernel.display import STYLE
+from workbench.kernel.image import Image
+from workbench.kernel.workspace import Workspace
+from workbench.views._base import View, ViewError, box, chip, esc, module
 
 STATES = ("not built", "building", "ok", "failed")
 MAX_FILE_LINES = 5000

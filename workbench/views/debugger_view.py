@@ -17,10 +17,10 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from ..debugger import Debugger
-from ..errors import WorkbenchError
-from ..stops import Stop
-from ._base import CHANGED_COLOUR, View, ViewError, box, cell, esc, module, table
+from workbench.debug.debugger import Debugger
+from workbench.debug.stops import Stop
+from workbench.errors import WorkbenchError
+from workbench.views._base import CHANGED_COLOUR, View, ViewError, box, cell, esc, module, table
 
 ACTIONS = ("stepi", "step", "next", "finish", "cont")
 CONTINUE_TIMEOUT = 5.0  # a Continue button press runs the guest this long at most
@@ -213,7 +213,7 @@ class DebuggerPanel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no
     """A DebuggerView and the page-table explorer its CR3 link fills in."""
 
     def __init__(self, debugger: Debugger) -> None:
-        from .pagetable import PageTableExplorer  # noqa: PLC0415 - only the panel needs it
+        from workbench.views.pagetable import PageTableExplorer  # noqa: PLC0415 - only the panel needs it
 
         self.explorer = PageTableExplorer(debugger.snapshot(), image=debugger.image)
         self.view = DebuggerView(debugger, explorer=self.explorer)

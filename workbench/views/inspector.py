@@ -12,12 +12,12 @@ from typing import Any
 
 import ipywidgets
 
-from ..image import Image
-from ..machine import Machine
-from ..snapshot import Snapshot
-from .address_map import AddressSpaceMap
-from .pagetable import PageTableExplorer
-from .translator import Translator
+from workbench.guest.machine import Machine
+from workbench.kernel.image import Image
+from workbench.models.snapshot import Snapshot
+from workbench.views.address_map import AddressSpaceMap
+from workbench.views.pagetable import PageTableExplorer
+from workbench.views.translator import Translator
 
 
 class Inspector(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints

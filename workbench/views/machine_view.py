@@ -16,10 +16,10 @@ from typing import Any
 
 import traitlets
 
-from ..errors import WorkbenchError
-from ..image import Image
-from ..machine import Machine, MachineState
-from ._base import View, ViewError, box, chip, esc, module
+from workbench.errors import WorkbenchError
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.views._base import View, ViewError, box, chip, esc, module
 
 STATES = ("not booted", "running", "paused", "faulted", "triple-fault", "exited", "closed")
 ACTIONS = ("boot", "pause", "resume", "reset", "stop")

@@ -21,10 +21,10 @@ from typing import Any
 
 import traitlets
 
-from ..errors import WorkbenchError
-from ..image import Image
-from ..machine import Machine, MachineState
-from ..paging import (
+from workbench.errors import WorkbenchError
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.models.paging import (
     ENTRY_NO_EXECUTE,
     ENTRY_PAT_LARGE,
     Entry,
@@ -36,8 +36,8 @@ from ..paging import (
     TreeEntry,
     size_text,
 )
-from ..snapshot import Snapshot
-from ._base import (
+from workbench.models.snapshot import Snapshot
+from workbench.views._base import (
     CHANGED_COLOUR,
     U64,
     UPDATE_INTERVAL,
@@ -51,7 +51,7 @@ from ._base import (
     parse_address,
     permission_colour,
 )
-from ._snapshots import name_of, resolve_vaddr, split_source, take
+from workbench.views._snapshots import name_of, resolve_vaddr, split_source, take
 
 Path = tuple[int, ...]
 FILTERS = ("", "writable", "executable", "user", "w+x")

@@ -14,9 +14,9 @@ from typing import Any
 
 import traitlets
 
-from ..paging import ENTRY_ACCESSED, ENTRY_DIRTY, Leaf, LeafChange, size_text
-from ..snapshot import Snapshot
-from ._base import (
+from workbench.models.paging import ENTRY_ACCESSED, ENTRY_DIRTY, Leaf, LeafChange, size_text
+from workbench.models.snapshot import Snapshot
+from workbench.views._base import (
     ADDED_COLOUR,
     CHANGED_COLOUR,
     REMOVED_COLOUR,

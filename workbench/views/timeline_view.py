@@ -1,6 +1,6 @@
 """A recording along its instruction count, and the way to any point of it.
 
-    TimelineView(replay, timeline)     timeline = workbench.timeline.index(replay)
+    TimelineView(replay, timeline)     timeline = workbench.timetravel.timeline.index(replay)
 
 One bar from instruction 0 to the end of the recording, with a mark for every console line,
 fault, change of the page tables and breakpoint hit. A click (or a drag, released) on the bar,
@@ -15,9 +15,9 @@ from typing import Any
 
 import traitlets
 
-from ..replay import Replay
-from ..timeline import Timeline
-from ._base import View, ViewError, box, esc, module
+from workbench.timetravel.replay import Replay
+from workbench.timetravel.timeline import Timeline
+from workbench.views._base import View, ViewError, box, esc, module
 
 KINDS = ("console", "fault", "page tables", "breakpoint", "triple fault", "exit", "end")
 KIND_COLOURS = {"console": "#9ca3af", "fault": "#dc2626", "triple fault": "#dc2626", "page tables": "#16a34a",

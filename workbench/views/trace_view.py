@@ -2,7 +2,7 @@
 
     TraceView(trace_call(machine), trace_syscall(machine))
 
-Each column is one trace (workbench/trace.py): a row per instruction, coloured by the privilege
+Each column is one trace (workbench/debug/trace.py): a row per instruction, coloured by the privilege
 level it ran at, with RSP, the stack it points into, and CR3. Stepping (the buttons, or a click
 on a row) moves one marker through every column at once, so a student sees the `call`/`ret`
 pair end while the system call is still saving registers.
@@ -14,8 +14,8 @@ from typing import Any
 
 import traitlets
 
-from ..trace import Trace, trace_html
-from ._base import View, ViewError, box, module
+from workbench.debug.trace import Trace, trace_html
+from workbench.views._base import View, ViewError, box, module
 
 
 class TraceView(View):

@@ -15,14 +15,14 @@ from typing import Any
 
 import traitlets
 
-from ..errors import WorkbenchError
-from ..image import Image
-from ..machine import Machine, MachineState
-from ..paging import PagingKind, Walk, format_walk, size_text, walk
-from ..snapshot import Snapshot
-from ._base import View, ViewError, box, esc, hex64, module
-from ._snapshots import name_of, resolve_vaddr, split_source
-from .pagetable import PageTableExplorer, path_id
+from workbench.errors import WorkbenchError
+from workbench.guest.machine import Machine, MachineState
+from workbench.kernel.image import Image
+from workbench.models.paging import PagingKind, Walk, format_walk, size_text, walk
+from workbench.models.snapshot import Snapshot
+from workbench.views._base import View, ViewError, box, esc, hex64, module
+from workbench.views._snapshots import name_of, resolve_vaddr, split_source
+from workbench.views.pagetable import PageTableExplorer, path_id
 
 SLICE_COLOURS = {"sign": "#f3f4f6", "bad": "#fecaca", "index": "#e0e7ff", "offset": "#dcfce7", "unused": "#ffffff"}
 

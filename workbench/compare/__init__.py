@@ -1,0 +1,3 @@
+"""The lessons' comparisons: function calls and system calls, attack surfaces, specialisation, and
+Linux beside the unikernel.
+"""

@@ -1,0 +1,3 @@
+"""The subset of DWARF the unikernel's own debug information uses: entries, location expressions
+and the model built from them.
+"""

@@ -1,0 +1,3 @@
+"""One guest in QEMU and its connections: QMP, the console, the request protocol, guest memory and
+the gdbstub.
+"""

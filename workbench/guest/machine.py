@@ -1,0 +1,734 @@
+"""One QEMU process running the unikernel, owned completely by this Python process.
+
+Machine starts QEMU with guest RAM in a memfd that Python created, QMP on a socket pair and
+the serial console on two pipes (no socket files, no races; serial_pipes.py says why pipes),
+and `-action reboot=shutdown,shutdown=pause` so a triple fault leaves the machine paused for
+inspection. Everything runs on the machine's own
+event-loop thread (see loop.py); the methods here are synchronous and every one has a timeout,
+checked before anything is done (outcome.check_timeout).
+
+Lifetime: QEMU gets SIGKILL when the thread that started it dies (PR_SET_PDEATHSIG), which
+covers a killed Jupyter kernel; `close()` (also from `with`, atexit and the finaliser) quits
+it politely, then kills it, and releases every descriptor.
+
+Beside it: outcome.py says what a stop means (states, explanations, errors); protocol.py is the
+application's line protocol; conversation.py is how Machine talks to the guest (typing, waiting,
+requests) and inspection.py how it looks inside (registers, memory, snapshots). Their public
+names are importable from here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qemu.qmp import QMPClient, Runstate
+from qemu.qmp.error import QMPError
+
+from workbench import grader_facts
+from workbench.guest.console import DEFAULT_LIMIT, Console
+from workbench.guest.conversation import Conversation
+from workbench.guest.gdbstub import GdbClient, GdbError
+from workbench.guest.inspection import BadGuestAccess, Inspection
+from workbench.guest.loop import LoopThread
+from workbench.guest.memory import GuestRAM, MonitorMemory
+from workbench.guest.outcome import (
+    MAX_TIMEOUT,
+    BadMachineSetting,
+    BadTimeout,
+    ConnectionLost,
+    GuestStopped,
+    GuestTimeout,
+    MachineClosed,
+    MachineError,
+    MachineState,
+    Outcome,
+    QemuStartError,
+    check_timeout,
+    disconnected_outcome,
+    exit_outcome,
+    fault_outcome,
+    triple_fault_outcome,
+)
+from workbench.guest.protocol import (
+    MAX_REQUEST_LENGTH,
+    BadRequest,
+    NoReply,
+    Reply,
+    check_request,
+    request_limit,
+)
+from workbench.guest.qemu import qemu_info
+from workbench.guest.serial_pipes import SerialPipes
+from workbench.kernel.image import Image
+from workbench.models import paging
+from workbench.models.faults import FAULT_LINE, GuestFault
+from workbench.models.physmap import PhysicalMap
+
+if TYPE_CHECKING:
+    from workbench.debug.debugger import Debugger
+
+__all__ = [  # Machine, and the names of its results and errors, which callers import from here
+    "ACCELERATORS", "MACHINE_TYPES", "MAX_MEMORY_MIB", "MAX_REQUEST_LENGTH", "MAX_TIMEOUT",
+    "BadGuestAccess", "BadMachineSetting", "BadRequest", "BadTimeout", "ConnectionLost", "GuestStopped",
+    "GuestTimeout", "Machine", "MachineClosed", "MachineError", "MachineState", "NoReply", "Outcome",
+    "QemuStartError", "QmpEvent", "Reply", "check_request", "close_all",
+]
+
+MACHINE_TYPES = ("microvm", "pc", "q35")
+ACCELERATORS = ("tcg", "kvm")
+DEBUG_EXIT_PORT = 0xF4
+MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
+QUIT_GRACE_SECONDS = 2.0
+# The largest legitimate monitor reply: `info tlb` prints one line of about 50 bytes (as JSON)
+# per 4 KiB leaf; every page of the largest guest RAM mapped four times over is about 105 MB.
+# qemu.qmp's default of 10 MB is less than the 31 MB `info tlb` of some student page tables,
+# and a reply over the limit drops the connection for good.
+QMP_REPLY_LIMIT = 128 << 20
+# Machines one process may run at once ($WORKBENCH_MAX_MACHINES): a runaway loop, or a graded
+# submission, cannot start QEMUs without end. 32 machines answer within 2.3 s here.
+DEFAULT_MAX_MACHINES = 16
+
+# qemu.qmp logs a failed connection at ERROR level, which a notebook shows as red noise; the
+# same failure reaches the student as a QemuStartError carrying QEMU's own words instead.
+logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
+logging.getLogger("qemu.qmp").propagate = False
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+async def _exits_within(process: subprocess.Popen[bytes] | None, seconds: float) -> bool:
+    """Whether `process` exits within `seconds`. Polled on the loop, not waited for on a worker
+    thread: at interpreter exit (close_all) asyncio can start no more threads."""
+    deadline = time.monotonic() + seconds
+    while process is not None and process.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+@dataclass(frozen=True)
+class QmpEvent:
+    """One event QEMU sent over QMP (STOP, RESUME, SHUTDOWN, ...), kept in `Machine.events`."""
+
+    name: str
+    data: dict[str, Any]
+    seconds: float  # since the machine started
+
+
+# The machine.
+
+class TooManyMachines(MachineError):
+    """This process already runs as many machines as it may."""
+
+
+def max_machines() -> int:
+    """How many machines one process may run at once: under the grader, the number its read-only
+    facts file sets (a submission cannot raise it); else $WORKBENCH_MAX_MACHINES, else 16."""
+    if grader_facts.FACTS is not None:
+        return grader_facts.FACTS.max_machines
+    configured = os.environ.get("WORKBENCH_MAX_MACHINES", "")
+    if not configured:
+        return DEFAULT_MAX_MACHINES
+    if not configured.isdigit() or int(configured) < 1:
+        raise BadMachineSetting(f"WORKBENCH_MAX_MACHINES must be a whole number of 1 or more, not {configured!r}")
+    return int(configured)
+
+
+_live_machines: weakref.WeakSet[Machine] = weakref.WeakSet()
+_named_machines: weakref.WeakValueDictionary[str, Machine] = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every machine of this process (also called at interpreter exit)."""
+    for machine in list(_live_machines):
+        machine.close()
+
+
+class Machine(Inspection, Conversation):
+    """A unikernel image booted in QEMU.
+
+    Any other kernel QEMU can boot with `-kernel` (a Linux bzImage, say) runs too when given
+    as `Image.foreign(path)`, with its command line in `append`; it has no symbols.
+
+    Use it as a context manager, or call `start()` and later `close()`. Passing `name`
+    closes an earlier machine of the same name first, so re-running a notebook cell does
+    not pile up QEMU processes.
+
+    With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
+    file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
+    (workbench/guest/gdbstub.py; workbench/debug/trace.py builds on it), and `machine.debugger` works at
+    the level of the source (workbench/debug/debugger.py).
+
+    With `record=PATH`, QEMU records the run (`-icount shift=auto,rr=record`): every
+    instruction count, interrupt, clock reading and typed byte goes into that file, which is
+    complete once QEMU has exited (close() or the guest's exit). `replay=PATH` runs the same
+    image with the same settings through exactly the same instructions again, typed input and
+    console output included; workbench/timetravel/replay.py builds on it.
+
+    Requests are checked against the image's own line length (`request_limit`, from its
+    `app_request_limit` symbol), so a student who changes LINE_SIZE gets the right check.
+    """
+
+    qmp_reply_limit = QMP_REPLY_LIMIT  # bytes of one QMP message; set before start() to change
+
+    def __init__(
+        self,
+        image: Image | str | Path,
+        *,
+        machine_type: str = "microvm",
+        accel: str = "tcg",
+        memory_mib: int = 64,
+        cpu: str = "qemu64",
+        console_limit: int = DEFAULT_LIMIT,
+        name: str | None = None,
+        shared_memory: bool = True,
+        append: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        gdb: bool = False,
+        record: str | Path | None = None,
+        replay: str | Path | None = None,
+    ) -> None:
+        if machine_type not in MACHINE_TYPES:
+            raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
+        if accel not in ACCELERATORS:
+            raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
+        if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
+            raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
+                                    f"not {memory_mib!r}")
+        if record is not None and replay is not None:
+            raise BadMachineSetting("a machine either records or replays, not both")
+        self.record_path = Path(record) if record is not None else None
+        self.replay_path = Path(replay) if replay is not None else None
+        if self.replay_path is not None and not self.replay_path.is_file():
+            raise BadMachineSetting(f"there is no recording at {self.replay_path}")
+        self.image = image if isinstance(image, Image) else Image.load(image)
+        self.request_limit = request_limit(self.image)  # characters of one request the guest reads whole
+        self.machine_type = machine_type
+        self.accel = accel
+        self.memory_mib = memory_mib
+        self.cpu = cpu
+        self.name = name
+        self.append = append  # a kernel command line, for foreign kernels such as Linux
+        self.extra_args = extra_args
+        self.shared_memory = shared_memory
+        self.gdb_enabled = gdb  # QEMU's gdbstub on a private socket pair: see the `gdb` property
+        self.memory_note = ""  # why guest RAM is not shared, when it is not
+        self.console = Console(console_limit)
+        self.events: deque[QmpEvent] = deque(maxlen=1000)
+        self.outcome: Outcome | None = None
+        self.ram: GuestRAM | None = None
+        self._monitor_memory: MonitorMemory | None = None
+        self._state = MachineState.CREATED
+        self._state_lock = threading.Lock()
+        self._loop: LoopThread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._qmp: QMPClient | None = None
+        self._qemu_log_fd = -1
+        self._pidfd = -1
+        self._sockets: list[socket.socket] = []
+        self._serial: SerialPipes | None = None
+        self._gdb: GdbClient | None = None
+        self._started_at = 0.0
+        self._partial_line = ""
+        self._pending_fault: GuestFault | None = None
+        self._maxphyaddr: int | None = None
+        self._physical_map: PhysicalMap | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._serial_task: asyncio.Task[None] | None = None
+        self._state_listeners: list[Callable[[MachineState], None]] = []
+        self._closing = False
+        self._held_input: bytes | None = b""  # typed before the guest printed: Conversation._send; None after
+        self._debugger: Debugger | None = None
+
+    # Life cycle.
+
+    def __enter__(self) -> Machine:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def state(self) -> MachineState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def command_line(self, ram_fd: int | None, qmp_fd: int, gdb_fd: int | None = None) -> list[str]:
+        """The QEMU command line for this machine, given the descriptors QEMU inherits (the
+        serial console is QEMU's stdin and stdout)."""
+        info = qemu_info()
+        machine = self.machine_type + (",memory-backend=ram" if ram_fd is not None else "")
+        if self.machine_type == "microvm":
+            machine += ",pit=on,pic=on,rtc=off,isa-serial=on"  # the legacy timer and serial the guest uses
+        args = [
+            info.path,
+            "-name", (self.name or "workbench").replace(",", ",,"),  # QEMU reads a comma as the next option
+            "-machine", machine,
+            "-accel", self.accel,
+            "-cpu", self.cpu,
+            "-m", f"{self.memory_mib}M",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
+            "-chardev", "stdio,id=com1,signal=off", "-serial", "chardev:com1",  # Ctrl-C is a byte
+            "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04",
+            "-action", "reboot=shutdown,shutdown=pause",  # a triple fault pauses, state intact
+            "-kernel", str(self.image.path),
+            *(("-append", self.append) if self.append is not None else ()),
+            "-S",  # start paused: QMP is connected before the first guest instruction
+        ]
+        if self.record_path is not None or self.replay_path is not None:
+            mode, path = ("record", self.record_path) if self.record_path is not None else ("replay", self.replay_path)
+            args += ["-icount", f"shift=auto,rr={mode},rrfile={path}"]
+        if gdb_fd is not None:  # the gdbstub on a connected socket: no port, no socket file
+            args += ["-chardev", f"socket,id=gdb,fd={gdb_fd}", "-gdb", "chardev:gdb"]
+        if ram_fd is not None:  # guest RAM is our memfd: its file offset is the guest paddr
+            args += ["-object", f"memory-backend-file,id=ram,size={self.memory_mib}M,"
+                                f"mem-path=/proc/self/fd/{ram_fd},share=on"]
+        if self.machine_type != "microvm" and info.qboot_rom:
+            args += ["-bios", info.qboot_rom]  # qboot boots PVH in half the time of SeaBIOS
+        if info.has_sandbox:
+            args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+        return [*args, *self.extra_args]
+
+    def start(self, timeout: float = 10.0, *, paused: bool = False) -> Machine:
+        """Start QEMU and let the guest run. Raises QemuStartError with QEMU's own words.
+
+        With `paused=True` the CPU waits at its very first instruction until `resume()`.
+        """
+        timeout = check_timeout(timeout)
+        if self._state is not MachineState.CREATED:
+            raise MachineError(f"this machine was already started (it is {self._state.value})")
+        if self.name is not None:
+            earlier = _named_machines.get(self.name)
+            if earlier is not None:
+                earlier.close()
+        running = sum(1 for machine in _live_machines if not machine.state.terminal)
+        if running >= max_machines():
+            raise TooManyMachines(
+                f"this Jupyter kernel already runs {running} machines, as many as it may "
+                f"(the limit is {max_machines()}): close() the ones you no longer need, or give "
+                "machines a name= so that a new one replaces the old")
+        if self.name is not None:
+            _named_machines[self.name] = self
+        _live_machines.add(self)
+        try:
+            self._loop = LoopThread(f"machine-{self.name or id(self)}")
+            # The gdbstub handshake needs a stopped guest: a byte that reaches it while the
+            # guest runs only stops the guest.
+            self._loop.run(self._start(paused or self.gdb_enabled), timeout)
+            if self.gdb_enabled:
+                self._gdb = GdbClient(self._sockets[1], timeout)
+                self._gdb.connect()
+                if not paused:
+                    self.resume(timeout)
+        except BaseException as error:
+            log = self.qemu_log()
+            self.close()
+            if isinstance(error, TimeoutError):
+                raise QemuStartError(f"QEMU did not become ready within {timeout:g} s.", qemu_log=log) from error
+            if isinstance(error, (OSError, QMPError, EOFError, GdbError)):
+                status = self._process.returncode if self._process else None
+                raise QemuStartError(
+                    f"QEMU exited with status {status} before the guest ran." if status is not None
+                    else f"could not talk to QEMU: {error}",
+                    qemu_log=log,
+                ) from error
+            raise
+        return self
+
+    async def _start(self, paused: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if self.shared_memory:
+            try:
+                self.ram = GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram")
+            except OSError as error:
+                self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
+        else:
+            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
+        qmp_ours, qmp_theirs = socket.socketpair()
+        self._serial = serial = SerialPipes()
+        gdb_ours, gdb_theirs = socket.socketpair() if self.gdb_enabled else (None, None)
+        self._sockets = [sock for sock in (qmp_ours, gdb_ours) if sock is not None]
+        self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
+        ram_fd = self.ram.fd if self.ram is not None else None
+        gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
+        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), gdb_fd) if fd is not None)
+        parent = os.getpid()
+
+        def die_with_parent() -> None:
+            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+        try:
+            self._process = subprocess.Popen(
+                self.command_line(ram_fd, qmp_theirs.fileno(), gdb_fd),
+                pass_fds=inherited,
+                stdin=serial.theirs[0],
+                stdout=serial.theirs[1],
+                stderr=self._qemu_log_fd,
+                start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
+            )
+        finally:
+            qmp_theirs.close()
+            serial.close_theirs()
+            if gdb_theirs is not None:
+                gdb_theirs.close()
+        self._started_at = time.monotonic()
+        self._set_state(MachineState.PAUSED)
+
+        self._pidfd = os.pidfd_open(self._process.pid)  # readable once QEMU has exited
+        loop.add_reader(self._pidfd, self._on_qemu_exit)
+        self._serial_task = loop.create_task(self._read_serial(serial), name="serial")
+
+        self._qmp = QMPClient(self.name or "workbench", readbuflen=self.qmp_reply_limit)
+        await self._qmp.connect(qmp_ours)
+        self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
+        self._keep(loop.create_task(self._watch_connection(self._qmp), name="connection"))
+        self._maxphyaddr = await self._ask_maxphyaddr()  # before the guest runs: a fault report needs it
+        if paused:
+            return
+        self._set_state(MachineState.RUNNING)
+        try:
+            await self._qmp.execute("cont")
+        except (QMPError, EOFError, OSError) as error:
+            # The guest may run and exit before QEMU answers; _after_exit records how it ended.
+            if not await _exits_within(self._process, QUIT_GRACE_SECONDS):
+                raise error from None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
+        timeout = check_timeout(timeout)
+        if self._state is MachineState.CLOSED:
+            return
+        self._closing = True
+        loop, process = self._loop, self._process
+        if loop is not None and process is not None and process.poll() is None:
+            with contextlib.suppress(TimeoutError, QMPError, OSError, RuntimeError):
+                loop.run(self._quit(), QUIT_GRACE_SECONDS)  # a polite quit; killed below if ignored
+            try:
+                process.wait(QUIT_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if loop is not None:
+            if self._qmp is not None:
+                with contextlib.suppress(Exception):  # QEMU is gone; the connection's last error is moot
+                    loop.run(self._qmp.disconnect(), 1.0)
+            loop.close(timeout)
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+        if self._serial is not None:
+            self._serial.close()
+        self._gdb = None
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if self._qemu_log_fd >= 0:
+            os.close(self._qemu_log_fd)
+            self._qemu_log_fd = -1
+        if self.ram is not None:
+            self.ram.close()
+        if self._monitor_memory is not None:
+            self._monitor_memory.close()
+        self._set_state(MachineState.CLOSED)
+        self.console.close()
+        _live_machines.discard(self)
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", MachineState.CLOSED) not in (MachineState.CREATED, MachineState.CLOSED):
+            self.close()
+
+    async def _quit(self) -> None:
+        if self._qmp is not None and self._qmp.runstate.name == "RUNNING":
+            await self._qmp.execute("quit")
+
+    # Background tasks on the loop thread.
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference until the task ends (the loop itself keeps only weak ones)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _set_state(self, state: MachineState) -> None:
+        with self._state_lock:
+            if self._state is MachineState.CLOSED:
+                return
+            self._state = state
+        self.console.wake()
+        self._tell_state_listeners(state)
+
+    def add_state_listener(self, listener: Callable[[MachineState], None]) -> None:
+        """Call `listener(state)` after every change of state, on whichever thread made it
+        (often the event-loop thread: the listener must not call the machine back there)."""
+        self._state_listeners.append(listener)
+
+    def remove_state_listener(self, listener: Callable[[MachineState], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._state_listeners.remove(listener)
+
+    def _tell_state_listeners(self, state: MachineState) -> None:
+        for listener in list(self._state_listeners):
+            try:
+                listener(state)
+            except Exception:  # a broken listener must not break the machine's own bookkeeping
+                logging.getLogger(__name__).exception("a machine state listener failed")
+
+    async def _read_serial(self, serial: SerialPipes) -> None:
+        while True:
+            data = await serial.read()
+            if not data:
+                return
+            if self._held_input is not None:  # the guest's first output: its console is set up
+                held, self._held_input = self._held_input, None
+                if held:
+                    self._keep(asyncio.get_running_loop().create_task(self._send(held), name="held input"))
+            text = self.console.feed(data)
+            self._scan_for_fault(text)
+
+    def _scan_for_fault(self, text: str) -> None:
+        """Look at each completed line; a fault report pauses the machine at once. (Not in a
+        replay: it only shows what was recorded, and workbench/timetravel/replay.py marks the faults.)"""
+        if self.replay_path is not None:
+            return
+        lines = (self._partial_line + text).split("\n")
+        self._partial_line = lines.pop()[-4096:]
+        for line in lines:
+            if self._pending_fault is None and FAULT_LINE.match(line):
+                self._pending_fault = GuestFault.parse(line)
+                self._keep(asyncio.get_running_loop().create_task(self._on_guest_fault(), name="fault"))
+
+    async def _on_guest_fault(self) -> None:
+        assert self._qmp is not None and self._pending_fault is not None
+        try:
+            await self._qmp.execute("stop")
+            registers = await self._read_registers()
+        except (QMPError, OSError):
+            registers = None
+        fault = self._pending_fault
+        walk = None
+        if fault.cr2 is not None and registers is not None and self._maxphyaddr:
+            with contextlib.suppress(paging.PagingError, QMPError, OSError, MachineError):
+                walk = await self._walk_on_loop(registers, fault.cr2)
+        self.outcome = fault_outcome(fault, registers, self.image, walk)
+        self._set_state(MachineState.FAULTED)
+
+    async def _read_events(self, qmp: QMPClient) -> None:
+        async for event in qmp.events:
+            raw_data = event.get("data")
+            name, data = str(event["event"]), dict(raw_data) if isinstance(raw_data, dict) else {}
+            self.events.append(QmpEvent(name, data, time.monotonic() - self._started_at))
+            if name == "SHUTDOWN" and data.get("reason") == "guest-reset":
+                try:
+                    registers = await self._read_registers()
+                except (QMPError, OSError):
+                    registers = None
+                self.outcome = triple_fault_outcome(registers, self.image)
+                self._set_state(MachineState.TRIPLE_FAULT)
+            elif name == "SHUTDOWN" and data.get("reason") == "guest-shutdown":
+                # From QEMU 9.1 on, isa-debug-exit is a shutdown request carrying the exit code,
+                # which shutdown=pause turns into a pause (7.2 exits at once, with no event).
+                # `quit` lets QEMU exit as the guest asked, with the code it recorded.
+                with contextlib.suppress(QMPError, OSError, EOFError):
+                    await qmp.execute("quit")
+            elif name == "STOP" and self._state is MachineState.RUNNING:
+                self._set_state(MachineState.PAUSED)
+            elif name == "RESUME" and self._state is MachineState.PAUSED:
+                self._set_state(MachineState.RUNNING)
+
+    async def _watch_connection(self, qmp: QMPClient) -> None:
+        """A QMP connection that breaks while QEMU lives leaves a machine nobody can pause,
+        inspect or quit: record why, and stop QEMU rather than let it run on unseen."""
+        while qmp.runstate is Runstate.RUNNING:
+            await qmp.runstate_changed()
+        process = self._process
+        assert process is not None
+        if await _exits_within(process, QUIT_GRACE_SECONDS):  # QEMU closes the socket as it exits:
+            return  # that is an exit, recorded by _after_exit
+        if self._closing:
+            return
+        cause = "QEMU hung up"
+        try:
+            await qmp.disconnect()
+        except ValueError:  # asyncio's StreamReader: a line longer than its limit
+            cause = f"QEMU sent a reply larger than the {self.qmp_reply_limit >> 20} MiB the workbench accepts"
+        except Exception as error:  # whatever broke the connection is only reported here
+            cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        self.outcome = disconnected_outcome(cause)
+        self._set_state(MachineState.DISCONNECTED)
+        process.kill()  # _after_exit reaps it and keeps the outcome above
+
+    def _on_qemu_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._pidfd)
+        self._keep(loop.create_task(self._after_exit(), name="exit"))
+
+    async def _after_exit(self) -> None:
+        """Read the guest's last words from the serial pipe, then record the exit."""
+        assert self._process is not None
+        code = self._process.wait()
+        if self._serial_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._serial_task), 2.0)
+        if self._state is not MachineState.DISCONNECTED:  # that outcome says why we killed it
+            if self.outcome is None or self.outcome.state is not MachineState.EXITED:
+                self.outcome = exit_outcome(code, printed=bool(self.console.text))
+            self._set_state(MachineState.EXITED)
+        self.console.close()
+
+    # Talking to QEMU.
+
+    def _require_qemu(self) -> LoopThread:
+        if self._state is MachineState.CREATED:
+            raise MachineError("the machine has not been started; call start() first")
+        if self._state is MachineState.DISCONNECTED:
+            assert self.outcome is not None
+            raise ConnectionLost(self.outcome.explanation, console_tail=self.console.tail())
+        if self._state.terminal or self._loop is None:
+            raise MachineClosed(f"the machine is {self._state.value}; boot a new one", console_tail=self.console.tail())
+        return self._loop
+
+    def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
+        """Execute one QMP command and return its result."""
+        timeout = check_timeout(timeout)
+        return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
+
+    def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
+        loop = self._require_qemu()
+        assert self._qmp is not None
+        try:
+            return loop.run(self._qmp.execute(command, arguments or None), timeout)
+        except TimeoutError as error:
+            raise MachineError(f"QEMU did not answer {what} within {timeout:g} s") from error
+        except (QMPError, OSError, EOFError) as error:
+            if self._qmp.runstate is not Runstate.RUNNING:
+                self._await_terminal(QUIT_GRACE_SECONDS + 1.0)
+                if self._state is MachineState.DISCONNECTED:
+                    assert self.outcome is not None
+                    raise ConnectionLost(f"{what} failed. {self.outcome.explanation}",
+                                         console_tail=self.console.tail()) from error
+                if self._state.terminal:
+                    raise MachineClosed(f"{what} failed: the machine is {self._state.value}"
+                                        + (f". {self.outcome.explanation}" if self.outcome else ""),
+                                        console_tail=self.console.tail()) from error
+            raise MachineError(f"{what} failed: {error}") from error
+
+    def _await_terminal(self, timeout: float) -> None:
+        """A broken connection is followed by QEMU's exit or our stopping it; wait for either."""
+        deadline = time.monotonic() + timeout
+        while not self._state.terminal and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def hmp(self, command_line: str, timeout: float = 5.0) -> str:
+        """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
+        timeout = check_timeout(timeout)
+        return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
+                                 f"the monitor command {command_line!r}"))
+
+    def pause(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
+        self.qmp("stop", timeout)
+        self._set_state_if(MachineState.RUNNING, MachineState.PAUSED)
+
+    def resume(self, timeout: float = 5.0) -> None:
+        timeout = check_timeout(timeout)
+        if self._state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
+            raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
+        self.qmp("cont", timeout)
+        self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
+
+    @property
+    def reporting_fault(self) -> bool:
+        """The guest printed a fault report that the machine is still taking in (pausing the
+        guest, reading its registers): it is FAULTED a moment later."""
+        return self._pending_fault is not None and self.outcome is None and not self._state.terminal
+
+    def snapshot_loaded(self) -> None:
+        """The guest was put back to an earlier state of itself (QEMU's loadvm, in a replay): it
+        is paused, and no longer faulted or ended the way it may have been."""
+        self._pending_fault = None
+        self._partial_line = ""
+        self.outcome = None
+        self._set_state(MachineState.PAUSED)
+
+    def reset(self, timeout: float = 5.0) -> None:
+        """Reboot the guest from its image, keeping QEMU and the console transcript."""
+        timeout = check_timeout(timeout)
+        self.console.skip_to_end()  # before the reset: the new boot log arrives within milliseconds
+        self._pending_fault = None
+        self.outcome = None
+        # With reboot=shutdown every reset request would pause; allow this one through.
+        self.qmp("set-action", timeout, reboot="reset")
+        try:
+            self.qmp("system_reset", timeout)
+        finally:
+            self.qmp("set-action", timeout, reboot="shutdown")
+        if self.qmp("query-status", timeout)["status"] != "running":
+            self.qmp("cont", timeout)
+        self._set_state(MachineState.RUNNING)
+
+    def _set_state_if(self, expected: MachineState, new: MachineState) -> None:
+        with self._state_lock:
+            if self._state is not expected:
+                return
+            self._state = new
+        self.console.wake()
+        self._tell_state_listeners(new)
+
+    @property
+    def gdb(self) -> GdbClient:
+        """QEMU's gdbstub, connected: breakpoints, single steps, registers (Machine(gdb=True))."""
+        self._require_qemu()
+        if self._gdb is None:
+            raise MachineError("this machine has no gdbstub connection; create it with Machine(..., gdb=True)")
+        return self._gdb
+
+    @property
+    def debugger(self) -> Debugger:
+        """A source-level debugger on the gdbstub (Machine(gdb=True)): workbench/debug/debugger.py."""
+        if self._debugger is None:
+            from workbench.debug.debugger import Debugger  # noqa: PLC0415 - debugger.py builds on this module
+
+            self._debugger = Debugger(self)
+        return self._debugger
+
+    # Evidence.
+
+    def qemu_log(self) -> str:
+        """What QEMU printed on stderr (usually nothing; its stdout is the serial console)."""
+        if self._qemu_log_fd < 0:
+            return ""
+        size = os.fstat(self._qemu_log_fd).st_size
+        return os.pread(self._qemu_log_fd, min(size, 1 << 16), max(0, size - (1 << 16))).decode(errors="replace")
+
+    def _qemu_log_if_failed(self) -> str:
+        code = self._process.returncode if self._process else None
+        return self.qemu_log() if code not in (None, 0) and not (code > 0 and code & 1 and self.console.text) else ""
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name or self.image.path.name} {self.machine_type} {self._state.value}>"

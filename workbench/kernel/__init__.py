@@ -1,0 +1,3 @@
+"""The unikernel as a student edits and builds it: the source tree (workspace), its components, the
+build, and the image it makes.
+"""
