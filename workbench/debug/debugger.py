@@ -1,6 +1,7 @@
 """A source-level debugger for the unikernel: breakpoints, watchpoints, steps, stack, variables.
 
     debugger = Debugger.boot(image)            # stopped at the image's first instruction, 32-bit
+    debugger = Debugger.attach(machine)        # or on a Machine(image, gdb=True) that runs already
     debugger.break_at("paging_init")           # a function, "kernel/paging.c:97", or a vaddr
     debugger.cont()                            # Stop: why and where the guest stopped
     debugger.next(); debugger.step(); debugger.finish(); debugger.stepi()
@@ -9,7 +10,7 @@
     debugger.watch("pml4", kind="write")       # a variable or a vaddr: write, read or access
 
 It drives QEMU's gdbstub (workbench/guest/gdbstub.py) of a Machine made with `gdb=True`
-(`machine.debugger` is one) and reads the image's DWARF (workbench/debug/debuginfo.py, unwind.py).
+and reads the image's DWARF (workbench/debug/debuginfo.py, unwind.py).
 The guest stays stopped between calls; every call that runs it has a timeout, after which the
 guest is stopped again and the Stop says so.
 
@@ -66,17 +67,23 @@ class Debugger(Execution):
         self._listeners: list[Callable[[Stop], None]] = []
 
     @classmethod
+    def attach(cls, machine: Machine) -> Debugger:
+        """A debugger of a machine made with `gdb=True`, running or not; it stops the guest at
+        its first command. The machine knows nothing of it: debugging builds on the guest."""
+        return cls(machine)
+
+    @classmethod
     def boot(cls, image: Image, **machine_options: Any) -> Debugger:
         """A new machine, stopped at the image's first instruction (32-bit, paging off)."""
         machine = Machine(image, gdb=True, **machine_options).start(paused=True)
-        debugger = cls(machine)
+        debugger = cls.attach(machine)
         debugger.run_to_entry()
         return debugger
 
     def close(self) -> None:
         self.machine.close()
 
-    def attach(self, machine: Machine) -> None:
+    def move_to(self, machine: Machine) -> None:
         """Go on with another QEMU of the same image (a replay restarted from its checkpoints):
         every breakpoint and watchpoint is set there again; listeners stay."""
         if machine.image.path != self.image.path or not machine.gdb_enabled:
