@@ -167,6 +167,19 @@ def close_all() -> None:
         machine.close()
 
 
+def _check_settings(machine_type: str, accel: str, memory_mib: int, record: object, replay: object) -> None:
+    """BadMachineSetting, saying what is allowed, for a setting QEMU would refuse or misread."""
+    if machine_type not in MACHINE_TYPES:
+        raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
+    if accel not in ACCELERATORS:
+        raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
+    if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
+        raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
+                                f"not {memory_mib!r}")
+    if record is not None and replay is not None:
+        raise BadMachineSetting("a machine either records or replays, not both")
+
+
 class Machine:
     """A unikernel image booted in QEMU.
 
@@ -211,15 +224,7 @@ class Machine:
         record: str | Path | None = None,
         replay: str | Path | None = None,
     ) -> None:
-        if machine_type not in MACHINE_TYPES:
-            raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
-        if accel not in ACCELERATORS:
-            raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
-        if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
-            raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
-                                    f"not {memory_mib!r}")
-        if record is not None and replay is not None:
-            raise BadMachineSetting("a machine either records or replays, not both")
+        _check_settings(machine_type, accel, memory_mib, record, replay)
         self.record_path = Path(record) if record is not None else None
         self.replay_path = Path(replay) if replay is not None else None
         if self.replay_path is not None and not self.replay_path.is_file():
@@ -378,13 +383,7 @@ class Machine:
 
     async def _start(self, paused: bool) -> None:
         loop = asyncio.get_running_loop()
-        if self.shared_memory:
-            try:
-                self._inspector.use_ram(GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram"))
-            except OSError as error:
-                self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
-        else:
-            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
+        self._share_ram()
         qmp_ours, qmp_theirs = socket.socketpair()
         self._serial = serial = SerialPipes()
         self._keyboard.connect(serial, self._inspector.ram)
@@ -393,25 +392,8 @@ class Machine:
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
         ram_fd = self._inspector.ram.fd if self._inspector.ram is not None else None
         gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
-        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), gdb_fd) if fd is not None)
-        parent = os.getpid()
-
-        def die_with_parent() -> None:
-            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                os._exit(1)
-
         try:
-            self._process = subprocess.Popen(
-                self.command_line(ram_fd, qmp_theirs.fileno(), gdb_fd),
-                pass_fds=inherited,
-                stdin=serial.theirs[0],
-                stdout=serial.theirs[1],
-                stderr=self._qemu_log_fd,
-                start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
-            )
+            self._process = self._launch(ram_fd, qmp_theirs.fileno(), gdb_fd, serial)
         finally:
             qmp_theirs.close()
             serial.close_theirs()
@@ -440,6 +422,37 @@ class Machine:
             # The guest may run and exit before QEMU answers; _after_exit records how it ended.
             if not await _exits_within(self._process, QUIT_GRACE_SECONDS):
                 raise error from None
+
+    def _share_ram(self) -> None:
+        """Guest RAM in a memfd of ours, which QEMU maps too; else it is read through QMP."""
+        if not self.shared_memory:
+            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
+            return
+        try:
+            self._inspector.use_ram(GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram"))
+        except OSError as error:
+            self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
+
+    def _launch(self, ram_fd: int | None, qmp_fd: int, gdb_fd: int | None,
+                serial: SerialPipes) -> subprocess.Popen[bytes]:
+        """QEMU, started with these descriptors and dying with the thread that started it."""
+        parent = os.getpid()
+
+        def die_with_parent() -> None:
+            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+        return subprocess.Popen(
+            self.command_line(ram_fd, qmp_fd, gdb_fd),
+            pass_fds=tuple(fd for fd in (ram_fd, qmp_fd, gdb_fd) if fd is not None),
+            stdin=serial.theirs[0],
+            stdout=serial.theirs[1],
+            stderr=self._qemu_log_fd,
+            start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
