@@ -156,7 +156,7 @@ def test_next_stays_in_the_function_step_goes_in_finish_comes_back(debugger: Deb
 def test_unwinding_through_an_interrupt_and_a_write_watchpoint(image: Image) -> None:
     with Machine(image, gdb=True) as machine:
         machine.wait_for("> ")
-        debugger = machine.debugger
+        debugger = Debugger.attach(machine)
         ticks = debugger.watch("timer_ticks")
         stop = debugger.cont()
         assert stop.reason == "watchpoint" and stop.number == ticks.number
@@ -180,16 +180,17 @@ def test_a_fault_and_an_exit_end_a_continue_with_their_reason(image: Image) -> N
     with Machine(image, gdb=True) as machine:
         machine.wait_for("> ")
         machine.send_line("read 0x10")
-        stop = machine.debugger.cont()
+        debugger = Debugger.attach(machine)
+        stop = debugger.cont()
         assert stop.reason == "fault" and "Page Fault" in stop.detail
-        assert any(f.interrupted and f.function == "command_read" for f in machine.debugger.backtrace())
+        assert any(f.interrupted and f.function == "command_read" for f in debugger.backtrace())
     with Machine(image, gdb=True) as machine:
         machine.wait_for("> ")
         machine.send_line("exit 4")
-        stop = machine.debugger.cont()
+        stop = Debugger.attach(machine).cont()
         assert stop.reason == "exited" and "status 4" in stop.detail
 
 
 def test_a_machine_without_the_gdbstub_has_no_debugger(image: Image) -> None:
     with Machine(image) as machine, pytest.raises(DebuggerError, match="gdb=True"):
-        _ = machine.debugger
+        Debugger.attach(machine)

@@ -1,6 +1,7 @@
 """A source-level debugger for the unikernel: breakpoints, watchpoints, steps, stack, variables.
 
     debugger = Debugger.boot(image)            # stopped at the image's first instruction, 32-bit
+    debugger = Debugger.attach(machine)        # or on a Machine(image, gdb=True) that runs already
     debugger.break_at("paging_init")           # a function, "kernel/paging.c:97", or a vaddr
     debugger.cont()                            # Stop: why and where the guest stopped
     debugger.next(); debugger.step(); debugger.finish(); debugger.stepi()
@@ -9,7 +10,7 @@
     debugger.watch("pml4", kind="write")       # a variable or a vaddr: write, read or access
 
 It drives QEMU's gdbstub (workbench/guest/gdbstub.py) of a Machine made with `gdb=True`
-(`machine.debugger` is one) and reads the image's DWARF (workbench/debug/debuginfo.py, unwind.py).
+and reads the image's DWARF (workbench/debug/debuginfo.py, unwind.py).
 The guest stays stopped between calls; every call that runs it has a timeout, after which the
 guest is stopped again and the Stop says so.
 
@@ -29,11 +30,11 @@ from typing import Any
 
 from workbench.debug.debuginfo import DebugInfo, DebugInfoError, NoSuchLine, TypeInfo
 from workbench.debug.dwarf.expressions import DWARF_NUMBER, REGISTER_NAMES, RIP, format_value
-from workbench.debug.stepping import MAX_LINE_STEPS, SETTLE_SECONDS, Execution, _enters
+from workbench.debug.stepping import MAX_LINE_STEPS, SETTLE_SECONDS, Execution, Reporter, enters_inlined_call
 from workbench.debug.stops import Breakpoint, DebuggerError, Stop, Watchpoint
 from workbench.debug.unwind import Frame, Value, backtrace, frame_variables, linked_vaddr, read_variable
 from workbench.errors import InvalidInput, WorkbenchError
-from workbench.guest.gdbstub import SIGTRAP, GdbError, StopReply
+from workbench.guest.gdbstub import SIGTRAP, GdbClient, GdbError, StopReply
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image, SymbolNotFound
 from workbench.models.snapshot import Snapshot
@@ -45,17 +46,26 @@ SHOWN_REGISTERS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8",
                    "fs_base", "gs_base")
 
 
-class Debugger(Execution):
-    """Source-level control of one Machine made with `gdb=True`; see the module docstring."""
+class Debugger:
+    """Source-level control of one Machine made with `gdb=True`; see the module docstring.
 
-    def __init__(self, machine: Machine, info: DebugInfo | None = None) -> None:
+    Its running and stepping is an `Execution` (stepping.py), which it tells what a stop means
+    through a `Reporter`; what is set and what the guest holds are its own.
+    """
+
+    def __init__(self, machine: Machine, info: DebugInfo | None = None, *,
+                 revive: Callable[[], None] | None = None) -> None:
         if not machine.gdb_enabled:
             raise DebuggerError("the debugger needs QEMU's gdbstub: make the machine with Machine(image, gdb=True)")
         try:
             info = info or DebugInfo.load(machine.image)
         except DebugInfoError as error:
             raise DebuggerError(f"no source-level debugging for this image: {error}") from error
-        super().__init__(machine, info)
+        self.image: Image = machine.image
+        self.info = info
+        reporter = Reporter(after_stop=self._after_stop, finish_stop=self._finish_stop, ended=self._ended,
+                            user_breakpoint_at=self._user_breakpoint_at, read=self.read)
+        self._execution = Execution(machine, info, reporter, revive)
         self.breakpoints: dict[int, Breakpoint] = {}
         self.watchpoints: dict[int, Watchpoint] = {}
         self.stop: Stop | None = None
@@ -66,28 +76,44 @@ class Debugger(Execution):
         self._listeners: list[Callable[[Stop], None]] = []
 
     @classmethod
+    def attach(cls, machine: Machine, *, revive: Callable[[], None] | None = None) -> Debugger:
+        """A debugger of a machine made with `gdb=True`, running or not; it stops the guest at
+        its first command. The machine knows nothing of it: debugging builds on the guest.
+
+        `revive`, if given, brings an ended machine back before the next command (a replay
+        starts a new QEMU on its checkpoints, then calls `move_to`)."""
+        return cls(machine, revive=revive)
+
+    @property
+    def machine(self) -> Machine:
+        return self._execution.machine
+
+    @property
+    def gdb(self) -> GdbClient:
+        return self._execution.gdb
+
+    @classmethod
     def boot(cls, image: Image, **machine_options: Any) -> Debugger:
         """A new machine, stopped at the image's first instruction (32-bit, paging off)."""
         machine = Machine(image, gdb=True, **machine_options).start(paused=True)
-        debugger = cls(machine)
+        debugger = cls.attach(machine)
         debugger.run_to_entry()
         return debugger
 
     def close(self) -> None:
         self.machine.close()
 
-    def attach(self, machine: Machine) -> None:
+    def move_to(self, machine: Machine) -> None:
         """Go on with another QEMU of the same image (a replay restarted from its checkpoints):
         every breakpoint and watchpoint is set there again; listeners stay."""
         if machine.image.path != self.image.path or not machine.gdb_enabled:
             raise DebuggerError("the debugger can move only to a machine of the same image, made with gdb=True")
-        self.machine = machine
-        self._inserted.clear()
+        self._execution.move_to(machine)
         for breakpoint_ in self.breakpoints.values():
             for vaddr in breakpoint_.vaddrs:
-                self._insert(vaddr)
+                self._execution.insert(vaddr)
         for watch in self.watchpoints.values():
-            for address in self._aliases(watch.vaddr):
+            for address in self._execution.aliases(watch.vaddr):
                 self.gdb.set_watchpoint(address, watch.length, watch.kind)
 
     def add_listener(self, listener: Callable[[Stop], None]) -> None:
@@ -115,15 +141,15 @@ class Debugger(Execution):
             path = self.info.resolve_file(name.strip())
         elif isinstance(where, str):
             vaddrs = self._function_start(where.strip())
-            _function, path, line, _depth = self._present(vaddrs[0])
+            _function, path, line, _depth = self._execution.present(vaddrs[0])
         else:
             raise InvalidInput(f"a breakpoint is at a function name, file:line or a vaddr, not {where!r}")
         self._numbers += 1
         found = Breakpoint(self._numbers, str(where) if not isinstance(where, int) else f"{where:#x}", vaddrs,
                            path, line)
-        self._stopped()
+        self._execution.stopped()
         for vaddr in vaddrs:
-            self._insert(vaddr)
+            self._execution.insert(vaddr)
         self.breakpoints[found.number] = found
         return found
 
@@ -153,7 +179,7 @@ class Debugger(Execution):
         memory (one kept in a register cannot be watched)."""
         if kind not in ("write", "read", "access"):
             raise InvalidInput(f"a watchpoint watches write, read or access, not {kind!r}")
-        self._stopped()
+        self._execution.stopped()
         variable_type: TypeInfo | None = None
         if isinstance(what, int) and not isinstance(what, bool):
             vaddr, size, spec = what, length or 8, f"{what:#x}"
@@ -164,7 +190,7 @@ class Debugger(Execution):
             raise InvalidInput(f"watch a variable name or a vaddr, not {what!r}")
         self._numbers += 1
         found = Watchpoint(self._numbers, spec, vaddr, size, kind, variable_type)
-        for address in self._aliases(vaddr):
+        for address in self._execution.aliases(vaddr):
             self.gdb.set_watchpoint(address, size, kind)
         self.watchpoints[found.number] = found
         self._watched[found.number] = self._read_quietly(vaddr, size)
@@ -192,14 +218,14 @@ class Debugger(Execution):
     def delete(self, item: Breakpoint | Watchpoint | int) -> None:
         """Remove a breakpoint or watchpoint (or the one with that number)."""
         number = item if isinstance(item, int) else item.number
-        self._stopped()
+        self._execution.stopped()
         if number in self.breakpoints:
             for vaddr in self.breakpoints.pop(number).vaddrs:
-                self._remove(vaddr)
+                self._execution.remove(vaddr)
         elif number in self.watchpoints:
             watch = self.watchpoints.pop(number)
             self._watched.pop(number, None)
-            for address in self._aliases(watch.vaddr):
+            for address in self._execution.aliases(watch.vaddr):
                 self.gdb.remove_watchpoint(address, watch.length, watch.kind)
         else:
             raise InvalidInput(f"there is no breakpoint or watchpoint {number}")
@@ -209,30 +235,12 @@ class Debugger(Execution):
         for number in [*self.breakpoints, *self.watchpoints]:
             self.delete(number)
 
-    def _aliases(self, vaddr: int) -> tuple[int, ...]:
-        """The vaddr and, for the image, its load address (where boot code runs before paging)."""
-        paddr = self.image.paddr_of(vaddr)
-        return (vaddr,) if paddr is None or paddr == vaddr else (vaddr, paddr)
-
-    def _insert(self, vaddr: int) -> None:
-        for address in self._aliases(vaddr):
-            if self._inserted[address] == 0:
-                self.gdb.set_breakpoint(address)
-            self._inserted[address] += 1
-
-    def _remove(self, vaddr: int) -> None:
-        for address in self._aliases(vaddr):
-            self._inserted[address] -= 1
-            if self._inserted[address] <= 0:
-                del self._inserted[address]
-                self.gdb.remove_breakpoint(address)
-
     @contextlib.contextmanager
     def points_lifted(self) -> Iterator[None]:
         """Every breakpoint and watchpoint out of QEMU meanwhile: a replay going to an
         instruction count must not stop on the way."""
-        self._stopped()
-        addresses, watches = list(self._inserted), list(self.gdb.watchpoints)
+        self._execution.stopped()
+        addresses, watches = list(self._execution.inserted), list(self.gdb.watchpoints)
         for address in addresses:
             self.gdb.remove_breakpoint(address)
         for kind, vaddr, length in watches:
@@ -249,7 +257,7 @@ class Debugger(Execution):
     def moved(self, detail: str) -> Stop:
         """The guest was put somewhere else from outside (a replay went to an instruction count):
         a Stop there, for the views, with every watched value read anew."""
-        self._stopped()
+        self._execution.stopped()
         return self._finish_stop("position", detail=detail)
 
     # Running.
@@ -264,8 +272,8 @@ class Debugger(Execution):
     def cont(self, timeout: float = 10.0) -> Stop:
         """Let the guest run until a breakpoint, a watchpoint, a fault or its end (or `timeout`
         seconds: then it is stopped where it is, reason `interrupted`)."""
-        self._stopped()
-        return self._continue(timeout)
+        self._execution.stopped()
+        return self._execution.continue_running(timeout)
 
     def run_to(self, where: str | int, timeout: float = 10.0) -> Stop:
         """Run until `where` (as for break_at), without keeping a breakpoint there."""
@@ -280,13 +288,13 @@ class Debugger(Execution):
 
     def _run_to(self, vaddrs: tuple[int, ...], reason: str, timeout: float) -> Stop:
         for vaddr in vaddrs:
-            self._insert(vaddr)
+            self._execution.insert(vaddr)
         try:
-            stop = self._continue(timeout)
+            stop = self._execution.continue_running(timeout)
         finally:
             if not self.machine.state.terminal:
                 for vaddr in vaddrs:
-                    self._remove(vaddr)
+                    self._execution.remove(vaddr)
         if stop.reason == "breakpoint" and stop.vaddr in vaddrs and stop.number == 0:
             stop = self.stop = replace(stop, reason=reason)
         return stop
@@ -295,45 +303,45 @@ class Debugger(Execution):
         """Execute `count` instructions (one iteration of a `rep` instruction counts as one)."""
         if not isinstance(count, int) or count < 1:
             raise InvalidInput(f"stepi executes a positive number of instructions, not {count!r}")
-        self._stopped()
+        self._execution.stopped()
         for _ in range(count):
-            reply = self._single_step()
+            reply = self._execution.single_step()
             if reply is not None:
                 return self._after_stop(reply)
         return self._finish_stop("step")
 
     def step(self) -> Stop:
         """Run to the start of the next source line, into called functions."""
-        return self._step_line(over=False)
+        return self._execution.step_line(over=False)
 
     def next(self) -> Stop:
         """Run to the start of the next source line of this function, over calls."""
-        return self._step_line(over=True)
+        return self._execution.step_line(over=True)
 
     def finish(self, timeout: float = 10.0) -> Stop:
         """Run until the current function returns to its caller; `detail` has what RAX holds."""
-        self._stopped()
+        self._execution.stopped()
         frames = self.backtrace()
         if frames[0].inlined and frames[0].scope is not None:
-            scope, depth = frames[0].scope, self._inline_depth(frames[0].pc)
+            scope, depth = frames[0].scope, self._execution.inline_depth(frames[0].pc)
             for _ in range(MAX_LINE_STEPS):
-                vaddr = self._vaddr()
-                if not scope.covers(vaddr) and self._inline_depth(vaddr) < depth:
+                vaddr = self._execution.vaddr()
+                if not scope.covers(vaddr) and self._execution.inline_depth(vaddr) < depth:
                     return self._finish_stop("finish", detail=f"left the inlined {frames[0].function}")
-                reply = self._step_over_instruction()
+                reply = self._execution.step_over_instruction()
                 if reply is not None:
                     return self._after_stop(reply)
             raise DebuggerError(f"{frames[0].function} did not finish within {MAX_LINE_STEPS} instructions")
         caller = next((f for f in frames[1:] if f.registers is not frames[0].registers), None)
         if caller is None or frames[0].cfa is None:
             raise DebuggerError(f"{frames[0].function} has no caller to return to: {frames[-1].end or 'unknown'}")
-        stop = self._run_until_return(caller.registers[RIP], frames[0].cfa, timeout)
+        stop = self._execution.run_until_return(caller.registers[RIP], frames[0].cfa, timeout)
         if stop is not None:
             return stop
         function = self.info.functions.get(frames[0].function)
         detail = f"{frames[0].function} returned"
         if function is not None and function.returns.size:
-            value = self._registers.get("rax", 0).to_bytes(8, "little")[:function.returns.size]
+            value = self._execution.registers.get("rax", 0).to_bytes(8, "little")[:function.returns.size]
             detail += f" {format_value(value, function.returns)}"
         return self._finish_stop("finish", detail=detail)
 
@@ -349,10 +357,10 @@ class Debugger(Execution):
         if reply.watch is not None:
             return self._watch_stop(*reply.watch)
         if reply.signal == SIGTRAP:
-            user = self._user_breakpoint_at(self._pc())
+            user = self._user_breakpoint_at(self._execution.pc())
             if user is not None:
                 return self._finish_stop("breakpoint", number=user.number)
-            if self._inserted.get(self._pc()):
+            if self._execution.inserted.get(self._execution.pc()):
                 return self._finish_stop("breakpoint")
             return self._finish_stop("step")
         return self._unasked_stop()
@@ -389,7 +397,7 @@ class Debugger(Execution):
 
     def _watch_stop(self, kind: str, address: int) -> Stop:
         watch = next((w for w in self.watchpoints.values() if any(
-            a <= address < a + w.length for a in self._aliases(w.vaddr)) and w.kind in (kind, "access")),
+            a <= address < a + w.length for a in self._execution.aliases(w.vaddr)) and w.kind in (kind, "access")),
             None)
         if watch is None:
             return self._finish_stop("watchpoint", detail=f"{kind} at {address:#x}")
@@ -408,10 +416,10 @@ class Debugger(Execution):
     def _stop_here(self, reason: str, *, detail: str = "", number: int = 0, old: bytes = b"",
                    new: bytes = b"") -> Stop:
         registers = self.gdb.registers()
-        self._previous, self._registers = dict(self._last_stop_registers), registers
+        self._previous, self._execution.registers = dict(self._last_stop_registers), registers
         pc = registers["rip"]
         vaddr = linked_vaddr(self.image, pc)
-        function, path, line, _depth = self._present(vaddr)
+        function, path, line, _depth = self._execution.present(vaddr)
         try:
             mode = self.machine.registers().mode.value
         except WorkbenchError:
@@ -421,7 +429,7 @@ class Debugger(Execution):
         return stop
 
     def _announce(self, stop: Stop) -> None:
-        self._last_stop_registers = dict(self._registers)
+        self._last_stop_registers = dict(self._execution.registers)
         for watch in self.watchpoints.values():
             if stop.reason != "exited" and watch.number != stop.number:
                 self._watched[watch.number] = self._read_quietly(watch.vaddr, watch.length)
@@ -432,7 +440,7 @@ class Debugger(Execution):
 
     def registers(self) -> dict[str, int]:
         """The registers now, by gdb's names (rax ... r15, rip, eflags, cs, cr0 ... efer)."""
-        self._stopped()
+        self._execution.stopped()
         return {name: value for name, value in self.gdb.registers().items() if name in SHOWN_REGISTERS}
 
     def changed_registers(self) -> set[str]:
@@ -443,7 +451,7 @@ class Debugger(Execution):
     def snapshot(self, label: str = "") -> Snapshot:
         """Registers and page tables now. (Machine.snapshot pauses and resumes a guest it thinks
         runs, which would set a guest the debugger holds going.)"""
-        self._stopped()
+        self._execution.stopped()
         machine = self.machine
         return Snapshot.take(machine.memory, machine.registers(), maxphyaddr=machine.maxphyaddr(),
                              label=label or (f"stopped in {self.stop.function}" if self.stop else "stopped"))
@@ -451,7 +459,7 @@ class Debugger(Execution):
     def read(self, vaddr: int, length: int) -> bytes:
         """Guest memory at a vaddr: through the CPU's page tables, or, while paging is off, at the
         load address of an image vaddr."""
-        registers = self._registers or self.gdb.registers()
+        registers = self._execution.registers or self.gdb.registers()
         paging = bool(registers.get("cr0", 0) >> 31 & 1)
         address = vaddr
         if not paging:
@@ -470,14 +478,14 @@ class Debugger(Execution):
 
     def backtrace(self) -> list[Frame]:
         """The call stack, innermost first; inlined calls are frames too (marked `inlined`)."""
-        self._stopped()
+        self._execution.stopped()
         registers = self.gdb.registers()
-        self._registers = registers
+        self._execution.registers = registers
         known = {DWARF_NUMBER[name]: registers[name] for name in REGISTER_NAMES if name in registers}
         frames = backtrace(self.info, self.image, known, self.read)
         # As in _present: at an inlined call's first instruction, the caller is the innermost frame.
         skip = 0
-        while skip + 1 < len(frames) and frames[skip + 1].pc == frames[skip].pc and _enters(frames[skip]):
+        while skip + 1 < len(frames) and frames[skip + 1].pc == frames[skip].pc and enters_inlined_call(frames[skip]):
             skip += 1
         return [replace(frame, level=frame.level - skip) for frame in frames[skip:]]
 

@@ -1,10 +1,10 @@
 """How the debugger runs the guest: single steps, steps over calls and `rep`, run to a return.
 
-The gdb-level machinery under workbench/debug/debugger.py, kept apart so that each file reads in
-one sitting. `Execution` owns the breakpoints it inserts into QEMU (user ones and its own
-temporary ones, counted, since both may want the same address) and the registers at the
-last stop; `Debugger` adds the commands and turns stop replies into Stops (`_after_stop`,
-`_finish_stop`, `_ended`).
+The gdb-level machinery under workbench/debug/debugger.py, a part the Debugger is made of.
+`Execution` owns the breakpoints it inserts into QEMU (user ones and its own temporary ones,
+counted, since both may want the same address) and the registers it read last. What a stop
+means is the Debugger's to say: Execution is given that as a `Reporter`, five callables, and
+knows nothing else of the Debugger.
 
 What QEMU's gdbstub does that shapes this (workbench/guest/gdbstub.py has more):
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from workbench.debug import disassembly
 from workbench.debug.debuginfo import DebugInfo, LineRow
@@ -38,58 +39,67 @@ INTERRUPT_TIMEOUT = 2.0  # seconds for a running guest to stop when interrupted
 SETTLE_SECONDS = 2.0  # after an unasked stop, or a fault report: how long to wait for the machine to say why
 
 
+@dataclass(frozen=True)
+class Reporter:
+    """What Execution asks of the Debugger: Stops made of what the guest did, and its memory."""
+
+    after_stop: Callable[[StopReply], Stop]  # a stop reply from the gdbstub, as a Stop
+    finish_stop: Callable[..., Stop]  # (reason, *, detail=""): a Stop here, for a reason of ours
+    ended: Callable[[], Stop]  # the Stop of a guest that has exited
+    user_breakpoint_at: Callable[[int], object]  # the user's breakpoint at a pc, or None
+    read: Callable[[int, int], bytes]  # guest memory at a vaddr
+
+
 class Execution:
     """The running and stopping of one Machine's guest through its gdbstub."""
 
-    def __init__(self, machine: Machine, info: DebugInfo) -> None:
+    def __init__(self, machine: Machine, info: DebugInfo, reporter: Reporter,
+                 revive: Callable[[], None] | None = None) -> None:
         self.machine = machine
         self.image: Image = machine.image
         self.info = info
-        self._inserted: Counter[int] = Counter()  # gdb breakpoint address -> how many want it
-        self._registers: dict[str, int] = {}
-        self.revive: Callable[[], None] | None = None  # brings a machine that has ended back (a replay's)
+        self.inserted: Counter[int] = Counter()  # gdb breakpoint address -> how many want it
+        self.registers: dict[str, int] = {}  # as read last
+        self._reporter = reporter
+        self._revive = revive  # brings a machine that has ended back (a replay's)
 
     @property
     def gdb(self) -> GdbClient:
         return self.machine.gdb
 
-    # Hooks for Debugger.
+    def move_to(self, machine: Machine) -> None:
+        """Run this machine from now on; nothing is inserted into its QEMU yet."""
+        self.machine = machine
+        self.inserted.clear()
 
-    def _after_stop(self, reply: StopReply) -> Stop:
-        raise NotImplementedError
+    # Breakpoints in QEMU, at the vaddr and at the load address.
 
-    def _finish_stop(self, reason: str, *, detail: str = "", number: int = 0, old: bytes = b"",
-                     new: bytes = b"") -> Stop:
-        raise NotImplementedError
+    def aliases(self, vaddr: int) -> tuple[int, ...]:
+        """The vaddr and, for the image, its load address (where boot code runs before paging)."""
+        paddr = self.image.paddr_of(vaddr)
+        return (vaddr,) if paddr is None or paddr == vaddr else (vaddr, paddr)
 
-    def _ended(self) -> Stop:
-        raise NotImplementedError
+    def insert(self, vaddr: int) -> None:
+        for address in self.aliases(vaddr):
+            self._insert_raw(address)
 
-    def _insert(self, vaddr: int) -> None:
-        raise NotImplementedError
-
-    def _remove(self, vaddr: int) -> None:
-        raise NotImplementedError
-
-    def _user_breakpoint_at(self, pc: int) -> object:
-        raise NotImplementedError
-
-    def read(self, vaddr: int, length: int) -> bytes:
-        raise NotImplementedError
+    def remove(self, vaddr: int) -> None:
+        for address in self.aliases(vaddr):
+            self._remove_raw(address)
 
     # The machinery.
 
-    def _stopped(self) -> None:
+    def stopped(self) -> None:
         """Make sure the guest is stopped (and not gone) before talking to its stub."""
-        if self.machine.state.terminal and self.revive is not None:
-            self.revive()  # a replay starts a new QEMU on its checkpoints
+        if self.machine.state.terminal and self._revive is not None:
+            self._revive()  # a replay starts a new QEMU on its checkpoints
         state = self.machine.state
         if state.terminal:
             raise DebuggerError(f"the machine is {state.value}; boot a new one")
         # Asked, not taken from Machine.state: that follows QMP events, which may trail a stop.
         if self._running():
             try:
-                self._after_stop(self.gdb.interrupt(INTERRUPT_TIMEOUT))
+                self._reporter.after_stop(self.gdb.interrupt(INTERRUPT_TIMEOUT))
             except GdbTimeout:
                 # QEMU ignores the interrupt of a guest that stopped meanwhile (a fault report
                 # pauses it through QMP): then there is no stop reply to wait for.
@@ -122,24 +132,24 @@ class Execution:
             time.sleep(0.01)
         state = self.machine.state
         if state.terminal:
-            return self._ended()
+            return self._reporter.ended()
         if state is MachineState.FAULTED or state is MachineState.TRIPLE_FAULT:
             outcome = self.machine.outcome
-            return self._finish_stop("fault" if state is MachineState.FAULTED else "triple fault",
+            return self._reporter.finish_stop("fault" if state is MachineState.FAULTED else "triple fault",
                                      detail=outcome.explanation if outcome else "")
         return None
 
-    def _vaddr(self) -> int:
-        return linked_vaddr(self.image, self._pc())
+    def vaddr(self) -> int:
+        return linked_vaddr(self.image, self.pc())
 
-    def _pc(self) -> int:
-        self._registers = self.gdb.registers()
-        return self._registers["rip"]
+    def pc(self) -> int:
+        self.registers = self.gdb.registers()
+        return self.registers["rip"]
 
-    def _single_step(self) -> StopReply | None:
+    def single_step(self) -> StopReply | None:
         """One instruction; a `rep` instruction that did not move on is run to its end. Returns
         a stop reply that is not a plain step (a watchpoint), else None."""
-        before = self._pc()
+        before = self.pc()
         self._lift_breakpoint_at(before)
         try:
             reply = self.gdb.step(STEP_TIMEOUT)
@@ -151,7 +161,7 @@ class Execution:
             self._restore_breakpoint_at(before)
         if reply.watch is not None:
             return reply
-        if self._pc() == before:
+        if self.pc() == before:
             return self._finish_repeat(before)
         return None
 
@@ -188,35 +198,35 @@ class Execution:
         return following - vaddr + pc
 
     def _insert_raw(self, address: int) -> None:
-        if self._inserted[address] == 0:
+        if self.inserted[address] == 0:
             self.gdb.set_breakpoint(address)
-        self._inserted[address] += 1
+        self.inserted[address] += 1
 
     def _remove_raw(self, address: int) -> None:
-        self._inserted[address] -= 1
-        if self._inserted[address] <= 0:
-            del self._inserted[address]
+        self.inserted[address] -= 1
+        if self.inserted[address] <= 0:
+            del self.inserted[address]
             self.gdb.remove_breakpoint(address)
 
     def _lift_breakpoint_at(self, pc: int) -> None:
-        if self._inserted.get(pc):
+        if self.inserted.get(pc):
             self.gdb.remove_breakpoint(pc)
 
     def _restore_breakpoint_at(self, pc: int) -> None:
-        if self._inserted.get(pc):
+        if self.inserted.get(pc):
             self.gdb.set_breakpoint(pc)
 
     def _step_off_breakpoint(self) -> None:
         """Continuing from a breakpoint's own address would stop there at once: step past it first."""
-        pc = self._pc()
-        if self._inserted.get(pc):
+        pc = self.pc()
+        if self.inserted.get(pc):
             self._lift_breakpoint_at(pc)
             try:
                 self.gdb.step(STEP_TIMEOUT)
             finally:
                 self._restore_breakpoint_at(pc)
 
-    def _continue(self, timeout: float) -> Stop:
+    def continue_running(self, timeout: float) -> Stop:
         ended = self._ended_by_guest()
         if ended is not None:
             return ended
@@ -226,12 +236,12 @@ class Execution:
             reply = self.gdb.wait_for_stop(timeout)
         except GdbTimeout:
             reply = self.gdb.interrupt()
-            return self._finish_stop("interrupted", detail=f"still running after {timeout:g} s; stopped here")
+            return self._reporter.finish_stop("interrupted", detail=f"still running after {timeout:g} s; stopped here")
         except GdbError:
-            return self._ended()
-        return self._after_stop(reply)
+            return self._reporter.ended()
+        return self._reporter.after_stop(reply)
 
-    def _run_until_return(self, return_pc: int, cfa: int, timeout: float) -> Stop | None:
+    def run_until_return(self, return_pc: int, cfa: int, timeout: float) -> Stop | None:
         """Continue until the instruction at `return_pc` runs with RSP back at `cfa` (the call
         returned). Returns a Stop if something else stopped the guest first."""
         address = return_pc
@@ -244,12 +254,12 @@ class Execution:
                 if isinstance(stop_reply, Stop):
                     return stop_reply
                 registers = self.gdb.registers()
-                self._registers = registers
+                self.registers = registers
                 if registers["rip"] == address and registers["rsp"] >= cfa:
                     return None
-                user = self._user_breakpoint_at(registers["rip"])
+                user = self._reporter.user_breakpoint_at(registers["rip"])
                 if stop_reply.watch is not None or stop_reply.signal != SIGTRAP or user is not None:
-                    return self._after_stop(stop_reply)
+                    return self._reporter.after_stop(stop_reply)
         finally:
             if not self.machine.state.terminal:
                 self._remove_raw(address)
@@ -260,50 +270,50 @@ class Execution:
             return self.gdb.wait_for_stop(max(deadline - time.monotonic(), 0.05))
         except GdbTimeout:
             self.gdb.interrupt()
-            return self._finish_stop("interrupted", detail="the call did not return in time; stopped here")
+            return self._reporter.finish_stop("interrupted", detail="the call did not return in time; stopped here")
         except GdbError:
-            return self._ended()
+            return self._reporter.ended()
 
-    def _step_over_instruction(self) -> StopReply | None:
+    def step_over_instruction(self) -> StopReply | None:
         """One instruction, or a whole call if the instruction is one."""
         registers = self.gdb.registers()
         rsp, pc = registers["rsp"], registers["rip"]
-        reply = self._single_step()
+        reply = self.single_step()
         if reply is not None:
             return reply
-        after = self._registers
+        after = self.registers
         if after["rsp"] == rsp - 8:
-            return_address = int.from_bytes(self.read(after["rsp"], 8), "little")
+            return_address = int.from_bytes(self._reporter.read(after["rsp"], 8), "little")
             if pc < return_address <= pc + 16:  # a call pushed the address of the next instruction
-                stop = self._run_until_return(return_address, rsp, STEP_TIMEOUT * 10)
+                stop = self.run_until_return(return_address, rsp, STEP_TIMEOUT * 10)
                 if stop is not None:
                     raise _Stopped(stop)
         return None
 
-    def _step_line(self, *, over: bool) -> Stop:
-        self._stopped()
-        start = self._vaddr()
+    def step_line(self, *, over: bool) -> Stop:
+        self.stopped()
+        start = self.vaddr()
         span = self.info.row_range(start)
-        depth = self._inline_depth(start)
+        depth = self.inline_depth(start)
         try:
             for _ in range(MAX_LINE_STEPS):
-                reply = self._step_over_instruction() if over else self._single_step()
+                reply = self.step_over_instruction() if over else self.single_step()
                 if reply is not None:
-                    return self._after_stop(reply)
-                vaddr = self._vaddr()
+                    return self._reporter.after_stop(reply)
+                vaddr = self.vaddr()
                 if span is not None and span[0] <= vaddr < span[1]:
                     continue
                 row = self.info.location(vaddr)
                 if row is None or row.vaddr != vaddr or not row.is_stmt:
                     continue
-                if over and self._inline_depth(vaddr) > depth:
+                if over and self.inline_depth(vaddr) > depth:
                     continue
-                return self._finish_stop("step")
+                return self._reporter.finish_stop("step")
         except _Stopped as stopped:
             return stopped.stop
         raise DebuggerError(f"no new source line within {MAX_LINE_STEPS} instructions; use cont() or a breakpoint")
 
-    def _present(self, vaddr: int) -> tuple[str, str, int, int]:
+    def present(self, vaddr: int) -> tuple[str, str, int, int]:
         """(function, path, line, depth) for a stop at `vaddr`; depth counts the function and
         the inlined calls around vaddr. At the first instruction of an inlined call the guest
         is still, as far as the source goes, at the call in the caller (gdb shows it so too):
@@ -317,8 +327,8 @@ class Execution:
         function = scopes[-1].name if scopes else self.image.symbolize(vaddr).split("+")[0]
         return function, path, line, len(scopes)
 
-    def _inline_depth(self, vaddr: int) -> int:
-        return self._present(vaddr)[3]
+    def inline_depth(self, vaddr: int) -> int:
+        return self.present(vaddr)[3]
 
 
 class _Stopped(Exception):
@@ -329,6 +339,6 @@ class _Stopped(Exception):
         self.stop = stop
 
 
-def _enters(frame: Frame) -> bool:
+def enters_inlined_call(frame: Frame) -> bool:
     """The frame is an inlined call at its very first instruction."""
     return frame.inlined and frame.scope is not None and frame.scope.low == frame.pc

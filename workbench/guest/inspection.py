@@ -1,31 +1,24 @@
 """Looking inside a running machine: its registers, its physical memory and QEMU's map of it,
-snapshots of its page tables, and its memory by vaddr and by C variable.
+and its memory by vaddr and by C variable.
 
-`Inspection` is the part of `Machine` that reads (and writes) the guest rather than running it;
-machine.py keeps the lifetime of the QEMU process. Every method here asks QEMU through the
-machine's QMP connection or reads the shared guest RAM; none changes whether the guest runs,
-except `snapshot()`, which pauses a running guest for an instant and lets it go on.
+`Inspector` is the part of a Machine that reads (and writes) the guest rather than running
+it. It holds only what that takes: the image (for symbols), the machine's Monitor (QMP) and
+the shared guest RAM; it never changes whether the guest runs. Machine offers its methods as
+its own (`machine.registers()`, `machine.read_symbol()`).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import TYPE_CHECKING, Any
-
-from qemu.qmp import QMPClient
 
 from workbench.errors import InvalidInput
 from workbench.guest.memory import FetchedMemory, GuestRAM, MonitorMemory, PageNeeded
-from workbench.guest.outcome import MachineError, MachineState, check_timeout
+from workbench.guest.monitor import Monitor
+from workbench.guest.outcome import MachineError, check_timeout
 from workbench.kernel.image import Image, Symbol
 from workbench.models import paging
 from workbench.models.cpu import Registers, parse_info_registers
 from workbench.models.physmap import PhysicalMap, parse_flat_view
-from workbench.models.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from workbench.guest.loop import LoopThread
 
 PAGE_SIZE = 4096
 
@@ -49,33 +42,35 @@ def _check_virtual_range(vaddr: object, length: object, most: int) -> None:
         raise BadGuestAccess(f"{length} bytes from vaddr {vaddr:#x} run past the end of the address space")
 
 
-class Inspection:
-    """Machine's methods for looking inside the guest (a mixin: `Machine` is the only user)."""
+class Inspector:
+    """Reads (and writes) one guest through its QEMU's monitor and, when shared, its RAM."""
 
-    # What Machine provides.
-    image: Image
-    memory_mib: int
-    ram: GuestRAM | None
-    _monitor_memory: MonitorMemory | None
-    _qmp: QMPClient | None
-    _state: MachineState
-    _started_at: float
-    _maxphyaddr: int | None
-    _physical_map: PhysicalMap | None
+    def __init__(self, image: Image, monitor: Monitor, memory_mib: int) -> None:
+        self.image = image
+        self.ram: GuestRAM | None = None  # the guest's RAM shared with QEMU (use_ram), else pmemsave copies it
+        self._monitor = monitor
+        self._ram_size = memory_mib << 20
+        self._monitor_memory: MonitorMemory | None = None
+        self._maxphyaddr: int | None = None
+        self._physical_map: PhysicalMap | None = None
 
-    if TYPE_CHECKING:
-        def _require_qemu(self) -> LoopThread: ...
-        def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any: ...
-        def hmp(self, command_line: str, timeout: float = 5.0) -> str: ...
-        def pause(self, timeout: float = 5.0) -> None: ...
-        def resume(self, timeout: float = 5.0) -> None: ...
+    def use_ram(self, ram: GuestRAM) -> None:
+        """Read and write the guest's RAM here, shared with QEMU; released by close()."""
+        self.ram = ram
+
+    def close(self) -> None:
+        """Release the guest RAM's mapping and descriptor (QEMU has exited)."""
+        if self.ram is not None:
+            self.ram.close()
+        if self._monitor_memory is not None:
+            self._monitor_memory.close()
 
     # The CPU and QEMU's map.
 
     def registers(self, timeout: float = 5.0) -> Registers:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
         timeout = check_timeout(timeout)
-        return parse_info_registers(self.hmp("info registers", timeout))
+        return parse_info_registers(self._monitor.hmp("info registers", timeout))
 
     def maxphyaddr(self, timeout: float = 5.0) -> int:
         """The CPU's physical-address width (CPUID 0x80000008 EAX[7:0]): 40 for QEMU's qemu64.
@@ -85,16 +80,18 @@ class Inspection:
         """
         timeout = check_timeout(timeout)
         if self._maxphyaddr is None:
-            self._maxphyaddr = self._require_qemu().run(self._ask_maxphyaddr(), timeout)
+            self._maxphyaddr = self._monitor.run(self.maxphyaddr_on_loop(), timeout)
         return self._maxphyaddr
 
-    async def _ask_maxphyaddr(self) -> int:
-        assert self._qmp is not None
-        cpus = await self._qmp.execute("query-cpus-fast")
-        bits = await self._qmp.execute("qom-get", {"path": cpus[0]["qom-path"], "property": "phys-bits"})  # type: ignore[index]
-        if not isinstance(bits, int) or not 36 <= bits <= 52:
-            raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
-        return bits
+    async def maxphyaddr_on_loop(self) -> int:
+        """maxphyaddr() for the event-loop thread (asked before the guest runs: a fault report needs it)."""
+        if self._maxphyaddr is None:
+            cpus = await self._monitor.execute("query-cpus-fast")
+            bits = await self._monitor.execute("qom-get", {"path": cpus[0]["qom-path"], "property": "phys-bits"})
+            if not isinstance(bits, int) or not 36 <= bits <= 52:
+                raise MachineError(f"QEMU reports a physical-address width of {bits!r} bits; expected 36 to 52")
+            self._maxphyaddr = bits
+        return self._maxphyaddr
 
     def physical_map(self, timeout: float = 5.0) -> PhysicalMap:
         """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices.
@@ -103,15 +100,13 @@ class Inspection:
         """
         timeout = check_timeout(timeout)
         if self._physical_map is None:
-            self._physical_map = parse_flat_view(self.hmp("info mtree -f", timeout))
+            self._physical_map = parse_flat_view(self._monitor.hmp("info mtree -f", timeout))
         return self._physical_map
 
-    async def _physical_map_async(self) -> PhysicalMap:
+    async def _physical_map_on_loop(self) -> PhysicalMap:
         """physical_map() for the event-loop thread."""
         if self._physical_map is None:
-            assert self._qmp is not None
-            text = await self._qmp.execute("human-monitor-command", {"command-line": "info mtree -f"})
-            self._physical_map = parse_flat_view(str(text))
+            self._physical_map = parse_flat_view(await self._monitor.hmp_on_loop("info mtree -f"))
         return self._physical_map
 
     def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
@@ -119,48 +114,34 @@ class Inspection:
         timeout = check_timeout(timeout)
         scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
         try:
-            self.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
+            self._monitor.qmp("pmemsave", timeout, val=paddr, size=length, filename=f"/proc/{os.getpid()}/fd/{scratch}")
             return os.pread(scratch, length, 0)
         finally:
             os.close(scratch)
 
-    async def _read_registers(self) -> Registers:
-        assert self._qmp is not None
-        text = await self._qmp.execute("human-monitor-command", {"command-line": "info registers"})
-        return parse_info_registers(str(text))
+    async def registers_on_loop(self) -> Registers:
+        """registers() for the event-loop thread."""
+        return parse_info_registers(await self._monitor.hmp_on_loop("info registers"))
 
     # Guest memory.
 
     @property
     def memory(self) -> GuestRAM | MonitorMemory:
         """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
-        self._require_qemu()
+        self._monitor.require_live()
         if self.ram is not None:
             if self.ram.map_attached is False:  # once: where ROM or devices cover RAM paddrs
                 self.ram.attach_map(self.physical_map(), self.read_physical_through_qemu)
             return self.ram
         if self._monitor_memory is None:
             def pmemsave(paddr: int, length: int, path: str) -> None:
-                self.qmp("pmemsave", 30.0, val=paddr, size=length, filename=path)
-            self._monitor_memory = MonitorMemory(self.memory_mib << 20, pmemsave, self.physical_map())
+                self._monitor.qmp("pmemsave", 30.0, val=paddr, size=length, filename=path)
+            self._monitor_memory = MonitorMemory(self._ram_size, pmemsave, self.physical_map())
         return self._monitor_memory
-
-    def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
-        """Registers and page tables at one instant; a running guest is paused meanwhile."""
-        timeout = check_timeout(timeout)
-        was_running = self._state is MachineState.RUNNING
-        if was_running:
-            self.pause(timeout)
-        try:
-            return Snapshot.take(self.memory, self.registers(timeout), maxphyaddr=self.maxphyaddr(timeout),
-                                 seconds=time.monotonic() - self._started_at, label=label)
-        finally:
-            if was_running:
-                self.resume(timeout)
 
     def _paddr_of(self, vaddr: int, length: int) -> list[tuple[int, int]]:
         """(paddr, length) pieces of the virtual range, translated by the guest's own tables."""
-        _check_virtual_range(vaddr, length, self.memory_mib << 20)
+        _check_virtual_range(vaddr, length, self._ram_size)
         registers = self.registers()
         memory = self.memory
         pieces = []
@@ -225,27 +206,17 @@ class Inspection:
 
     # For the event-loop thread, where QMP can only be awaited.
 
-    async def _walk_on_loop(self, registers: Registers, vaddr: int) -> paging.Walk | None:
+    async def walk_on_loop(self, registers: Registers, vaddr: int) -> paging.Walk | None:
         """The CPU's own view of `vaddr` (a fault's CR2), walked on the event-loop thread.
 
         QMP cannot be called synchronously here, so the walk reads shared RAM directly and
         every other piece it needs (ROM, or all of it without shared RAM) is fetched with an
         awaited pmemsave, then the walk is tried again: at most one fetch per level.
         """
-        memory = FetchedMemory(await self._physical_map_async(), self.ram)
+        memory = FetchedMemory(await self._physical_map_on_loop(), self.ram)
         for _attempt in range(2 * len(paging.Level) + 1):
             try:
                 return paging.walk(memory, registers, vaddr, maxphyaddr=self._maxphyaddr or 52)
             except PageNeeded as need:
-                memory.add(need.paddr, await self._pmemsave_async(need.paddr, need.length))
+                memory.add(need.paddr, await self._monitor.pmemsave_on_loop(need.paddr, need.length))
         return None
-
-    async def _pmemsave_async(self, paddr: int, length: int) -> bytes:
-        assert self._qmp is not None
-        scratch = os.memfd_create("pmemsave", os.MFD_CLOEXEC)
-        try:
-            await self._qmp.execute("pmemsave", {"val": paddr, "size": length,
-                                                 "filename": f"/proc/{os.getpid()}/fd/{scratch}"})
-            return os.pread(scratch, length, 0)
-        finally:
-            os.close(scratch)

@@ -11,10 +11,12 @@ Lifetime: QEMU gets SIGKILL when the thread that started it dies (PR_SET_PDEATHS
 covers a killed Jupyter kernel; `close()` (also from `with`, atexit and the finaliser) quits
 it politely, then kills it, and releases every descriptor.
 
-Beside it: outcome.py says what a stop means (states, explanations, errors); protocol.py is the
-application's line protocol; conversation.py is how Machine talks to the guest (typing, waiting,
-requests) and inspection.py how it looks inside (registers, memory, snapshots). Their public
-names are importable from here too.
+A Machine is made of parts, each holding only what it needs, over the one QEMU connection:
+status.py (its state and outcome), monitor.py (QMP and the human monitor), inspection.py
+(registers and memory), keyboard.py (typing) and conversation.py (waiting and requests). The
+machine's own verbs (`registers()`, `read_symbol()`, `send_line()`, `request()`, ...) hand the
+work to them; this module keeps the QEMU process and what happens on its event loop. Beside
+them, outcome.py says what a stop means and protocol.py is the application's line protocol.
 """
 
 from __future__ import annotations
@@ -25,28 +27,31 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qemu.qmp import QMPClient, Runstate
 from qemu.qmp.error import QMPError
 
 from workbench import grader_facts
+from workbench.errors import WorkbenchError
 from workbench.guest.console import DEFAULT_LIMIT, Console
 from workbench.guest.conversation import Conversation
 from workbench.guest.gdbstub import GdbClient, GdbError
-from workbench.guest.inspection import BadGuestAccess, Inspection
+from workbench.guest.inspection import BadGuestAccess, Inspector
+from workbench.guest.keyboard import Keyboard
 from workbench.guest.loop import LoopThread
 from workbench.guest.memory import GuestRAM, MonitorMemory
+from workbench.guest.monitor import QUIT_GRACE_SECONDS, Monitor
 from workbench.guest.outcome import (
     MAX_TIMEOUT,
     BadMachineSetting,
@@ -75,13 +80,13 @@ from workbench.guest.protocol import (
 )
 from workbench.guest.qemu import qemu_info
 from workbench.guest.serial_pipes import SerialPipes
+from workbench.guest.status import Status
 from workbench.kernel.image import Image
 from workbench.models import paging
+from workbench.models.cpu import Registers
 from workbench.models.faults import FAULT_LINE, GuestFault
 from workbench.models.physmap import PhysicalMap
-
-if TYPE_CHECKING:
-    from workbench.debug.debugger import Debugger
+from workbench.models.snapshot import Snapshot
 
 __all__ = [  # Machine, and the names of its results and errors, which callers import from here
     "ACCELERATORS", "MACHINE_TYPES", "MAX_MEMORY_MIB", "MAX_REQUEST_LENGTH", "MAX_TIMEOUT",
@@ -94,7 +99,6 @@ MACHINE_TYPES = ("microvm", "pc", "q35")
 ACCELERATORS = ("tcg", "kvm")
 DEBUG_EXIT_PORT = 0xF4
 MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd offset == paddr
-QUIT_GRACE_SECONDS = 2.0
 # The largest legitimate monitor reply: `info tlb` prints one line of about 50 bytes (as JSON)
 # per 4 KiB leaf; every page of the largest guest RAM mapped four times over is about 105 MB.
 # qemu.qmp's default of 10 MB is less than the 31 MB `info tlb` of some student page tables,
@@ -163,7 +167,20 @@ def close_all() -> None:
         machine.close()
 
 
-class Machine(Inspection, Conversation):
+def _check_settings(machine_type: str, accel: str, memory_mib: int, record: object, replay: object) -> None:
+    """BadMachineSetting, saying what is allowed, for a setting QEMU would refuse or misread."""
+    if machine_type not in MACHINE_TYPES:
+        raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
+    if accel not in ACCELERATORS:
+        raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
+    if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
+        raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
+                                f"not {memory_mib!r}")
+    if record is not None and replay is not None:
+        raise BadMachineSetting("a machine either records or replays, not both")
+
+
+class Machine:
     """A unikernel image booted in QEMU.
 
     Any other kernel QEMU can boot with `-kernel` (a Linux bzImage, say) runs too when given
@@ -175,8 +192,8 @@ class Machine(Inspection, Conversation):
 
     With `gdb=True`, QEMU's gdbstub listens on a socket pair of its own (no port, no socket
     file), connected before the guest runs: `machine.gdb` stops, steps and reads the guest
-    (workbench/guest/gdbstub.py; workbench/debug/trace.py builds on it), and `machine.debugger` works at
-    the level of the source (workbench/debug/debugger.py).
+    (workbench/guest/gdbstub.py; workbench/debug/trace.py builds on it), and
+    `Debugger.attach(machine)` works at the level of the source (workbench/debug/debugger.py).
 
     With `record=PATH`, QEMU records the run (`-icount shift=auto,rr=record`): every
     instruction count, interrupt, clock reading and typed byte goes into that file, which is
@@ -207,21 +224,12 @@ class Machine(Inspection, Conversation):
         record: str | Path | None = None,
         replay: str | Path | None = None,
     ) -> None:
-        if machine_type not in MACHINE_TYPES:
-            raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
-        if accel not in ACCELERATORS:
-            raise BadMachineSetting(f"accel must be one of {', '.join(ACCELERATORS)}, not {accel!r}")
-        if not isinstance(memory_mib, int) or isinstance(memory_mib, bool) or not 16 <= memory_mib <= MAX_MEMORY_MIB:
-            raise BadMachineSetting(f"memory_mib must be a whole number of MiB from 16 to {MAX_MEMORY_MIB}, "
-                                    f"not {memory_mib!r}")
-        if record is not None and replay is not None:
-            raise BadMachineSetting("a machine either records or replays, not both")
+        _check_settings(machine_type, accel, memory_mib, record, replay)
         self.record_path = Path(record) if record is not None else None
         self.replay_path = Path(replay) if replay is not None else None
         if self.replay_path is not None and not self.replay_path.is_file():
             raise BadMachineSetting(f"there is no recording at {self.replay_path}")
         self.image = image if isinstance(image, Image) else Image.load(image)
-        self.request_limit = request_limit(self.image)  # characters of one request the guest reads whole
         self.machine_type = machine_type
         self.accel = accel
         self.memory_mib = memory_mib
@@ -234,11 +242,7 @@ class Machine(Inspection, Conversation):
         self.memory_note = ""  # why guest RAM is not shared, when it is not
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
-        self.outcome: Outcome | None = None
-        self.ram: GuestRAM | None = None
-        self._monitor_memory: MonitorMemory | None = None
-        self._state = MachineState.CREATED
-        self._state_lock = threading.Lock()
+        self._add_parts()
         self._loop: LoopThread | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._qmp: QMPClient | None = None
@@ -250,14 +254,19 @@ class Machine(Inspection, Conversation):
         self._started_at = 0.0
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
-        self._maxphyaddr: int | None = None
-        self._physical_map: PhysicalMap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
-        self._state_listeners: list[Callable[[MachineState], None]] = []
         self._closing = False
-        self._held_input: bytes | None = b""  # typed before the guest printed: Conversation._send; None after
-        self._debugger: Debugger | None = None
+
+    def _add_parts(self) -> None:
+        """The parts that do the machine's work, each given only what it needs."""
+        self._status = Status(self.console)
+        self._monitor = Monitor(self._status)
+        self._inspector = Inspector(self.image, self._monitor, self.memory_mib)
+        self._keyboard = Keyboard(self._monitor, self._status, self.image,
+                                  recording=self.record_path is not None, replaying=self.replay_path is not None)
+        self._conversation = Conversation(self._status, self._keyboard, request_limit(self.image),
+                                          give_up=self._give_up, qemu_log=self._qemu_log_if_failed)
 
     # Life cycle.
 
@@ -269,7 +278,21 @@ class Machine(Inspection, Conversation):
 
     @property
     def state(self) -> MachineState:
-        return self._state
+        return self._status.state
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the guest stopped, once it has (exited, faulted, triple-faulted, disconnected)."""
+        return self._status.outcome
+
+    @outcome.setter
+    def outcome(self, outcome: Outcome | None) -> None:  # a replay knows how the recorded run ended
+        self._status.outcome = outcome
+
+    @property
+    def request_limit(self) -> int:
+        """Characters of one request the guest reads whole (from the image's own line length)."""
+        return self._conversation.request_limit
 
     @property
     def pid(self) -> int | None:
@@ -318,8 +341,8 @@ class Machine(Inspection, Conversation):
         With `paused=True` the CPU waits at its very first instruction until `resume()`.
         """
         timeout = check_timeout(timeout)
-        if self._state is not MachineState.CREATED:
-            raise MachineError(f"this machine was already started (it is {self._state.value})")
+        if self.state is not MachineState.CREATED:
+            raise MachineError(f"this machine was already started (it is {self.state.value})")
         if self.name is not None:
             earlier = _named_machines.get(self.name)
             if earlier is not None:
@@ -360,39 +383,17 @@ class Machine(Inspection, Conversation):
 
     async def _start(self, paused: bool) -> None:
         loop = asyncio.get_running_loop()
-        if self.shared_memory:
-            try:
-                self.ram = GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram")
-            except OSError as error:
-                self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
-        else:
-            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
+        self._share_ram()
         qmp_ours, qmp_theirs = socket.socketpair()
         self._serial = serial = SerialPipes()
+        self._keyboard.connect(serial, self._inspector.ram)
         gdb_ours, gdb_theirs = socket.socketpair() if self.gdb_enabled else (None, None)
         self._sockets = [sock for sock in (qmp_ours, gdb_ours) if sock is not None]
         self._qemu_log_fd = os.memfd_create("qemu-log", os.MFD_CLOEXEC)
-        ram_fd = self.ram.fd if self.ram is not None else None
+        ram_fd = self._inspector.ram.fd if self._inspector.ram is not None else None
         gdb_fd = gdb_theirs.fileno() if gdb_theirs is not None else None
-        inherited = tuple(fd for fd in (ram_fd, qmp_theirs.fileno(), gdb_fd) if fd is not None)
-        parent = os.getpid()
-
-        def die_with_parent() -> None:
-            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                os._exit(1)
-
         try:
-            self._process = subprocess.Popen(
-                self.command_line(ram_fd, qmp_theirs.fileno(), gdb_fd),
-                pass_fds=inherited,
-                stdin=serial.theirs[0],
-                stdout=serial.theirs[1],
-                stderr=self._qemu_log_fd,
-                start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
-            )
+            self._process = self._launch(ram_fd, qmp_theirs.fileno(), gdb_fd, serial)
         finally:
             qmp_theirs.close()
             serial.close_theirs()
@@ -407,9 +408,11 @@ class Machine(Inspection, Conversation):
 
         self._qmp = QMPClient(self.name or "workbench", readbuflen=self.qmp_reply_limit)
         await self._qmp.connect(qmp_ours)
+        assert self._loop is not None
+        self._monitor.connect(self._loop, self._qmp)
         self._keep(loop.create_task(self._read_events(self._qmp), name="events"))
         self._keep(loop.create_task(self._watch_connection(self._qmp), name="connection"))
-        self._maxphyaddr = await self._ask_maxphyaddr()  # before the guest runs: a fault report needs it
+        await self._inspector.maxphyaddr_on_loop()  # before the guest runs: a fault report needs it
         if paused:
             return
         self._set_state(MachineState.RUNNING)
@@ -420,10 +423,41 @@ class Machine(Inspection, Conversation):
             if not await _exits_within(self._process, QUIT_GRACE_SECONDS):
                 raise error from None
 
+    def _share_ram(self) -> None:
+        """Guest RAM in a memfd of ours, which QEMU maps too; else it is read through QMP."""
+        if not self.shared_memory:
+            self.memory_note = "guest RAM is not shared (shared_memory=False); reading it through QMP"
+            return
+        try:
+            self._inspector.use_ram(GuestRAM(self.memory_mib << 20, name=f"{self.name or 'workbench'}-ram"))
+        except OSError as error:
+            self.memory_note = f"guest RAM could not be shared ({error}); reading it through QMP instead"
+
+    def _launch(self, ram_fd: int | None, qmp_fd: int, gdb_fd: int | None,
+                serial: SerialPipes) -> subprocess.Popen[bytes]:
+        """QEMU, started with these descriptors and dying with the thread that started it."""
+        parent = os.getpid()
+
+        def die_with_parent() -> None:
+            # Runs in the child between fork and exec: tie QEMU's life to this thread's.
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+
+        return subprocess.Popen(
+            self.command_line(ram_fd, qmp_fd, gdb_fd),
+            pass_fds=tuple(fd for fd in (ram_fd, qmp_fd, gdb_fd) if fd is not None),
+            stdin=serial.theirs[0],
+            stdout=serial.theirs[1],
+            stderr=self._qemu_log_fd,
+            start_new_session=True,  # Ctrl-C in a terminal or Jupyter reaches us, not QEMU
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl call, fork-safe
+        )
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop QEMU (politely, then by force) and release everything. Safe to call twice."""
         timeout = check_timeout(timeout)
-        if self._state is MachineState.CLOSED:
+        if self.state is MachineState.CLOSED:
             return
         self._closing = True
         loop, process = self._loop, self._process
@@ -452,10 +486,7 @@ class Machine(Inspection, Conversation):
         if self._qemu_log_fd >= 0:
             os.close(self._qemu_log_fd)
             self._qemu_log_fd = -1
-        if self.ram is not None:
-            self.ram.close()
-        if self._monitor_memory is not None:
-            self._monitor_memory.close()
+        self._inspector.close()
         self._set_state(MachineState.CLOSED)
         self.console.close()
         _live_machines.discard(self)
@@ -476,38 +507,26 @@ class Machine(Inspection, Conversation):
         task.add_done_callback(self._tasks.discard)
 
     def _set_state(self, state: MachineState) -> None:
-        with self._state_lock:
-            if self._state is MachineState.CLOSED:
-                return
-            self._state = state
-        self.console.wake()
-        self._tell_state_listeners(state)
+        self._status.set(state)
 
     def add_state_listener(self, listener: Callable[[MachineState], None]) -> None:
         """Call `listener(state)` after every change of state, on whichever thread made it
         (often the event-loop thread: the listener must not call the machine back there)."""
-        self._state_listeners.append(listener)
+        self._status.add_listener(listener)
 
     def remove_state_listener(self, listener: Callable[[MachineState], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._state_listeners.remove(listener)
-
-    def _tell_state_listeners(self, state: MachineState) -> None:
-        for listener in list(self._state_listeners):
-            try:
-                listener(state)
-            except Exception:  # a broken listener must not break the machine's own bookkeeping
-                logging.getLogger(__name__).exception("a machine state listener failed")
+        self._status.remove_listener(listener)
 
     async def _read_serial(self, serial: SerialPipes) -> None:
         while True:
             data = await serial.read()
             if not data:
                 return
-            if self._held_input is not None:  # the guest's first output: its console is set up
-                held, self._held_input = self._held_input, None
+            if self._keyboard.holding:  # the guest's first output: its console is set up
+                held = self._keyboard.stop_holding()
                 if held:
-                    self._keep(asyncio.get_running_loop().create_task(self._send(held), name="held input"))
+                    self._keep(asyncio.get_running_loop().create_task(self._keyboard.type_on_loop(held),
+                                                                      name="held input"))
             text = self.console.feed(data)
             self._scan_for_fault(text)
 
@@ -527,15 +546,15 @@ class Machine(Inspection, Conversation):
         assert self._qmp is not None and self._pending_fault is not None
         try:
             await self._qmp.execute("stop")
-            registers = await self._read_registers()
+            registers: Registers | None = await self._inspector.registers_on_loop()
         except (QMPError, OSError):
             registers = None
         fault = self._pending_fault
         walk = None
-        if fault.cr2 is not None and registers is not None and self._maxphyaddr:
+        if fault.cr2 is not None and registers is not None:
             with contextlib.suppress(paging.PagingError, QMPError, OSError, MachineError):
-                walk = await self._walk_on_loop(registers, fault.cr2)
-        self.outcome = fault_outcome(fault, registers, self.image, walk)
+                walk = await self._inspector.walk_on_loop(registers, fault.cr2)
+        self._status.outcome = fault_outcome(fault, registers, self.image, walk)
         self._set_state(MachineState.FAULTED)
 
     async def _read_events(self, qmp: QMPClient) -> None:
@@ -545,10 +564,10 @@ class Machine(Inspection, Conversation):
             self.events.append(QmpEvent(name, data, time.monotonic() - self._started_at))
             if name == "SHUTDOWN" and data.get("reason") == "guest-reset":
                 try:
-                    registers = await self._read_registers()
+                    registers: Registers | None = await self._inspector.registers_on_loop()
                 except (QMPError, OSError):
                     registers = None
-                self.outcome = triple_fault_outcome(registers, self.image)
+                self._status.outcome = triple_fault_outcome(registers, self.image)
                 self._set_state(MachineState.TRIPLE_FAULT)
             elif name == "SHUTDOWN" and data.get("reason") == "guest-shutdown":
                 # From QEMU 9.1 on, isa-debug-exit is a shutdown request carrying the exit code,
@@ -556,9 +575,9 @@ class Machine(Inspection, Conversation):
                 # `quit` lets QEMU exit as the guest asked, with the code it recorded.
                 with contextlib.suppress(QMPError, OSError, EOFError):
                     await qmp.execute("quit")
-            elif name == "STOP" and self._state is MachineState.RUNNING:
+            elif name == "STOP" and self.state is MachineState.RUNNING:
                 self._set_state(MachineState.PAUSED)
-            elif name == "RESUME" and self._state is MachineState.PAUSED:
+            elif name == "RESUME" and self.state is MachineState.PAUSED:
                 self._set_state(MachineState.RUNNING)
 
     async def _watch_connection(self, qmp: QMPClient) -> None:
@@ -579,7 +598,7 @@ class Machine(Inspection, Conversation):
             cause = f"QEMU sent a reply larger than the {self.qmp_reply_limit >> 20} MiB the workbench accepts"
         except Exception as error:  # whatever broke the connection is only reported here
             cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        self.outcome = disconnected_outcome(cause)
+        self._status.outcome = disconnected_outcome(cause)
         self._set_state(MachineState.DISCONNECTED)
         process.kill()  # _after_exit reaps it and keeps the outcome above
 
@@ -595,60 +614,21 @@ class Machine(Inspection, Conversation):
         if self._serial_task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._serial_task), 2.0)
-        if self._state is not MachineState.DISCONNECTED:  # that outcome says why we killed it
+        if self.state is not MachineState.DISCONNECTED:  # that outcome says why we killed it
             if self.outcome is None or self.outcome.state is not MachineState.EXITED:
-                self.outcome = exit_outcome(code, printed=bool(self.console.text))
+                self._status.outcome = exit_outcome(code, printed=bool(self.console.text))
             self._set_state(MachineState.EXITED)
         self.console.close()
 
     # Talking to QEMU.
 
-    def _require_qemu(self) -> LoopThread:
-        if self._state is MachineState.CREATED:
-            raise MachineError("the machine has not been started; call start() first")
-        if self._state is MachineState.DISCONNECTED:
-            assert self.outcome is not None
-            raise ConnectionLost(self.outcome.explanation, console_tail=self.console.tail())
-        if self._state.terminal or self._loop is None:
-            raise MachineClosed(f"the machine is {self._state.value}; boot a new one", console_tail=self.console.tail())
-        return self._loop
-
     def qmp(self, command: str, timeout: float = 5.0, **arguments: Any) -> Any:
         """Execute one QMP command and return its result."""
-        timeout = check_timeout(timeout)
-        return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
-
-    def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
-        loop = self._require_qemu()
-        assert self._qmp is not None
-        try:
-            return loop.run(self._qmp.execute(command, arguments or None), timeout)
-        except TimeoutError as error:
-            raise MachineError(f"QEMU did not answer {what} within {timeout:g} s") from error
-        except (QMPError, OSError, EOFError) as error:
-            if self._qmp.runstate is not Runstate.RUNNING:
-                self._await_terminal(QUIT_GRACE_SECONDS + 1.0)
-                if self._state is MachineState.DISCONNECTED:
-                    assert self.outcome is not None
-                    raise ConnectionLost(f"{what} failed. {self.outcome.explanation}",
-                                         console_tail=self.console.tail()) from error
-                if self._state.terminal:
-                    raise MachineClosed(f"{what} failed: the machine is {self._state.value}"
-                                        + (f". {self.outcome.explanation}" if self.outcome else ""),
-                                        console_tail=self.console.tail()) from error
-            raise MachineError(f"{what} failed: {error}") from error
-
-    def _await_terminal(self, timeout: float) -> None:
-        """A broken connection is followed by QEMU's exit or our stopping it; wait for either."""
-        deadline = time.monotonic() + timeout
-        while not self._state.terminal and time.monotonic() < deadline:
-            time.sleep(0.01)
+        return self._monitor.qmp(command, timeout, **arguments)
 
     def hmp(self, command_line: str, timeout: float = 5.0) -> str:
         """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
-        timeout = check_timeout(timeout)
-        return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
-                                 f"the monitor command {command_line!r}"))
+        return self._monitor.hmp(command_line, timeout)
 
     def pause(self, timeout: float = 5.0) -> None:
         timeout = check_timeout(timeout)
@@ -657,8 +637,8 @@ class Machine(Inspection, Conversation):
 
     def resume(self, timeout: float = 5.0) -> None:
         timeout = check_timeout(timeout)
-        if self._state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            raise MachineError(f"the guest is {self._state.value}; it cannot go on. Reset it or boot a new machine.")
+        if self.state in (MachineState.FAULTED, MachineState.TRIPLE_FAULT):
+            raise MachineError(f"the guest is {self.state.value}; it cannot go on. Reset it or boot a new machine.")
         self.qmp("cont", timeout)
         self._set_state_if(MachineState.PAUSED, MachineState.RUNNING)
 
@@ -666,14 +646,14 @@ class Machine(Inspection, Conversation):
     def reporting_fault(self) -> bool:
         """The guest printed a fault report that the machine is still taking in (pausing the
         guest, reading its registers): it is FAULTED a moment later."""
-        return self._pending_fault is not None and self.outcome is None and not self._state.terminal
+        return self._pending_fault is not None and self.outcome is None and not self.state.terminal
 
     def snapshot_loaded(self) -> None:
         """The guest was put back to an earlier state of itself (QEMU's loadvm, in a replay): it
         is paused, and no longer faulted or ended the way it may have been."""
         self._pending_fault = None
         self._partial_line = ""
-        self.outcome = None
+        self._status.outcome = None
         self._set_state(MachineState.PAUSED)
 
     def reset(self, timeout: float = 5.0) -> None:
@@ -681,7 +661,7 @@ class Machine(Inspection, Conversation):
         timeout = check_timeout(timeout)
         self.console.skip_to_end()  # before the reset: the new boot log arrives within milliseconds
         self._pending_fault = None
-        self.outcome = None
+        self._status.outcome = None
         # With reboot=shutdown every reset request would pause; allow this one through.
         self.qmp("set-action", timeout, reboot="reset")
         try:
@@ -693,29 +673,124 @@ class Machine(Inspection, Conversation):
         self._set_state(MachineState.RUNNING)
 
     def _set_state_if(self, expected: MachineState, new: MachineState) -> None:
-        with self._state_lock:
-            if self._state is not expected:
-                return
-            self._state = new
-        self.console.wake()
-        self._tell_state_listeners(new)
+        self._status.set_if(expected, new)
 
     @property
     def gdb(self) -> GdbClient:
         """QEMU's gdbstub, connected: breakpoints, single steps, registers (Machine(gdb=True))."""
-        self._require_qemu()
+        self._monitor.require_live()
         if self._gdb is None:
             raise MachineError("this machine has no gdbstub connection; create it with Machine(..., gdb=True)")
         return self._gdb
 
-    @property
-    def debugger(self) -> Debugger:
-        """A source-level debugger on the gdbstub (Machine(gdb=True)): workbench/debug/debugger.py."""
-        if self._debugger is None:
-            from workbench.debug.debugger import Debugger  # noqa: PLC0415 - debugger.py builds on this module
+    # Looking inside: the Inspector's work (inspection.py).
 
-            self._debugger = Debugger(self)
-        return self._debugger
+    def registers(self, timeout: float = 5.0) -> Registers:
+        """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
+        return self._inspector.registers(timeout)
+
+    def maxphyaddr(self, timeout: float = 5.0) -> int:
+        """The CPU's physical-address width (40 for QEMU's qemu64): walks need it."""
+        return self._inspector.maxphyaddr(timeout)
+
+    def physical_map(self, timeout: float = 5.0) -> PhysicalMap:
+        """The guest's physical address space from QEMU (`info mtree -f`): RAM, ROM and devices."""
+        return self._inspector.physical_map(timeout)
+
+    def read_physical_through_qemu(self, paddr: int, length: int, timeout: float = 30.0) -> bytes:
+        """Bytes at `paddr` as the guest sees them, copied by QEMU (pmemsave): ROM included."""
+        return self._inspector.read_physical_through_qemu(paddr, length, timeout)
+
+    @property
+    def memory(self) -> GuestRAM | MonitorMemory:
+        """Guest physical memory: the shared memfd when there is one, else QMP pmemsave."""
+        return self._inspector.memory
+
+    def read_virtual(self, vaddr: int, length: int) -> bytes:
+        """Bytes at a guest vaddr, through the guest's current page tables (works while it runs)."""
+        return self._inspector.read_virtual(vaddr, length)
+
+    def write_virtual(self, vaddr: int, data: bytes) -> None:
+        """Store bytes at a guest vaddr, all of it or nothing; the guest sees them at once."""
+        self._inspector.write_virtual(vaddr, data)
+
+    def read_symbol(self, name: str) -> int:
+        """The value of a C variable of the unikernel (1, 2, 4 or 8 bytes, little-endian, unsigned)."""
+        return self._inspector.read_symbol(name)
+
+    def write_symbol(self, name: str, value: int) -> None:
+        """Change a C variable of the unikernel, also while it runs."""
+        self._inspector.write_symbol(name, value)
+
+    def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
+        """Registers and page tables at one instant; a running guest is paused meanwhile."""
+        timeout = check_timeout(timeout)
+        was_running = self.state is MachineState.RUNNING
+        if was_running:
+            self.pause(timeout)
+        try:
+            inspector = self._inspector
+            return Snapshot.take(inspector.memory, inspector.registers(timeout),
+                                 maxphyaddr=inspector.maxphyaddr(timeout),
+                                 seconds=time.monotonic() - self._started_at, label=label)
+        finally:
+            if was_running:
+                self.resume(timeout)
+
+    # Talking with the guest: the Keyboard's and the Conversation's work.
+
+    def send(self, text: str) -> None:
+        """Type `text` into the guest's serial console (a line needs its own newline)."""
+        self._keyboard.send(text)
+
+    def send_line(self, line: str) -> None:
+        """Type `line` and a newline."""
+        self._keyboard.send_line(line)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
+        """Wait until the guest prints `pattern` (text or regex) after the last match; a guest
+        that stops first raises GuestStopped, one that takes too long GuestTimeout (and is stopped)."""
+        return self._conversation.wait_for(pattern, timeout)
+
+    def request(self, line: str, timeout: float = 10.0) -> Reply:
+        """Send one request of the application's protocol and return its parsed reply."""
+        return self._conversation.request(line, timeout)
+
+    def send_request(self, line: str) -> None:
+        """Send a request without waiting: `wait_for_reply(line)` collects its reply later."""
+        self._conversation.send_request(line)
+
+    def wait_for_reply(self, line: str, timeout: float = 10.0) -> Reply:
+        """The reply to the request `line` sent last with `send_request` (NoReply if none came)."""
+        return self._conversation.wait_for_reply(line, timeout)
+
+    def wait(self, timeout: float = 10.0) -> Outcome:
+        """Wait until the guest stops by itself (exit, fault, triple fault); return how."""
+        return self._conversation.wait(timeout)
+
+    def drain_console(self, timeout: float = 2.0) -> None:
+        """Take in everything the guest has printed so far, now: a paused guest's last output
+        may still sit in the pipe, not yet read by the event loop."""
+        if self._serial is not None and not self.state.terminal:
+            self._monitor.run(self._drain(self._serial), timeout)
+
+    async def _drain(self, serial: SerialPipes) -> None:
+        data = serial.read_available()  # on the loop thread, in order with _read_serial
+        if data:
+            self._scan_for_fault(self.console.feed(data))
+
+    def _give_up(self, message: str) -> GuestTimeout:
+        """Say where the guest was, then stop QEMU: a hung guest must not outlive the wait."""
+        registers: Registers | None = None
+        try:
+            self.qmp("stop", 2.0)
+            registers = self.registers(2.0)
+            message += f" It was executing rip={self.image.format_vaddr(registers.rip)}."
+        except WorkbenchError:
+            pass
+        tail, log = self.console.tail(), self._qemu_log_if_failed()
+        self.close()
+        return GuestTimeout(message + " QEMU has been stopped.", registers=registers, console_tail=tail, qemu_log=log)
 
     # Evidence.
 
@@ -731,4 +806,4 @@ class Machine(Inspection, Conversation):
         return self.qemu_log() if code not in (None, 0) and not (code > 0 and code & 1 and self.console.text) else ""
 
     def __repr__(self) -> str:
-        return f"<Machine {self.name or self.image.path.name} {self.machine_type} {self._state.value}>"
+        return f"<Machine {self.name or self.image.path.name} {self.machine_type} {self.state.value}>"

@@ -194,10 +194,10 @@ class Replay:
         self._machines.append(self.machine)
         self.machine.start(timeout, paused=True)
         if hasattr(self, "debugger"):
-            self.debugger.attach(self.machine)  # the same debugger (and the views following it) goes on
+            self.debugger.move_to(self.machine)  # the same debugger (and the views following it) goes on
         else:
-            self.debugger = Debugger(self.machine)
-            self.debugger.revive = self._alive  # after the guest's exit, the next command starts a new QEMU
+            # After the guest's exit, the debugger's next command starts a new QEMU.
+            self.debugger = Debugger.attach(self.machine, revive=self._alive)
         self.console = ""  # a new QEMU replays from instruction 0
         self._mark = self._console_position()
         if not self.checkpoints:

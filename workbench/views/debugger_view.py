@@ -50,7 +50,7 @@ class DebuggerView(View):
 
     def __init__(self, debugger: Debugger, *, explorer: Any = None) -> None:
         if not isinstance(debugger, Debugger):
-            raise ViewError("DebuggerView shows a Debugger: DebuggerView(machine.debugger) or Debugger.boot(image)")
+            raise ViewError("DebuggerView shows a Debugger: Debugger.attach(machine) or Debugger.boot(image)")
         self.debugger = debugger
         self.explorer = explorer  # a PageTableExplorer the CR3 link updates, if any
         super().__init__(files=list(debugger.info.files))
