@@ -179,15 +179,16 @@ def test_unwinding_through_an_interrupt_and_a_write_watchpoint(image: Image) -> 
 def test_a_fault_and_an_exit_end_a_continue_with_their_reason(image: Image) -> None:
     with Machine(image, gdb=True) as machine:
         machine.wait_for("> ")
+        debugger = Debugger.attach(machine)  # before the request: a fault before attaching would be missed
         machine.send_line("read 0x10")
-        debugger = Debugger.attach(machine)
         stop = debugger.cont()
         assert stop.reason == "fault" and "Page Fault" in stop.detail
         assert any(f.interrupted and f.function == "command_read" for f in debugger.backtrace())
     with Machine(image, gdb=True) as machine:
         machine.wait_for("> ")
+        debugger = Debugger.attach(machine)
         machine.send_line("exit 4")
-        stop = Debugger.attach(machine).cont()
+        stop = debugger.cont()
         assert stop.reason == "exited" and "status 4" in stop.detail
 
 
