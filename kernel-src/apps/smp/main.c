@@ -301,7 +301,7 @@ static void serve(char *line)
 
 void app_main(void)
 {
-    console_printf("app: %u CPUs, one address space\n", cpu_count());
+    console_printf("app: %u CPU%s, one address space\n", cpu_count(), cpu_count() == 1 ? "" : "s");
     char line[LINE_SIZE];
     for (;;) {
         console_printf("> ");

@@ -244,8 +244,8 @@ void smp_init(uint32_t start_info_paddr)
     cpu_found = smp_find_cpus(start_info_paddr, boot->apic_id, &table);
     if (cpu_found == 0)
         cpu_found = 1;
-    console_printf("kernel: %u CPUs in %s, local APIC at 0x%lx (xAPIC), start-up code at 0x%x\n",
-                   cpu_found, table, apic_paddr, TRAMPOLINE_PADDR);
+    console_printf("kernel: %u CPU%s in %s, local APIC at 0x%lx (xAPIC), start-up code at 0x%x\n",
+                   cpu_found, cpu_found == 1 ? "" : "s", table, apic_paddr, TRAMPOLINE_PADDR);
     console_printf("kernel: cpu 0 up\n");
     if (cpu_found == 1)
         return;
