@@ -61,6 +61,6 @@
 #define INTERRUPT_STACK_SIZE  0x2000              /* 8 KiB each, for the IST (see kernel/cpu.c) */
 #define SYSCALL_STACK_SIZE    0x2000              /* 8 KiB: syscalls and interrupts from ring 3 */
 #define CPU_STACK_SIZE        0x4000              /* 16 KiB for each other CPU (component smp) */
-#define TRAMPOLINE_PADDR      0x8000              /* their start-up code: a page of RAM below 1 MiB */
+#define TRAMPOLINE_PADDR      0x8000              /* their start-up code: RAM, below 1 MiB */
 
 #endif

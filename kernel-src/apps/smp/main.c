@@ -124,7 +124,8 @@ static void command_reader(char **arguments)
     reader_stop = false;
     reader_reads = 0;
     if (cpu == 0 || cpu >= cpu_count() || !cpu_start((unsigned)cpu, reader, NULL)) {
-        console_printf("error reader cpu %lu is not free: it must be up, idle, and not cpu 0\n", cpu);
+        console_printf("error reader cpu %lu is not free: it must be up, idle, and not cpu 0\n",
+                       cpu);
         return;
     }
     reader_cpu = (unsigned)cpu;
@@ -143,7 +144,8 @@ static void command_stop(char **arguments)
     }
     reader_stop = true;
     cpu_join(reader_cpu);
-    console_printf("ok stop cpu=%u reads=%lu value=0x%lx\n", reader_cpu, reader_reads, reader_value);
+    console_printf("ok stop cpu=%u reads=%lu value=0x%lx\n", reader_cpu, reader_reads,
+                   reader_value);
     reader_cpu = 0;
 }
 
@@ -194,7 +196,7 @@ static void count(void *argument)
         if (run->locked)
             spin_lock(&counter_lock);
         uint64_t value = counter;           /* a load ... */
-        counter = value + 1;                /* ... and a store: another CPU's store between is lost */
+        counter = value + 1;                /* ... and a store: a store between them is lost */
         if (run->locked)
             spin_unlock(&counter_lock);
     }
@@ -219,7 +221,8 @@ static void command_counter(char **arguments)
         if (cpu_is_up(cpu) && cpu != reader_cpu)
             others[free++] = cpu;
     if (numbers[0] < 1 || numbers[0] > free + 1) {
-        console_printf("error counter threads must be 1 to %u: cpu 0 and the free cpus\n", free + 1);
+        console_printf("error counter threads must be 1 to %u: cpu 0 and the free cpus\n",
+                       free + 1);
         return;
     }
     struct counter_run run = { numbers[1], locked, (unsigned)numbers[0], 0 };
@@ -230,8 +233,9 @@ static void command_counter(char **arguments)
     for (unsigned i = 0; i + 1 < run.threads; i++)
         cpu_join(others[i]);
     uint64_t expected = run.threads * run.iterations;
+    uint64_t count = counter;
     console_printf("ok counter threads=%u iterations=%lu mode=%s expected=%lu count=%lu lost=%lu\n",
-                   run.threads, run.iterations, arguments[2], expected, counter, expected - counter);
+                   run.threads, run.iterations, arguments[2], expected, count, expected - count);
 }
 
 static void command_exit(char **arguments)

@@ -299,7 +299,9 @@ unsigned cpu_current(void)
 
 bool cpu_is_up(unsigned cpu)
 {
-    uint32_t state = cpu < cpu_found ? __atomic_load_n(&cpus[cpu].state, __ATOMIC_ACQUIRE) : CPU_OFF;
+    if (cpu >= cpu_found)
+        return false;
+    uint32_t state = __atomic_load_n(&cpus[cpu].state, __ATOMIC_ACQUIRE);
     return state == CPU_IDLE || state == CPU_BUSY;
 }
 

@@ -79,7 +79,8 @@ static const struct acpi_header *acpi_find(uint64_t rsdp_paddr, const char *sign
         !checksum_ok(rsdp, ACPI_RSDP_V1_LENGTH))
         return NULL;
     bool extended = rsdp->revision >= 2 && rsdp->xsdt_paddr != 0;
-    const struct acpi_header *root = PHYSICAL_TO_VIRTUAL(extended ? rsdp->xsdt_paddr : rsdp->rsdt_paddr);
+    uint64_t root_paddr = extended ? rsdp->xsdt_paddr : rsdp->rsdt_paddr;
+    const struct acpi_header *root = PHYSICAL_TO_VIRTUAL(root_paddr);
     size_t entry_size = extended ? 8 : 4;
     if (!checksum_ok(root, root->length))
         return NULL;
@@ -168,9 +169,9 @@ unsigned smp_find_cpus(uint32_t start_info_paddr, uint32_t boot_apic_id, const c
     const struct acpi_header *madt = acpi_find(info->rsdp_paddr, "APIC");
     if (madt != NULL) {
         *table = "the ACPI MADT";
+        const uint8_t *at = (const uint8_t *)madt + MADT_ENTRIES;
         const uint8_t *end = (const uint8_t *)madt + madt->length;
-        const struct acpi_madt_entry *entry;
-        for (const uint8_t *at = (const uint8_t *)madt + MADT_ENTRIES; at + 2 <= end; at += entry->length) {
+        for (const struct acpi_madt_entry *entry; at + 2 <= end; at += entry->length) {
             entry = (const struct acpi_madt_entry *)at;
             if (entry->length < 2)
                 break;                  /* a broken table: stop rather than loop */
