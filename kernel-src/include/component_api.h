@@ -32,5 +32,18 @@ PART_OF(syscall, COMPONENT_SYSCALL) uint64_t user_syscall(uint64_t number, bool 
 PART_OF(syscall, COMPONENT_SYSCALL)
 uint64_t user_syscall_repeatedly(uint64_t number, uint64_t iterations, bool switch_cr3);
 PART_OF(scenarios, COMPONENT_SCENARIOS) bool scenario_provoke(const char *name);
+PART_OF(smp, COMPONENT_SMP) void spin_lock(struct spin_lock *lock);
+PART_OF(smp, COMPONENT_SMP) void spin_unlock(struct spin_lock *lock);
+PART_OF(smp, COMPONENT_SMP) extern struct spin_lock console_lock;
+PART_OF(smp, COMPONENT_SMP) unsigned cpu_count(void);
+PART_OF(smp, COMPONENT_SMP) unsigned cpu_current(void);
+PART_OF(smp, COMPONENT_SMP) bool cpu_is_up(unsigned cpu);
+PART_OF(smp, COMPONENT_SMP) uint32_t cpu_apic_id(unsigned cpu);
+PART_OF(smp, COMPONENT_SMP)
+bool cpu_start(unsigned cpu, void (*function)(void *argument), void *argument);
+PART_OF(smp, COMPONENT_SMP) void cpu_join(unsigned cpu);
+PART_OF(smp, COMPONENT_SMP) uint64_t page_remap(void *vaddr);
+PART_OF(smp, COMPONENT_SMP) uint64_t page_physical(const void *vaddr);
+PART_OF(smp, COMPONENT_SMP) void tlb_shootdown(uint64_t vaddr);
 
 #endif

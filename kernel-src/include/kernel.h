@@ -76,6 +76,40 @@ void app_main(void);
  * (which drops every section that no code uses, see components.mk) must keep it all the same. */
 #define KEPT_FOR_THE_HOST  __attribute__((used, retain))
 
+/* Several CPUs in the one address space (component smp, kernel/smp/). CPU 0 booted the machine
+ * and runs app_main; the others, started at boot, wait halted until cpu_start gives them a
+ * function to run. All share the memory, the page tables and this API. Declared here, below the
+ * rest, so that an image without smp keeps its bytes (README.md, "Components"). */
+#define MAX_CPUS  8
+
+struct spin_lock {
+    volatile uint32_t locked;       /* 0 or 1; a zeroed struct is an unlocked lock */
+};
+void spin_lock(struct spin_lock *lock);     /* spins, with interrupts as they are */
+void spin_unlock(struct spin_lock *lock);
+/* Taken by the kernel for each line it prints once other CPUs run; functions that print from
+ * several CPUs take it around each line too, so that lines never interleave. */
+extern struct spin_lock console_lock;
+
+unsigned cpu_count(void);           /* the CPUs the firmware's table lists, started or not */
+unsigned cpu_current(void);         /* the calling CPU's index, 0 to cpu_count() - 1 */
+bool cpu_is_up(unsigned cpu);       /* started, and running or waiting for a function */
+uint32_t cpu_apic_id(unsigned cpu); /* its local APIC's id, which IPIs are addressed to */
+/* Run function(argument) on CPU `cpu`, which must be up and idle: false if it is not, or if it
+ * is the calling CPU or CPU 0. The function runs with interrupts on; when it returns, the CPU
+ * is idle again. */
+bool cpu_start(unsigned cpu, void (*function)(void *argument), void *argument);
+void cpu_join(unsigned cpu);        /* wait until the function cpu_start gave it has returned */
+
+/* Give the 4 KiB page at vaddr (a heap page) a fresh, zeroed frame. Only the calling CPU's TLB
+ * forgets the old translation (invlpg): other CPUs may go on using the old frame, which keeps
+ * its contents and is never handed out again, until tlb_shootdown(vaddr). Returns the old
+ * frame's physical address. */
+uint64_t page_remap(void *vaddr);
+uint64_t page_physical(const void *vaddr);  /* where vaddr's page is, by this CPU's tables */
+/* Make every other CPU that is up forget its translation of vaddr, and return once all have. */
+void tlb_shootdown(uint64_t vaddr);
+
 #include "component_api.h"   /* which parts of this API belong to which component */
 
 #endif

@@ -36,7 +36,9 @@
  * Physical memory (from the PVH memory map; -m 64M on QEMU gives 0 .. 0x4000000):
  *
  *  0x00000000  firmware data, PVH start info and memory map (read once, at boot)
- *  0x000a0000  VGA and BIOS hole: not RAM
+ *  0x00008000  with the component smp: the other CPUs' start-up code, copied there at boot
+ *  0x0009fc00  reserved: the firmware's MP table (qboot puts it in this EBDA page)
+ *  0x000a0000  VGA and BIOS hole: not RAM; the firmware's ACPI tables lie at its top
  *  0x00100000  kernel image: KERNEL_PHYSICAL_BASE, loaded by QEMU from the ELF's PT_LOADs
  *  __kernel_end - KERNEL_VIRTUAL_BASE
  *              free frames, handed out upwards: page tables, heap pages
@@ -58,5 +60,7 @@
 #define BOOT_STACK_SIZE       0x4000              /* 16 KiB; kernel_main and app_main run here */
 #define INTERRUPT_STACK_SIZE  0x2000              /* 8 KiB each, for the IST (see kernel/cpu.c) */
 #define SYSCALL_STACK_SIZE    0x2000              /* 8 KiB: syscalls and interrupts from ring 3 */
+#define CPU_STACK_SIZE        0x4000              /* 16 KiB for each other CPU (component smp) */
+#define TRAMPOLINE_PADDR      0x8000              /* their start-up code: RAM, below 1 MiB */
 
 #endif

@@ -166,4 +166,51 @@ __attribute__((noreturn)) static inline void halt_forever(void)
 }
 #endif
 
+
+/* Several CPUs (the component smp, kernel/smp/). Kept below the rest of this file so that an
+ * image without smp has the same debug information, and so the same bytes (README.md).
+ *
+ * More of the local APIC, SDM Vol. 3A 11.4.1 and 11.6 "Issuing Interprocessor Interrupts". */
+#define APIC_ID                0x20         /* bits 31:24: this CPU's APIC id (xAPIC) */
+#define APIC_ID_SHIFT          24
+#define APIC_ID_COUNT          256          /* xAPIC ids are 8 bits */
+#define APIC_END_OF_INTERRUPT  0xb0         /* write 0: the interrupt in service is done */
+#define APIC_ICR_LOW           0x300        /* interrupt command; writing it sends the IPI */
+#define APIC_ICR_HIGH          0x310        /* bits 31:24: the destination's APIC id */
+#define ICR_DESTINATION_SHIFT  24
+#define ICR_FIXED              (0 << 8)     /* deliver the vector in bits 7:0 */
+#define ICR_INIT               (5 << 8)     /* reset the CPU to wait for a start-up IPI */
+#define ICR_STARTUP            (6 << 8)     /* SIPI: real mode at CS:IP = vector << 8 : 0 */
+#define ICR_SEND_PENDING       (1 << 12)    /* delivery status: the IPI has not left yet */
+#define ICR_ASSERT             (1 << 14)    /* level: assert (INIT needs it) */
+#define ICR_LEVEL_TRIGGERED    (1 << 15)
+#define APIC_BASE_BSP          (1 << 8)     /* MSR_APIC_BASE: this is the bootstrap processor */
+
+/* After INIT a CPU starts with its caches off, SDM Vol. 3A 9.1.1 and 11.5.1. */
+#define CR0_NOT_WRITE_THROUGH  (ULL(1) << 29)   /* NW */
+#define CR0_CACHE_DISABLE      (ULL(1) << 30)   /* CD */
+
+/* Page-level caching, SDM Vol. 3A 4.9: device registers must not be cached. */
+#define PTE_WRITE_THROUGH   (ULL(1) << 3)   /* PWT */
+#define PTE_CACHE_DISABLE   (ULL(1) << 4)   /* PCD: with PWT, strong uncacheable (UC) */
+
+/* A flat 4 GiB segment for 32-bit protected mode, which the start-up code passes through on its
+ * way from real mode to long mode: limit 0xfffff in 4 KiB units, 32-bit default size. */
+#define SEGMENT_LIMIT_4G    (ULL(0xf) << 48 | 0xffff)
+#define SEGMENT_32_BIT      (ULL(1) << 54)  /* D/B: 32-bit operands and addresses */
+#define SEGMENT_PAGE_LIMIT  (ULL(1) << 55)  /* G: the limit counts 4 KiB pages */
+#define SEGMENT_FLAT_32     (SEGMENT_LIMIT_4G | SEGMENT_32_BIT | SEGMENT_PAGE_LIMIT)
+
+#ifndef __ASSEMBLER__
+static inline void invlpg(uint64_t vaddr)
+{
+    __asm__ volatile("invlpg (%0)" : : "r"(vaddr) : "memory");
+}
+
+static inline void cpu_relax(void)      /* in a spin loop: tells the CPU, and QEMU, that we wait */
+{
+    __asm__ volatile("pause" : : : "memory");
+}
+#endif
+
 #endif

@@ -102,5 +102,10 @@ __attribute__((noreturn)) void user_exit(uint64_t value);   /* SYSCALL_EXIT, on 
 extern char user_program_start[], user_program_end[];
 extern char user_call_once[], user_call_repeatedly[], user_syscall_instruction[];
 
+
+/* kernel/smp/: the other CPUs (component smp). Declared last, so that without smp not a line of
+ * what comes before moves (README.md, "Components"). */
+void smp_init(uint32_t start_info_paddr);
+
 #endif /* __ASSEMBLER__ */
 #endif

@@ -91,9 +91,9 @@ void kernel_main(uint32_t start_info_paddr)
      *    them the boot page tables stay: the first GiB read-write-executable, at 0 too. */
     if (COMPONENT_PAGE_TABLES)
         paging_init(ram_ranges, ram_range_count);
-
-    /* 5. Interrupts: remap the PIC away from the exception vectors, start the timer, and
-     *    only then let interrupts in. */
+#if COMPONENT_SMP  /* 5. The other CPUs, onto these tables. #if, not if: README.md, Components */
+    smp_init(start_info_paddr);
+#endif             /* 6. Interrupts: the PIC away from the exception vectors, the timer, sti */
     if (COMPONENT_TIMER || COMPONENT_CONSOLE_INPUT) {
         pic_init();
         if (COMPONENT_TIMER)
@@ -106,11 +106,11 @@ void kernel_main(uint32_t start_info_paddr)
     if (COMPONENT_CONSOLE_INPUT)
         console_printf("%sconsole input on IRQ %u\n", COMPONENT_TIMER ? "" : "kernel: ", IRQ_COM1);
 
-    /* 6. The fault chosen with make SCENARIO=..., if any: it does not come back. */
+    /* 7. The fault chosen with make SCENARIO=..., if any: it does not come back. */
     if (COMPONENT_SCENARIOS)
         scenario_at_boot();
 
-    /* 7. The application, by a plain function call: same privilege, same address space. */
+    /* 8. The application, by a plain function call: same privilege, same address space. */
     console_printf("kernel: calling app_main\n");
     app_main();
     machine_exit(0);
