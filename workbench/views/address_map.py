@@ -23,6 +23,7 @@ from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
 from workbench.models.address_space import AddressSpace, Region, Summary
+from workbench.models.cpu import hex_u64
 from workbench.models.paging import size_text
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
@@ -31,7 +32,6 @@ from workbench.views._base import (
     ViewError,
     box,
     esc,
-    hex64,
     module,
     parse_address,
     permission_colour,
@@ -54,7 +54,7 @@ def _weight(region: Region) -> float:
 
 
 def _segment(region: Region) -> dict[str, Any]:
-    return {"start": hex64(region.start), "last": hex64(region.end - 1), "size": size_text(region.size),
+    return {"start": hex_u64(region.start), "last": hex_u64(region.end - 1), "size": size_text(region.size),
             "kind": region.kind, "label": region.label, "permissions": region.permissions,
             "pages": region.pages, "page_sizes": [size_text(s) for s in region.page_sizes],
             "wx": region.writable_and_executable, "weight": round(_weight(region), 3), "cluster": None}
@@ -64,7 +64,7 @@ def _cluster(summary: Summary) -> dict[str, Any]:
     """Many regions drawn as one segment: what they hold, by permission."""
     weight = 3.0 + math.log2(max(summary.mapped, 4096) / 4096) / 2 + math.log2(summary.regions) / 2
     label = f"{summary.regions:,} regions, {size_text(summary.mapped)} mapped"
-    return {"start": hex64(summary.start), "last": hex64(summary.end - 1), "size": size_text(summary.size),
+    return {"start": hex_u64(summary.start), "last": hex_u64(summary.end - 1), "size": size_text(summary.size),
             "kind": "cluster", "label": label, "permissions": summary.dominant, "pages": summary.pages,
             "page_sizes": [], "wx": summary.wx > 0, "weight": round(weight, 3),
             "cluster": {"regions": summary.regions, "mapped": size_text(summary.mapped), "wx": summary.wx,
@@ -113,7 +113,7 @@ class AddressSpaceMap(View):
                             "mapped": size_text(self.space.mapped_bytes()),
                             "wx_violations": len(self.space.wx_violations()),
                             "audit": self.space.audit(), "pages": len(snapshot.leaves)}
-            crumbs = list(self.crumbs) or [{"start": hex64(0), "last": hex64(TOP - 1), "label": "all of it"}]
+            crumbs = list(self.crumbs) or [{"start": hex_u64(0), "last": hex_u64(TOP - 1), "label": "all of it"}]
             self._zoom_to(crumbs)
 
     def _zoom_to(self, crumbs: list[dict[str, Any]]) -> None:
@@ -129,8 +129,8 @@ class AddressSpaceMap(View):
         if high < low:
             raise ViewError("zoom to a range whose last address is not below its first")
         with self._lock, self.hold_sync():
-            label = f"{size_text(high - low + 1)} from {hex64(low)}"
-            self._zoom_to([*self.crumbs, {"start": hex64(low), "last": hex64(high), "label": label}])
+            label = f"{size_text(high - low + 1)} from {hex_u64(low)}"
+            self._zoom_to([*self.crumbs, {"start": hex_u64(low), "last": hex_u64(high), "label": label}])
         return list(self.segments)
 
     def zoom_out(self, depth: int = 0) -> None:

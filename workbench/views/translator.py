@@ -18,9 +18,10 @@ import traitlets
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
+from workbench.models.cpu import hex_u64
 from workbench.models.paging import PagingKind, Walk, format_walk, size_text, walk
 from workbench.models.snapshot import Snapshot
-from workbench.views._base import View, ViewError, box, esc, hex64, module
+from workbench.views._base import View, ViewError, box, esc, module
 from workbench.views._snapshots import name_of, resolve_vaddr, split_source
 from workbench.views.pagetable import PageTableExplorer, path_id
 
@@ -92,7 +93,7 @@ class Translator(View):
         self._walk: Walk | None = None
         super().__init__(source=kind, linked=explorer is not None)
         if isinstance(vaddr, int):
-            vaddr = hex64(vaddr)
+            vaddr = hex_u64(vaddr)
         if vaddr:
             self.vaddr = vaddr
         if self.machine is not None:
@@ -105,7 +106,7 @@ class Translator(View):
 
     def translate(self, vaddr: int | str) -> dict[str, Any]:
         """Translate `vaddr` (hex, an int, or a symbol) and show it; returns the result."""
-        self.vaddr = hex64(vaddr) if isinstance(vaddr, int) else vaddr
+        self.vaddr = hex_u64(vaddr) if isinstance(vaddr, int) else vaddr
         return dict(self.result)
 
     @traitlets.validate("vaddr")
@@ -159,7 +160,7 @@ class Translator(View):
         data["symbol"] = name_of(found.vaddr, self.image)
         data["text"] = format_walk(found)
         if found.ok and found.permissions is not None:
-            data["summary"] = (f"paddr {hex64(found.paddr or 0)}: {size_text(found.page_size or 0)} page, "
+            data["summary"] = (f"paddr {hex_u64(found.paddr or 0)}: {size_text(found.page_size or 0)} page, "
                                f"{found.permissions.describe()}")
         elif found.fault is not None:
             where = f" at {found.fault.level.name}" if found.fault.level is not None else ""
