@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from workbench import resources
@@ -249,6 +250,18 @@ class View(anywidget.AnyWidget):
         """Update batches sent, and the last one the page acknowledged having drawn."""
         with self._lock:
             return dict(self._flow)
+
+
+class Panel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
+    """Views shown together in one output, one under the other; statically, their static forms."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        html = "".join(child.static_html() for child in self.children)
+        return {**data, "text/plain": repr(self), "text/html": html}, metadata
 
 
 # ---------------------------------------------------------------------------------------------

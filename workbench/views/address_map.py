@@ -20,7 +20,7 @@ from typing import Any
 import traitlets
 
 from workbench.errors import WorkbenchError
-from workbench.guest.machine import Machine, MachineState
+from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models.address_space import AddressSpace, Region, Summary
 from workbench.models.cpu import hex_u64
@@ -28,7 +28,6 @@ from workbench.models.paging import size_text
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
     PERMISSION_COLOURS,
-    View,
     ViewError,
     box,
     esc,
@@ -36,7 +35,7 @@ from workbench.views._base import (
     parse_address,
     permission_colour,
 )
-from workbench.views._snapshots import split_source, take
+from workbench.views._snapshots import HELD_STILL, FollowingView, split_source, take
 from workbench.views.pagetable import PageTableExplorer
 
 MAX_SEGMENTS = 240  # per zoom level
@@ -77,7 +76,7 @@ def segments(space: AddressSpace, start: int = 0, end: int = TOP, limit: int = M
             for part in space.summarised(start, end, limit)]
 
 
-class AddressSpaceMap(View):
+class AddressSpaceMap(FollowingView):
     """The canonical address space as one zoomable strip; hover for details, click to explore."""
 
     _esm = module("address_map.js")
@@ -102,8 +101,7 @@ class AddressSpaceMap(View):
         self._pending: Snapshot | None = None
         super().__init__(linked=explorer is not None, source="machine" if machine is not None else "snapshot")
         self._install(snapshot)
-        if machine is not None:
-            machine.add_state_listener(self._on_state)
+        self._follow_machine()
 
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -158,17 +156,10 @@ class AddressSpaceMap(View):
         with self._lock:
             self._install(snapshot)
 
-    def _on_state(self, state: MachineState) -> None:
-        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            self._mark_dirty(immediately=True)
-        elif state.terminal and self.machine is not None:
-            self.machine.remove_state_listener(self._on_state)
-
     def _prepare(self) -> None:
         machine = self.machine
         self._pending = None
-        if machine is not None and machine.state in (MachineState.PAUSED, MachineState.FAULTED,
-                                                     MachineState.TRIPLE_FAULT):
+        if machine is not None and machine.state in HELD_STILL:
             try:
                 self._pending = take(machine)
             except WorkbenchError:  # gone meanwhile; keep the last drawing

@@ -38,7 +38,6 @@ from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
     CHANGED_COLOUR,
     UPDATE_INTERVAL,
-    View,
     ViewError,
     box,
     chip,
@@ -47,7 +46,7 @@ from workbench.views._base import (
     parse_address,
     permission_colour,
 )
-from workbench.views._snapshots import name_of, resolve_vaddr, split_source, take
+from workbench.views._snapshots import FollowingView, name_of, resolve_vaddr, split_source, take
 
 Path = tuple[int, ...]
 FILTERS = ("", "writable", "executable", "user", "w+x")
@@ -83,7 +82,7 @@ def parse_path(text: object) -> Path:
 _SPANS = {level: size_text(level.entry_span) for level in Level}  # an expansion sends up to 512 entries
 
 
-class PageTableExplorer(View):
+class PageTableExplorer(FollowingView):
     """The page tables as a tree: lazy expansion, flags, filters, jump to a vaddr, live refresh."""
 
     _esm = module("pagetable.js")
@@ -131,8 +130,7 @@ class PageTableExplorer(View):
         self._ready = True
         if self.live and machine is not None and machine.state is MachineState.RUNNING:
             self._mark_dirty()
-        if machine is not None:
-            machine.add_state_listener(self._on_state)
+        self._follow_machine()
 
     # The snapshot and its tree.
 
@@ -447,14 +445,13 @@ class PageTableExplorer(View):
 
     # Following a machine.
 
-    def _on_state(self, state: MachineState) -> None:  # on whichever thread changed it
-        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            self._refresh_wanted = True
-            self._mark_dirty(immediately=True)
-        elif state is MachineState.RUNNING and self.live:
+    def _held_still(self) -> None:
+        self._refresh_wanted = True
+        super()._held_still()
+
+    def _running(self) -> None:
+        if self.live:
             self._mark_dirty()
-        elif state.terminal and self.machine is not None:
-            self.machine.remove_state_listener(self._on_state)
 
     @traitlets.observe("live")
     def _live_changed(self, change: dict[str, Any]) -> None:
