@@ -24,7 +24,7 @@ from test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 from workbench.guest.machine import Machine
 from workbench.kernel.build import BuildError, Diagnostic
 from workbench.kernel.image import Image
-from workbench.models.paging import PAGE_SIZE_1G, PAGE_SIZE_2M, Level
+from workbench.models.paging import PAGE_SIZE_1G, PAGE_SIZE_2M
 from workbench.models.snapshot import Snapshot
 from workbench.views import (
     AddressSpaceMap,
