@@ -1,5 +1,5 @@
 """The package's folders are its layers: a module imports only from its own layer or those below,
-and no chain of imports comes back to where it started.
+and no chain of imports comes back to where it started. Across modules, only public names.
 
 Every import counts, also one inside a function or under TYPE_CHECKING: a lazy import is still
 an arrow between layers, and the only cycle the package ever had went through one.
@@ -80,3 +80,37 @@ def test_no_import_cycle() -> None:
     for module in sorted(GRAPH):
         if module not in state and (cycle := visit(module, [module])):
             raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+# The rule for names: a leading underscore makes a name private to the module that defines it,
+# and a module (views/_base.py) private to the package that holds it, whose modules may import it.
+PRIVATE_PREFIX = "_"
+
+
+def is_private(part: str) -> bool:
+    return part.startswith(PRIVATE_PREFIX) and not (part.startswith("__") and part.endswith("__"))
+
+
+def may_import(importer: str, dotted: str) -> bool:
+    """Whether `importer` may import `dotted` (a module, or a module and a name in it)."""
+    parts = dotted.split(".")
+    for at, part in enumerate(parts):
+        holder, held = ".".join(parts[:at]), ".".join(parts[: at + 1])
+        if is_private(part) and not (held in MODULES and (importer + ".").startswith(holder + ".")):
+            return False
+    return True
+
+
+def imported_names(module: str) -> Iterator[str]:
+    """Everything of the package that `module` imports, as dotted names (`workbench.guest.loop.run`)."""
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.ImportFrom) and str(node.module).split(".")[0] == PACKAGE.name:
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE.name)
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    private = [f"{module} imports {name}" for module in sorted(MODULES) for name in imported_names(module)
+               if not may_import(module, name)]
+    assert not private, "\n".join(private)

@@ -5,6 +5,86 @@
 
 const CONTEXT = 3; // lines shown around each diagnostic
 
+// Lines within CONTEXT of a diagnostic are never folded.
+function linesNear(lineNumbers) {
+  const keep = new Set();
+  for (const line of lineNumbers) {
+    for (let n = line - CONTEXT; n <= line + CONTEXT; n++) keep.add(n);
+  }
+  return keep;
+}
+
+function byLine(diagnostics) {
+  const found = new Map();
+  for (const d of diagnostics) {
+    if (!found.has(d.line)) found.set(d.line, []);
+    found.get(d.line).push(d);
+  }
+  return found;
+}
+
+// One source line, marked by its worst diagnostic, and each diagnostic under it.
+function lineRows(text, n, notes) {
+  const worst = notes.some((d) => d.severity !== "warning") ? "wb-marked" : notes.length ? "wb-marked-warning" : "";
+  const code = h("span", {});
+  code.innerHTML = text || " "; // escaped by Python
+  const rows = [h("div", { class: `wb-line ${worst}`, dataset: { line: String(n) } },
+    h("span", { class: "wb-lineno" }, String(n)), code)];
+  for (const d of notes) {
+    const caret = " ".repeat(Math.max((d.column ?? 1) - 1, 0)) + "^ ";
+    rows.push(h("div", { class: `wb-diag${d.severity === "warning" ? " wb-diag-warning" : ""}` },
+      `${caret}${d.severity}: ${d.message}`));
+  }
+  return rows;
+}
+
+// A file's source with its diagnostics; runs of lines far from them fold, until `unfold` is
+// called with the fold's first line.
+function source(file, diagnostics, unfolded, unfold) {
+  const notesAt = byLine(diagnostics);
+  const keep = linesNear(notesAt.keys());
+  const out = [];
+  const lines = file.lines;
+  let n = 1;
+  while (n <= lines.length) {
+    if (!keep.has(n) && !unfolded.has(`${file.path}:${n}`)) {
+      let end = n;
+      while (end + 1 <= lines.length && !keep.has(end + 1)) end += 1;
+      const first = n;
+      const count = end - n + 1;
+      out.push(h("div", {
+        class: "wb-fold",
+        onclick: () => {
+          for (let k = first; k <= end; k++) keep.add(k);
+          unfold(first);
+        },
+      }, `⋯ ${count} line${count === 1 ? "" : "s"} (click to show)`));
+      n = end + 1;
+      continue;
+    }
+    out.push(...lineRows(lines[n - 1], n, notesAt.get(n) ?? []));
+    n += 1;
+  }
+  return h("div", { class: "wb-source", dataset: { path: file.path } }, ...out);
+}
+
+function sectionsTable(image) {
+  return h("table", { class: "wb-table" },
+    h("tr", {}, ...["section", "vaddr", "size", "perm"].map((t) => h("th", {}, t))),
+    ...image.sections.map((s) => h("tr", {}, h("td", {}, h("code", {}, s.name)), h("td", {}, h("code", {}, s.vaddr)),
+      h("td", {}, String(s.size)), h("td", {}, h("span", { class: `wb-perm wb-perm-${s.permissions}` }, s.permissions)))));
+}
+
+// The diagnostics as a list; a click scrolls to the line in `body`.
+function diagnosticList(diagnostics, body) {
+  return h("ol", { class: "wb-diaglist" }, ...diagnostics.map((d) => h("li", {
+    onclick: () => {
+      const line = body.querySelector(`.wb-source[data-path="${d.path}"] [data-line="${d.line}"]`);
+      if (line) line.scrollIntoView({ block: "nearest" });
+    },
+  }, h("code", {}, `${d.path}:${d.line}${d.column ? `:${d.column}` : ""}`), ` ${d.severity}: ${d.message}`)));
+}
+
 function render({ model, el }) {
   const title = h("span", { class: "wb-title" });
   const badge = h("span", { class: "wb-badge" });
@@ -19,50 +99,16 @@ function render({ model, el }) {
   el.append(root);
   const unfolded = new Set(); // "path:first" of folds the student opened
 
-  function source(file, diagnostics) {
-    const byLine = new Map();
-    for (const d of diagnostics) {
-      if (!byLine.has(d.line)) byLine.set(d.line, []);
-      byLine.get(d.line).push(d);
+  function failedParts() {
+    const diagnostics = model.get("diagnostics");
+    const unfold = (path) => (first) => { unfolded.add(`${path}:${first}`); draw(); };
+    const parts = [diagnosticList(diagnostics, body)];
+    for (const file of model.get("files")) {
+      parts.push(h("div", { class: "wb-file" }, file.path));
+      parts.push(source(file, diagnostics.filter((d) => d.path === file.path), unfolded, unfold(file.path)));
     }
-    const keep = new Set();
-    for (const line of byLine.keys()) {
-      for (let n = line - CONTEXT; n <= line + CONTEXT; n++) keep.add(n);
-    }
-    const out = [];
-    const lines = file.lines;
-    let n = 1;
-    while (n <= lines.length) {
-      if (!keep.has(n) && !unfolded.has(`${file.path}:${n}`)) {
-        let end = n;
-        while (end + 1 <= lines.length && !keep.has(end + 1)) end += 1;
-        const first = n;
-        const count = end - n + 1;
-        out.push(h("div", {
-          class: "wb-fold",
-          onclick: () => {
-            for (let k = first; k <= end; k++) keep.add(k);
-            unfolded.add(`${file.path}:${first}`);
-            draw();
-          },
-        }, `⋯ ${count} line${count === 1 ? "" : "s"} (click to show)`));
-        n = end + 1;
-        continue;
-      }
-      const notes = byLine.get(n) ?? [];
-      const worst = notes.some((d) => d.severity !== "warning") ? "wb-marked" : notes.length ? "wb-marked-warning" : "";
-      const code = h("span", {});
-      code.innerHTML = lines[n - 1] || " "; // escaped by Python
-      out.push(h("div", { class: `wb-line ${worst}`, dataset: { line: String(n) } },
-        h("span", { class: "wb-lineno" }, String(n)), code));
-      for (const d of notes) {
-        const caret = " ".repeat(Math.max((d.column ?? 1) - 1, 0)) + "^ ";
-        out.push(h("div", { class: `wb-diag${d.severity === "warning" ? " wb-diag-warning" : ""}` },
-          `${caret}${d.severity}: ${d.message}`));
-      }
-      n += 1;
-    }
-    return h("div", { class: "wb-source", dataset: { path: file.path } }, ...out);
+    if (model.get("output")) parts.push(h("pre", { class: "wb-source" }, model.get("output")));
+    return parts;
   }
 
   function draw() {
@@ -76,27 +122,7 @@ function render({ model, el }) {
     summary.textContent = model.get("summary");
     error.textContent = model.get("error");
     root.dataset.status = status;
-    const parts = [];
-    if (status === "ok") {
-      const image = model.get("image");
-      parts.push(h("table", { class: "wb-table" },
-        h("tr", {}, ...["section", "vaddr", "size", "perm"].map((t) => h("th", {}, t))),
-        ...image.sections.map((s) => h("tr", {}, h("td", {}, h("code", {}, s.name)), h("td", {}, h("code", {}, s.vaddr)),
-          h("td", {}, String(s.size)), h("td", {}, h("span", { class: `wb-perm wb-perm-${s.permissions}` }, s.permissions))))));
-    } else if (status === "failed") {
-      const diagnostics = model.get("diagnostics");
-      parts.push(h("ol", { class: "wb-diaglist" }, ...diagnostics.map((d) => h("li", {
-        onclick: () => {
-          const line = body.querySelector(`.wb-source[data-path="${d.path}"] [data-line="${d.line}"]`);
-          if (line) line.scrollIntoView({ block: "nearest" });
-        },
-      }, h("code", {}, `${d.path}:${d.line}${d.column ? `:${d.column}` : ""}`), ` ${d.severity}: ${d.message}`))));
-      for (const file of model.get("files")) {
-        parts.push(h("div", { class: "wb-file" }, file.path));
-        parts.push(source(file, diagnostics.filter((d) => d.path === file.path)));
-      }
-      if (model.get("output")) parts.push(h("pre", { class: "wb-source" }, model.get("output")));
-    }
+    const parts = status === "ok" ? [sectionsTable(model.get("image"))] : status === "failed" ? failedParts() : [];
     body.replaceChildren(...parts);
   }
 

@@ -11,29 +11,43 @@ const BUTTONS = [
   ["cont", "Continue", "until a breakpoint, a watchpoint or a fault (at most 5 s)"],
 ];
 
-function render({ model, el }) {
-  const buttons = {};
+// The view's elements; `root` holds them all.
+function makeElements(model) {
+  const e = { buttons: {} };
   for (const [action, label, title] of BUTTONS) {
-    buttons[action] = h("button", { title, dataset: { action }, onclick: () => model.send({ kind: "action", action }) }, label);
+    e.buttons[action] = h("button", { title, dataset: { action }, onclick: () => model.send({ kind: "action", action }) }, label);
   }
-  const files = h("select", { title: "show another source file" });
-  files.addEventListener("change", () => model.send({ kind: "open", path: files.value }));
-  const status = h("div", { class: "wb-explanation" });
-  const error = h("div", { class: "wb-error" });
-  const source = h("div", { class: "wb-debug-source" });
-  const stack = h("div", { class: "wb-debug-stack" });
-  const variables = h("div", { class: "wb-debug-vars" });
-  const registers = h("div", { class: "wb-debug-regs" });
-  const explore = h("a", { href: "#", class: "wb-debug-cr3" });
-  explore.addEventListener("click", (event) => { event.preventDefault(); model.send({ kind: "explore" }); });
-  const root = h("div", { class: "wb wb-debugger" },
-    h("div", { class: "wb-toolbar" }, h("span", { class: "wb-title" }, "Debugger"), ...Object.values(buttons),
-      h("span", { class: "wb-spacer" }), files),
-    status, error,
-    h("div", { class: "wb-debug-body" }, source,
-      h("div", { class: "wb-debug-side" }, h("div", { class: "wb-sub" }, "stack"), stack,
-        h("div", { class: "wb-sub" }, "variables"), variables),
-      h("div", { class: "wb-debug-side" }, h("div", { class: "wb-sub" }, "registers"), explore, registers)));
+  e.files = h("select", { title: "show another source file" });
+  e.files.addEventListener("change", () => model.send({ kind: "open", path: e.files.value }));
+  e.status = h("div", { class: "wb-explanation" });
+  e.error = h("div", { class: "wb-error" });
+  e.source = h("div", { class: "wb-debug-source" });
+  e.stack = h("div", { class: "wb-debug-stack" });
+  e.variables = h("div", { class: "wb-debug-vars" });
+  e.registers = h("div", { class: "wb-debug-regs" });
+  e.explore = h("a", { href: "#", class: "wb-debug-cr3" });
+  e.explore.addEventListener("click", (event) => { event.preventDefault(); model.send({ kind: "explore" }); });
+  e.root = h("div", { class: "wb wb-debugger" },
+    h("div", { class: "wb-toolbar" }, h("span", { class: "wb-title" }, "Debugger"), ...Object.values(e.buttons),
+      h("span", { class: "wb-spacer" }), e.files),
+    e.status, e.error,
+    h("div", { class: "wb-debug-body" }, e.source,
+      h("div", { class: "wb-debug-side" }, h("div", { class: "wb-sub" }, "stack"), e.stack,
+        h("div", { class: "wb-sub" }, "variables"), e.variables),
+      h("div", { class: "wb-debug-side" }, h("div", { class: "wb-sub" }, "registers"), e.explore, e.registers)));
+  return e;
+}
+
+// One source line: a gutter that sets or clears its breakpoint, then the text.
+function sourceRow(model, text, number, current, marked) {
+  const gutter = h("span", { class: "wb-debug-gutter", title: marked.has(number) ? "clear the breakpoint" : "set a breakpoint",
+    onclick: () => model.send({ kind: "toggle", line: number }) }, marked.has(number) ? "●" : "", String(number));
+  return h("div", { class: `wb-debug-line${number === current ? " wb-debug-current" : ""}`, dataset: { line: String(number) } },
+    gutter, h("span", { class: "wb-debug-text" }, text || " "));
+}
+
+function render({ model, el }) {
+  const { buttons, files, status, error, source, stack, variables, registers, explore, root } = makeElements(model);
   el.append(root);
 
   function drawStatus() {
@@ -50,14 +64,7 @@ function render({ model, el }) {
     const lines = model.get("lines");
     const current = model.get("current");
     const marked = new Set(model.get("breakpoint_lines"));
-    const rows = lines.map((text, i) => {
-      const number = i + 1;
-      const gutter = h("span", { class: "wb-debug-gutter", title: marked.has(number) ? "clear the breakpoint" : "set a breakpoint",
-        onclick: () => model.send({ kind: "toggle", line: number }) }, marked.has(number) ? "●" : "", String(number));
-      return h("div", { class: `wb-debug-line${number === current ? " wb-debug-current" : ""}`, dataset: { line: String(number) } },
-        gutter, h("span", { class: "wb-debug-text" }, text || " "));
-    });
-    source.replaceChildren(...rows);
+    source.replaceChildren(...lines.map((text, i) => sourceRow(model, text, i + 1, current, marked)));
     const here = source.querySelector(".wb-debug-current");
     if (here) here.scrollIntoView({ block: "center" });
     files.replaceChildren(...model.get("files").map((path) => h("option", { value: path }, path)));

@@ -6,18 +6,29 @@
 const LEGEND = [["console", "console line"], ["page-tables", "page tables changed"], ["breakpoint", "breakpoint hit"],
   ["fault", "fault"], ["triple-fault", "triple fault"], ["end", "end"]];
 
-function render({ model, el }) {
-  const bar = h("div", { class: "wb-timeline-bar", title: "click or drag to go to an instruction count" });
-  const here = h("div", { class: "wb-timeline-here" });
-  const position = h("span", { class: "wb-note" });
-  const where = h("span", { class: "wb-mono" });
-  const error = h("div", { class: "wb-error" });
-  const screen = h("pre", { class: "wb-console" });
-  const legend = h("div", { class: "wb-timeline-legend wb-note" }, ...LEGEND.map(([kind, label]) =>
+function legend() {
+  return h("div", { class: "wb-timeline-legend wb-note" }, ...LEGEND.map(([kind, label]) =>
     h("span", {}, h("span", { class: `wb-timeline-mark-${kind}`, style: "display:inline-block;width:8px;height:8px;position:static" }), ` ${label}`)));
-  const root = h("div", { class: "wb wb-timeline" },
-    h("div", { class: "wb-toolbar" }, h("span", { class: "wb-title" }, "Timeline"), position, where),
-    bar, legend, error, screen);
+}
+
+// The view's elements; `root` holds them all.
+function makeElements() {
+  const e = {
+    bar: h("div", { class: "wb-timeline-bar", title: "click or drag to go to an instruction count" }),
+    here: h("div", { class: "wb-timeline-here" }),
+    position: h("span", { class: "wb-note" }),
+    where: h("span", { class: "wb-mono" }),
+    error: h("div", { class: "wb-error" }),
+    screen: h("pre", { class: "wb-console" }),
+  };
+  e.root = h("div", { class: "wb wb-timeline" },
+    h("div", { class: "wb-toolbar" }, h("span", { class: "wb-title" }, "Timeline"), e.position, e.where),
+    e.bar, legend(), e.error, e.screen);
+  return e;
+}
+
+function render({ model, el }) {
+  const { bar, here, position, where, error, screen, root } = makeElements();
   el.append(root);
 
   const fraction = (icount) => `${(100 * icount) / Math.max(1, model.get("end"))}%`;

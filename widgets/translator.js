@@ -2,6 +2,30 @@
 // walk step each index chose, and the paddr or the fault. Python (workbench/views/translator.py)
 // does the walk; every address arrives as a hex string and is only ever displayed.
 
+// Where a walk step leads, in words.
+function stepTail(s) {
+  if (s.target === null) return "not present";
+  if (s.target === "page") return `→ frame ${shortHex(s.target_paddr)}`;
+  return `→ ${s.level_below} table ${shortHex(s.target_paddr)}`;
+}
+
+function sliceBox(s) {
+  const role = s.state === "unreached" ? "wb-slice-unused" : `wb-slice-${s.role}`;
+  return h("div", { class: `wb-slice ${role}`, title: `bits ${s.hi}:${s.lo}` },
+    h("div", { class: "wb-slice-name" }, `${s.name} · ${s.hi}:${s.lo}`),
+    h("div", { class: "wb-slice-bits" }, s.bits),
+    h("div", { class: "wb-slice-value" }, s.value));
+}
+
+function stepRow(s, faulted) {
+  return h("div", { class: `wb-step${faulted ? " wb-step-fault" : ""}` },
+    h("span", { class: "wb-level" }, `${s.level}[${s.index}]`),
+    h("span", { class: "wb-note" }, `table ${shortHex(s.table_paddr)}`),
+    h("code", {}, s.entry),
+    h("span", {}, ...s.flags.map((f) => h("span", { class: `wb-flag wb-flag-${f}` }, f))),
+    h("span", { class: "wb-target" }, stepTail(s)));
+}
+
 function render({ model, el }) {
   const input = h("input", { type: "text", class: "wb-vaddr-input", size: "26", spellcheck: "false",
     placeholder: "vaddr (hex) or symbol" });
@@ -48,26 +72,8 @@ function render({ model, el }) {
       return;
     }
     symbol.textContent = `${r.vaddr}${r.symbol ? ` <${r.symbol}>` : ""}`;
-    slices.replaceChildren(...r.slices.map((s) => {
-      const role = s.state === "unreached" ? "wb-slice-unused" : `wb-slice-${s.role}`;
-      return linkable(h("div", { class: `wb-slice ${role}`, title: `bits ${s.hi}:${s.lo}` },
-        h("div", { class: "wb-slice-name" }, `${s.name} · ${s.hi}:${s.lo}`),
-        h("div", { class: "wb-slice-bits" }, s.bits),
-        h("div", { class: "wb-slice-value" }, s.value)), s.step);
-    }));
-    steps.replaceChildren(...r.steps.map((s, i) => {
-      let tail;
-      if (s.target === null) tail = "not present";
-      else if (s.target === "page") tail = `→ frame ${shortHex(s.target_paddr)}`;
-      else tail = `→ ${s.level_below} table ${shortHex(s.target_paddr)}`;
-      const faulted = r.fault && i === r.steps.length - 1;
-      return linkable(h("div", { class: `wb-step${faulted ? " wb-step-fault" : ""}` },
-        h("span", { class: "wb-level" }, `${s.level}[${s.index}]`),
-        h("span", { class: "wb-note" }, `table ${shortHex(s.table_paddr)}`),
-        h("code", {}, s.entry),
-        h("span", {}, ...s.flags.map((f) => h("span", { class: `wb-flag wb-flag-${f}` }, f))),
-        h("span", { class: "wb-target" }, tail)), i);
-    }));
+    slices.replaceChildren(...r.slices.map((s) => linkable(sliceBox(s), s.step)));
+    steps.replaceChildren(...r.steps.map((s, i) => linkable(stepRow(s, r.fault && i === r.steps.length - 1), i)));
     result.textContent = r.summary;
     result.className = `wb-result${r.fault ? " wb-result-fault" : ""}`;
     hint.textContent = model.get("linked") ? "Click a slice or a step to open its entry in the explorer." : "";

@@ -54,6 +54,7 @@ from workbench.models.paging import (
     UnsupportedPagingModeError,
     WalkLimitError,
     diff,
+    effective_permissions,
     format_info_mem,
     format_info_tlb,
     format_mappings,
@@ -71,7 +72,7 @@ from workbench.models.paging import (
     walk,
 )
 from workbench.models.paging.qemu_text import _qemu_mem_events_emulated, _qemu_mem_print
-from workbench.models.paging.tables import _TableReader
+from workbench.models.paging.tables import TableReader
 from workbench.models.physmap import PhysicalMap, PhysicalRegion
 from workbench.models.snapshot import Snapshot
 
@@ -193,6 +194,28 @@ def test_canonical_addresses_48_and_57_bits() -> None:
         assert not five.is_canonical(vaddr)
     assert four.canonical(0x8000_0000_0000) == 0xFFFF_8000_0000_0000
     assert five.canonical(1 << 56) == 0xFF00_0000_0000_0000
+
+
+def test_entry_fields_cover_all_64_bits_at_every_level() -> None:
+    for maxphyaddr in (52, 46):
+        mode = PagingMode.from_registers(ControlRegisters.long_mode(0x1000), maxphyaddr=maxphyaddr)
+        for raw, level in ((0x8000_0000_0012_3067, 1), (0x0000_0000_0020_00E3, 2), (0x0000_0000_4000_0083, 3),
+                           (0x0000_0000_0010_2003, 4)):
+            covered: set[int] = set()
+            for field in Entry(raw, Level(level)).fields(mode):
+                high, _, low = field.bits.partition(":")
+                assert not covered & set(range(int(low or high), int(high) + 1)), (level, field)
+                covered.update(range(int(low or high), int(high) + 1))
+            assert covered == set(range(64)), (level, sorted(set(range(64)) - covered))
+
+
+def test_rights_values_and_effective_permissions_agree() -> None:
+    for rights in range(8):
+        assert Permissions.from_rights(rights).rights == rights
+    kernel_data = P | RW | XD
+    assert str(effective_permissions(P | RW | US, P | RW | US, nxe=True)) == "urwx"
+    assert str(effective_permissions(kernel_data & (P | US), kernel_data | P, nxe=True)) == "-r--"
+    assert str(effective_permissions(kernel_data, kernel_data, nxe=False)) == "-rwx"
 
 
 def test_entry_flag_names_follow_the_sdm_per_level() -> None:
@@ -612,7 +635,7 @@ def test_random_tables_agree_with_every_view(writes: list[tuple[int, int]], la57
     if not la57:
         assert parse_info_mem(format_info_mem(memory, regs)) == mappings(found)
         mode = PagingMode.from_registers(regs)
-        emulated = _qemu_mem_events_emulated(_TableReader(memory), mode, 10**6, la57_bug=False)
+        emulated = _qemu_mem_events_emulated(TableReader(memory), mode, 10**6, la57_bug=False)
         assert _qemu_mem_print(mode, emulated, "\r\n") == format_info_mem(memory, regs)
 
 

@@ -31,10 +31,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import anywidget
+import ipywidgets
 import traitlets
 
 from workbench import resources
 from workbench.errors import WorkbenchError
+from workbench.models.cpu import U64_MAX
 
 WIDGETS = resources.widgets()  # the ES modules and their CSS
 CSS = WIDGETS / "workbench.css"
@@ -250,22 +252,27 @@ class View(anywidget.AnyWidget):
             return dict(self._flow)
 
 
+class Panel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
+    """Views shown together in one output, one under the other; statically, their static forms."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        html = "".join(child.static_html() for child in self.children)
+        return {**data, "text/plain": repr(self), "text/html": html}, metadata
+
+
 # ---------------------------------------------------------------------------------------------
 # Values and static HTML
 
-
-U64 = (1 << 64) - 1
 
 # One colour per permission everywhere (the CSS in widgets/workbench.css uses the same ones).
 PERMISSION_COLOURS = {"r-x": "#fed7aa", "r--": "#bfdbfe", "rw-": "#bbf7d0", "rwx": "#fecaca", None: "#e5e7eb"}
 CHANGED_COLOUR = "#fef08a"
 ADDED_COLOUR = "#bbf7d0"
 REMOVED_COLOUR = "#fecaca"
-
-
-def hex64(value: int) -> str:
-    """A 64-bit value as the page gets it: 0x and 16 hex digits (JavaScript numbers lose bits)."""
-    return f"{value:#018x}"
 
 
 def parse_address(text: object, *, what: str = "vaddr") -> int:
@@ -285,7 +292,7 @@ def parse_address(text: object, *, what: str = "vaddr") -> int:
             raise ViewError(f"{text!r} is not a {what}: write it in hex, like 0xffffffff80100000") from None
     else:
         raise ViewError(f"a {what} is a hex string or an int, not {type(text).__name__}")
-    if not 0 <= value <= U64:
+    if not 0 <= value <= U64_MAX:
         raise ViewError(f"{text!r} does not fit in 64 bits, so it cannot be a {what}")
     return value
 

@@ -1,4 +1,5 @@
-"""Where the inspection views get their snapshots, and how they name addresses.
+"""Where the inspection views get their snapshots, how they follow a machine, and how they name
+addresses.
 
 A view is given either a Snapshot (fixed: the guest at one instant) or a Machine (the view
 takes snapshots itself: on every pause, and throttled while the guest runs).
@@ -11,9 +12,37 @@ import re
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
 from workbench.models.snapshot import Snapshot
-from workbench.views._base import ViewError, parse_address
+from workbench.views._base import View, ViewError, parse_address
 
 SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
+# QEMU is paused with the guest's memory intact: its tables can be read whole.
+HELD_STILL = (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT)
+
+
+class FollowingView(View):
+    """A view of a machine's tables that redraws when the machine stops (the map, the explorer,
+    the translator); `machine` is None when it shows a fixed snapshot."""
+
+    machine: Machine | None
+
+    def _follow_machine(self) -> None:
+        if self.machine is not None:
+            self.machine.add_state_listener(self._on_state)
+
+    def _on_state(self, state: MachineState) -> None:  # on whichever thread changed it
+        if state in HELD_STILL:
+            self._held_still()
+        elif state is MachineState.RUNNING:
+            self._running()
+        elif state.terminal and self.machine is not None:
+            self.machine.remove_state_listener(self._on_state)
+
+    def _held_still(self) -> None:
+        """The machine stopped: redraw now."""
+        self._mark_dirty(immediately=True)
+
+    def _running(self) -> None:
+        """The machine runs (again): a view that follows it live redraws, throttled."""
 
 
 def take(machine: Machine, *, consistent: bool = True) -> Snapshot:

@@ -20,23 +20,22 @@ from typing import Any
 import traitlets
 
 from workbench.errors import WorkbenchError
-from workbench.guest.machine import Machine, MachineState
+from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models.address_space import AddressSpace, Region, Summary
+from workbench.models.cpu import hex_u64
 from workbench.models.paging import size_text
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
     PERMISSION_COLOURS,
-    View,
     ViewError,
     box,
     esc,
-    hex64,
     module,
     parse_address,
     permission_colour,
 )
-from workbench.views._snapshots import split_source, take
+from workbench.views._snapshots import HELD_STILL, FollowingView, split_source, take
 from workbench.views.pagetable import PageTableExplorer
 
 MAX_SEGMENTS = 240  # per zoom level
@@ -54,7 +53,7 @@ def _weight(region: Region) -> float:
 
 
 def _segment(region: Region) -> dict[str, Any]:
-    return {"start": hex64(region.start), "last": hex64(region.end - 1), "size": size_text(region.size),
+    return {"start": hex_u64(region.start), "last": hex_u64(region.end - 1), "size": size_text(region.size),
             "kind": region.kind, "label": region.label, "permissions": region.permissions,
             "pages": region.pages, "page_sizes": [size_text(s) for s in region.page_sizes],
             "wx": region.writable_and_executable, "weight": round(_weight(region), 3), "cluster": None}
@@ -64,7 +63,7 @@ def _cluster(summary: Summary) -> dict[str, Any]:
     """Many regions drawn as one segment: what they hold, by permission."""
     weight = 3.0 + math.log2(max(summary.mapped, 4096) / 4096) / 2 + math.log2(summary.regions) / 2
     label = f"{summary.regions:,} regions, {size_text(summary.mapped)} mapped"
-    return {"start": hex64(summary.start), "last": hex64(summary.end - 1), "size": size_text(summary.size),
+    return {"start": hex_u64(summary.start), "last": hex_u64(summary.end - 1), "size": size_text(summary.size),
             "kind": "cluster", "label": label, "permissions": summary.dominant, "pages": summary.pages,
             "page_sizes": [], "wx": summary.wx > 0, "weight": round(weight, 3),
             "cluster": {"regions": summary.regions, "mapped": size_text(summary.mapped), "wx": summary.wx,
@@ -77,7 +76,7 @@ def segments(space: AddressSpace, start: int = 0, end: int = TOP, limit: int = M
             for part in space.summarised(start, end, limit)]
 
 
-class AddressSpaceMap(View):
+class AddressSpaceMap(FollowingView):
     """The canonical address space as one zoomable strip; hover for details, click to explore."""
 
     _esm = module("address_map.js")
@@ -102,8 +101,7 @@ class AddressSpaceMap(View):
         self._pending: Snapshot | None = None
         super().__init__(linked=explorer is not None, source="machine" if machine is not None else "snapshot")
         self._install(snapshot)
-        if machine is not None:
-            machine.add_state_listener(self._on_state)
+        self._follow_machine()
 
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -113,7 +111,7 @@ class AddressSpaceMap(View):
                             "mapped": size_text(self.space.mapped_bytes()),
                             "wx_violations": len(self.space.wx_violations()),
                             "audit": self.space.audit(), "pages": len(snapshot.leaves)}
-            crumbs = list(self.crumbs) or [{"start": hex64(0), "last": hex64(TOP - 1), "label": "all of it"}]
+            crumbs = list(self.crumbs) or [{"start": hex_u64(0), "last": hex_u64(TOP - 1), "label": "all of it"}]
             self._zoom_to(crumbs)
 
     def _zoom_to(self, crumbs: list[dict[str, Any]]) -> None:
@@ -129,8 +127,8 @@ class AddressSpaceMap(View):
         if high < low:
             raise ViewError("zoom to a range whose last address is not below its first")
         with self._lock, self.hold_sync():
-            label = f"{size_text(high - low + 1)} from {hex64(low)}"
-            self._zoom_to([*self.crumbs, {"start": hex64(low), "last": hex64(high), "label": label}])
+            label = f"{size_text(high - low + 1)} from {hex_u64(low)}"
+            self._zoom_to([*self.crumbs, {"start": hex_u64(low), "last": hex_u64(high), "label": label}])
         return list(self.segments)
 
     def zoom_out(self, depth: int = 0) -> None:
@@ -158,17 +156,10 @@ class AddressSpaceMap(View):
         with self._lock:
             self._install(snapshot)
 
-    def _on_state(self, state: MachineState) -> None:
-        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            self._mark_dirty(immediately=True)
-        elif state.terminal and self.machine is not None:
-            self.machine.remove_state_listener(self._on_state)
-
     def _prepare(self) -> None:
         machine = self.machine
         self._pending = None
-        if machine is not None and machine.state in (MachineState.PAUSED, MachineState.FAULTED,
-                                                     MachineState.TRIPLE_FAULT):
+        if machine is not None and machine.state in HELD_STILL:
             try:
                 self._pending = take(machine)
             except WorkbenchError:  # gone meanwhile; keep the last drawing

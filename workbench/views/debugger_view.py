@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipywidgets
 import traitlets
 
 from workbench.debug.debugger import Debugger
 from workbench.debug.stops import Stop
 from workbench.errors import WorkbenchError
-from workbench.views._base import CHANGED_COLOUR, View, ViewError, box, cell, esc, module, table
+from workbench.views._base import CHANGED_COLOUR, Panel, View, ViewError, box, cell, esc, module, table
 
 ACTIONS = ("stepi", "step", "next", "finish", "cont")
 CONTINUE_TIMEOUT = 5.0  # a Continue button press runs the guest this long at most
@@ -209,7 +208,7 @@ class DebuggerView(View):
         return f"<table style='border-collapse:collapse'>{''.join(rows)}</table>"
 
 
-class DebuggerPanel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
+class DebuggerPanel(Panel):
     """A DebuggerView and the page-table explorer its CR3 link fills in."""
 
     def __init__(self, debugger: Debugger) -> None:
@@ -221,11 +220,3 @@ class DebuggerPanel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no
 
     def __repr__(self) -> str:
         return f"<DebuggerPanel: {self.view!r}, {self.explorer!r}>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        html = self.view.static_html() + self.explorer.static_html()
-        return {**data, "text/plain": repr(self), "text/html": html}, metadata

@@ -8,19 +8,16 @@ its entry there too.
 
 from __future__ import annotations
 
-from typing import Any
-
-import ipywidgets
-
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models.snapshot import Snapshot
+from workbench.views._base import Panel
 from workbench.views.address_map import AddressSpaceMap
 from workbench.views.pagetable import PageTableExplorer
 from workbench.views.translator import Translator
 
 
-class Inspector(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
+class Inspector(Panel):
     """An AddressSpaceMap, a PageTableExplorer and a Translator of the same guest, linked."""
 
     def __init__(self, source: Snapshot | Machine, image: Image | None = None, *, vaddr: int | str = "",
@@ -35,11 +32,3 @@ class Inspector(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
 
     def __repr__(self) -> str:
         return f"<Inspector: {self.map!r}, {self.explorer!r}, {self.translator!r}>"
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        html = "".join(part.static_html() for part in (self.map, self.explorer, self.translator))
-        return {**data, "text/plain": repr(self), "text/html": html}, metadata

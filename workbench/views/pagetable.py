@@ -14,9 +14,8 @@ them) are listed in `changed`, and the page highlights them.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import traitlets
@@ -24,43 +23,38 @@ import traitlets
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
+from workbench.models.cpu import U64_MAX, hex_u64
 from workbench.models.paging import (
-    ENTRY_NO_EXECUTE,
-    ENTRY_PAT_LARGE,
-    Entry,
     EntryKind,
     Level,
     PageTableTree,
-    PagingMode,
+    Permissions,
     TableNode,
     TreeEntry,
+    effective_permissions,
     size_text,
 )
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
     CHANGED_COLOUR,
-    U64,
     UPDATE_INTERVAL,
-    View,
     ViewError,
     box,
     chip,
     esc,
-    hex64,
     module,
     parse_address,
     permission_colour,
 )
-from workbench.views._snapshots import name_of, resolve_vaddr, split_source, take
+from workbench.views._snapshots import FollowingView, name_of, resolve_vaddr, split_source, take
 
 Path = tuple[int, ...]
 FILTERS = ("", "writable", "executable", "user", "w+x")
-# rights index of a leaf row: bit 0 no-execute, bit 1 R/W, bit 2 U/S (paging.leaves' encoding)
-_PREDICATES = {
-    "writable": lambda r: bool(r & 2),
-    "executable": lambda r: not r & 1,
-    "user": lambda r: bool(r & 4),
-    "w+x": lambda r: bool(r & 2) and not r & 1,
+_PREDICATES: dict[str, Callable[[Permissions], bool]] = {
+    "writable": lambda rights: rights.writable,
+    "executable": lambda rights: rights.executable,
+    "user": lambda rights: rights.user,
+    "w+x": lambda rights: rights.writable and rights.executable,
 }
 STATIC_ROWS = 80  # entries in the static form
 LIVE_DUTY = 4  # a live refresh waits at least this many times as long as the last one took
@@ -85,78 +79,10 @@ def parse_path(text: object) -> Path:
     return path
 
 
-# An expansion sends up to 512 entries: their flag names and sizes come from small tables.
-_FLAG_BITS = 0x1FF | ENTRY_PAT_LARGE | ENTRY_NO_EXECUTE  # every bit Entry.flag_names looks at
-_SPANS = {level: size_text(level.entry_span) for level in Level}
+_SPANS = {level: size_text(level.entry_span) for level in Level}  # an expansion sends up to 512 entries
 
 
-@functools.lru_cache(maxsize=4096)
-def _flag_names(bits: int, level: Level) -> list[str]:
-    return list(Entry(bits, level).flag_names)
-
-
-def _rights(and_bits: int, or_bits: int, nxe: bool) -> str:
-    user, writable = and_bits & 4, and_bits & 2
-    executable = not (nxe and or_bits >> 63 & 1)
-    return f"{'u' if user else '-'}r{'w' if writable else '-'}{'x' if executable else '-'}"
-
-
-def decode_entry(raw: int, level: Level, mode: PagingMode) -> list[dict[str, str]]:
-    """Every field of an entry, high bits first: bits, name, value and what it means here."""
-    leaf = level == Level.PT or (level.can_map_page and bool(raw >> 7 & 1))
-    fields: list[dict[str, str]] = []
-
-    def add(bits: str, name: str, value: int, meaning: str) -> None:
-        fields.append({"bits": bits, "name": name, "value": f"{value:#x}" if value > 1 else str(value),
-                       "meaning": meaning})
-
-    def flag(bit: int, name: str, on: str, off: str) -> None:
-        value = raw >> bit & 1
-        add(str(bit), name, value, on if value else off)
-
-    if mode.nxe:
-        flag(63, "XD", "no instruction fetch in what this entry maps", "instructions may be fetched")
-    else:
-        flag(63, "XD", "reserved (EFER.NXE is off): the CPU faults", "reserved while EFER.NXE is off")
-    key = raw >> 59 & 0xF
-    if leaf and (mode.pke or mode.pks):
-        add("62:59", "PK", key, f"protection key {key}")
-    else:
-        add("62:59", "ignored", key, "free for software")
-    add("58:52", "ignored", raw >> 52 & 0x7F, "free for software")
-    top = mode.maxphyaddr  # bits 51:MAXPHYADDR are beyond the CPU's physical addresses
-    if top < 52:
-        add(f"51:{top}", "reserved", raw >> top & ((1 << (52 - top)) - 1),
-            f"must be 0: this CPU's physical addresses have {top} bits")
-    if leaf:
-        low = level.shift
-        add(f"{top - 1}:{low}", "frame", raw & ((1 << top) - 1) & ~((1 << low) - 1),
-            f"paddr of the {size_text(1 << low)} page")
-        if level != Level.PT:
-            add(f"{low - 1}:13", "reserved", raw >> 13 & ((1 << (low - 13)) - 1), "must be 0")
-            flag(12, "PAT", "memory type: PAT bit set", "memory type: PAT bit clear")
-    else:
-        add(f"{top - 1}:12", "table", raw & ((1 << top) - 1) & ~0xFFF, f"paddr of the {Level(level - 1).name} table")
-    add("11:9", "ignored", raw >> 9 & 7, "free for software")
-    ignored = ("ignored", "ignored in a table entry", "ignored in a table entry")
-    flag(8, *(("G", "global: kept in the TLB across CR3 writes", "not global") if leaf else ignored))
-    if level == Level.PT:
-        flag(7, "PAT", "memory type: PAT bit set", "memory type: PAT bit clear")
-    elif level.can_map_page:
-        flag(7, "PS", f"maps a {size_text(level.entry_span)} page", "points to a table")
-    else:
-        flag(7, "PS", "reserved at this level: the CPU faults", "must be 0 at this level")
-    flag(6, *(("D", "dirty: the page has been written", "not written since D was cleared") if leaf else ignored))
-    flag(5, "A", "accessed: the CPU has used this entry", "not used since A was cleared")
-    flag(4, "PCD", "caching disabled", "caching allowed")
-    flag(3, "PWT", "write-through caching", "write-back caching")
-    flag(2, "U/S", "user: ring 3 may access (if every level agrees)", "supervisor only")
-    flag(1, "R/W", "writable (if every level agrees)", "read-only")
-    flag(0, "P", "present", "not present: everything else is ignored")
-    return fields
-
-
-class PageTableExplorer(View):
+class PageTableExplorer(FollowingView):
     """The page tables as a tree: lazy expansion, flags, filters, jump to a vaddr, live refresh."""
 
     _esm = module("pagetable.js")
@@ -204,8 +130,7 @@ class PageTableExplorer(View):
         self._ready = True
         if self.live and machine is not None and machine.state is MachineState.RUNNING:
             self._mark_dirty()
-        if machine is not None:
-            machine.add_state_listener(self._on_state)
+        self._follow_machine()
 
     # The snapshot and its tree.
 
@@ -220,12 +145,12 @@ class PageTableExplorer(View):
         root = self._tree.root
         mode = self._tree.mode
         if root is not None:
-            self._nodes[()] = (root, U64, 0)
+            self._nodes[()] = (root, U64_MAX, 0)
         keep = [e for e in self.expanded if self._table_node(parse_path(e)) is not None]
         changed = self._changes(previous, old_loaded) if previous is not None else None
         with self.hold_sync():
             self.mode = mode.describe()
-            self.root = {"level": root.level.name, "table_paddr": hex64(root.table_paddr),
+            self.root = {"level": root.level.name, "table_paddr": hex_u64(root.table_paddr),
                          "present": root.present_count, "id": ""} if root is not None else {}
             self.pages = len(snapshot.leaves)
             self.refreshes += 1
@@ -304,8 +229,8 @@ class PageTableExplorer(View):
             start = parse_address(self.range_start) if self.range_start else 0
             end = parse_address(self.range_end) if self.range_end else 1 << 64
             predicate = _PREDICATES.get(self.permission_filter)
-            rows = [r for r in self.snapshot.leaves.rows
-                    if r[0] < end and r[0] + r[2] > start and (predicate is None or predicate(r[4]))]
+            rows = [r for r in self.snapshot.leaves.rows if r[0] < end and r[0] + r[2] > start
+                    and (predicate is None or predicate(Permissions.from_rights(r[4])))]
             self._matches = {level: {r[0] >> level.shift for r in rows if r[2] <= level.entry_span}
                              for level in self._tree.mode.levels}
         return self._matches
@@ -346,13 +271,13 @@ class PageTableExplorer(View):
             "id": path_id(path),
             "index": item.index,
             "level": level.name,
-            "vaddr": f"{item.vaddr:#018x}",
-            "last": f"{item.vaddr + span - 1:#018x}",
-            "entry": f"{entry.raw:#018x}",
-            "flags": _flag_names(entry.raw & _FLAG_BITS, level),
-            "rights": _rights(and_bits, or_bits, nxe) if page else None,
+            "vaddr": hex_u64(item.vaddr),
+            "last": hex_u64(item.vaddr + span - 1),
+            "entry": hex_u64(entry.raw),
+            "flags": list(entry.flag_names),
+            "rights": str(effective_permissions(and_bits, or_bits, nxe)) if page else None,
             "kind": item.kind.value,
-            "target": f"{item.target_paddr:#018x}",
+            "target": hex_u64(item.target_paddr),
             "page_size": _SPANS[level] if page else None,
             "huge": page and level != Level.PT,
             "children": item.child.present_count if item.child is not None and not page else None,
@@ -392,9 +317,9 @@ class PageTableExplorer(View):
         node, and_bits, or_bits = found
         entry, mode = item.entry, self._tree.mode
         if item.kind is EntryKind.PAGE:
-            target = f"{size_text(entry.level.entry_span)} page, frame at paddr {hex64(item.target_paddr)}"
+            target = f"{size_text(entry.level.entry_span)} page, frame at paddr {hex_u64(item.target_paddr)}"
         else:
-            target = f"{Level(entry.level - 1).name} table at paddr {hex64(item.target_paddr)}"
+            target = f"{Level(entry.level - 1).name} table at paddr {hex_u64(item.target_paddr)}"
             if item.kind in (EntryKind.DEVICE_MEMORY, EntryKind.NO_MEMORY):
                 target += f" ({item.kind.value})"
             elif item.recursive:
@@ -402,18 +327,18 @@ class PageTableExplorer(View):
         return {
             "id": path_id(path),
             "title": f"{entry.level.name} entry {item.index} ({entry.level.entry_name})",
-            "entry": hex64(entry.raw),
+            "entry": hex_u64(entry.raw),
             "bits": format(entry.raw, "064b"),
-            "fields": decode_entry(entry.raw, entry.level, mode),
-            "vaddr": hex64(item.vaddr),
-            "last": hex64(item.vaddr + entry.level.entry_span - 1),
+            "fields": [field.to_json() for field in entry.fields(mode)],
+            "vaddr": hex_u64(item.vaddr),
+            "last": hex_u64(item.vaddr + entry.level.entry_span - 1),
             "span": size_text(entry.level.entry_span),
-            "table_paddr": hex64(node.table_paddr),
-            "entry_paddr": hex64(node.table_paddr + 8 * item.index),
+            "table_paddr": hex_u64(node.table_paddr),
+            "entry_paddr": hex_u64(node.table_paddr + 8 * item.index),
             "target": target,
-            "rights": _rights(and_bits & entry.raw, or_bits | entry.raw, mode.nxe),
+            "rights": str(effective_permissions(and_bits & entry.raw, or_bits | entry.raw, mode.nxe)),
             "page": item.kind is EntryKind.PAGE,
-            "reserved_bits": hex64(item.reserved_bits) if item.reserved_bits else "",
+            "reserved_bits": hex_u64(item.reserved_bits) if item.reserved_bits else "",
             "symbol": name_of(item.vaddr, self.image),
         }
 
@@ -463,7 +388,7 @@ class PageTableExplorer(View):
                 break
             path = (*path, step.index)
         if walk.ok:
-            found = f"{hex64(target)} is mapped: paddr {hex64(walk.paddr or 0)}"
+            found = f"{hex_u64(target)} is mapped: paddr {hex_u64(walk.paddr or 0)}"
         else:
             found = walk.fault.message if walk.fault is not None else ""
         self.reveal(path, note=found)
@@ -492,8 +417,8 @@ class PageTableExplorer(View):
         low = parse_address(start)
         high = 1 << 64 if end in (1 << 64, "") else parse_address(end)
         with self._lock, self.hold_sync():
-            self.range_start = hex64(low)
-            self.range_end = hex64(high) if high < 1 << 64 else ""
+            self.range_start = hex_u64(low)
+            self.range_end = hex_u64(high) if high < 1 << 64 else ""
         self.jump(low)
 
     def refresh(self) -> None:
@@ -520,14 +445,13 @@ class PageTableExplorer(View):
 
     # Following a machine.
 
-    def _on_state(self, state: MachineState) -> None:  # on whichever thread changed it
-        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            self._refresh_wanted = True
-            self._mark_dirty(immediately=True)
-        elif state is MachineState.RUNNING and self.live:
+    def _held_still(self) -> None:
+        self._refresh_wanted = True
+        super()._held_still()
+
+    def _running(self) -> None:
+        if self.live:
             self._mark_dirty()
-        elif state.terminal and self.machine is not None:
-            self.machine.remove_state_listener(self._on_state)
 
     @traitlets.observe("live")
     def _live_changed(self, change: dict[str, Any]) -> None:
@@ -591,7 +515,7 @@ class PageTableExplorer(View):
         if text in ("", None):
             return ""
         try:
-            return hex64(parse_address(text))
+            return hex_u64(parse_address(text))
         except ViewError as problem:
             raise traitlets.TraitError(str(problem)) from None
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import traitlets
 
+from workbench.models.cpu import hex_u64
 from workbench.models.paging import ENTRY_ACCESSED, ENTRY_DIRTY, Leaf, LeafChange, size_text
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import (
@@ -24,7 +25,6 @@ from workbench.views._base import (
     ViewError,
     box,
     esc,
-    hex64,
     module,
 )
 
@@ -33,13 +33,13 @@ STATIC_ROWS = 60
 
 
 def _side(leaf: Leaf) -> dict[str, Any]:
-    return {"paddr": hex64(leaf.paddr), "rights": str(leaf.permissions), "flags": " ".join(leaf.flags),
-            "entry": hex64(leaf.entries[-1])}
+    return {"paddr": hex_u64(leaf.paddr), "rights": str(leaf.permissions), "flags": " ".join(leaf.flags),
+            "entry": hex_u64(leaf.entries[-1])}
 
 
 def _about(snapshot: Snapshot, name: str) -> dict[str, Any]:
     return {"label": snapshot.label or name, "seconds": round(snapshot.seconds, 3), "pages": len(snapshot.leaves),
-            "cr3": hex64(snapshot.registers.cr3)}
+            "cr3": hex_u64(snapshot.registers.cr3)}
 
 
 ACCESSED_DIRTY = ENTRY_ACCESSED | ENTRY_DIRTY
@@ -126,16 +126,16 @@ class SnapshotDiff(View):
         d = self.difference
         rows: list[tuple[int, dict[str, Any]]] = []
         for leaf in d.added:
-            rows.append((leaf.vaddr, {"vaddr": hex64(leaf.vaddr), "size": size_text(leaf.size), "change": "added",
+            rows.append((leaf.vaddr, {"vaddr": hex_u64(leaf.vaddr), "size": size_text(leaf.size), "change": "added",
                                       "before": None, "after": _side(leaf), "fields": [], "what": "mapped"}))
         for leaf in d.removed:
-            rows.append((leaf.vaddr, {"vaddr": hex64(leaf.vaddr), "size": size_text(leaf.size),
+            rows.append((leaf.vaddr, {"vaddr": hex_u64(leaf.vaddr), "size": size_text(leaf.size),
                                       "change": "removed", "before": _side(leaf), "after": None, "fields": [],
                                       "what": "unmapped"}))
         for c in d.changed:
             if self.hide_accessed_dirty and only_accessed_dirty(c):
                 continue
-            rows.append((c.after.vaddr, {"vaddr": hex64(c.after.vaddr), "size": size_text(c.after.size),
+            rows.append((c.after.vaddr, {"vaddr": hex_u64(c.after.vaddr), "size": size_text(c.after.size),
                                          "change": "changed", "before": _side(c.before), "after": _side(c.after),
                                          "fields": _changed_fields(c), "what": describe_change(c)}))
         rows.sort(key=lambda pair: pair[0])

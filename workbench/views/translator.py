@@ -18,10 +18,11 @@ import traitlets
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
+from workbench.models.cpu import hex_u64
 from workbench.models.paging import PagingKind, Walk, format_walk, size_text, walk
 from workbench.models.snapshot import Snapshot
-from workbench.views._base import View, ViewError, box, esc, hex64, module
-from workbench.views._snapshots import name_of, resolve_vaddr, split_source
+from workbench.views._base import ViewError, box, esc, module
+from workbench.views._snapshots import FollowingView, name_of, resolve_vaddr, split_source
 from workbench.views.pagetable import PageTableExplorer, path_id
 
 SLICE_COLOURS = {"sign": "#f3f4f6", "bad": "#fecaca", "index": "#e0e7ff", "offset": "#dcfce7", "unused": "#ffffff"}
@@ -63,7 +64,7 @@ def slices(result: Walk) -> list[dict[str, Any]]:
     return out
 
 
-class Translator(View):
+class Translator(FollowingView):
     """Type a vaddr (or a symbol): its bits sliced, each linked to its walk step, and the paddr or fault."""
 
     _esm = module("translator.js")
@@ -92,11 +93,10 @@ class Translator(View):
         self._walk: Walk | None = None
         super().__init__(source=kind, linked=explorer is not None)
         if isinstance(vaddr, int):
-            vaddr = hex64(vaddr)
+            vaddr = hex_u64(vaddr)
         if vaddr:
             self.vaddr = vaddr
-        if self.machine is not None:
-            self.machine.add_state_listener(self._on_state)
+        self._follow_machine()
 
     @property
     def walk(self) -> Walk | None:
@@ -105,7 +105,7 @@ class Translator(View):
 
     def translate(self, vaddr: int | str) -> dict[str, Any]:
         """Translate `vaddr` (hex, an int, or a symbol) and show it; returns the result."""
-        self.vaddr = hex64(vaddr) if isinstance(vaddr, int) else vaddr
+        self.vaddr = hex_u64(vaddr) if isinstance(vaddr, int) else vaddr
         return dict(self.result)
 
     @traitlets.validate("vaddr")
@@ -159,7 +159,7 @@ class Translator(View):
         data["symbol"] = name_of(found.vaddr, self.image)
         data["text"] = format_walk(found)
         if found.ok and found.permissions is not None:
-            data["summary"] = (f"paddr {hex64(found.paddr or 0)}: {size_text(found.page_size or 0)} page, "
+            data["summary"] = (f"paddr {hex_u64(found.paddr or 0)}: {size_text(found.page_size or 0)} page, "
                                f"{found.permissions.describe()}")
         elif found.fault is not None:
             where = f" at {found.fault.level.name}" if found.fault.level is not None else ""
@@ -181,12 +181,6 @@ class Translator(View):
             self.explorer.reveal(steps[step - 1]["id"] if step else "", note=self.result.get("summary", ""))
         else:
             self.explorer.reveal(entry["id"])
-
-    def _on_state(self, state: MachineState) -> None:
-        if state in (MachineState.PAUSED, MachineState.FAULTED, MachineState.TRIPLE_FAULT):
-            self._mark_dirty(immediately=True)
-        elif state.terminal and self.machine is not None:
-            self.machine.remove_state_listener(self._on_state)
 
     def _flush(self) -> None:
         machine = self.machine

@@ -9,10 +9,10 @@ formats, §4.6 for access rights), and QEMU 7.2's target/i386/monitor.c (`print_
 `format_info_tlb` and `format_info_mem` reproduce byte for byte.
 
 The package, one module per part, each readable on its own:
-    entries      entry bits, levels, the paging mode (reserved bits), permissions
+    entries      entry bits and fields, levels, the paging mode (reserved bits), permissions
     inputs       the memory and register protocols the model reads
     translation  how one vaddr is walked: `walk`, `translate`, `format_walk`
-    tables       reading tables as numpy arrays, a level at a time
+    tables       reading tables as numpy arrays, a level at a time, where QEMU finds them
     enumeration  every leaf, vectorised: `leaves`, `Leaves`
     ranges       leaves coalesced into ranges (`mappings`)
     qemu_text    QEMU's `info tlb` and `info mem`, printed and parsed byte for byte
@@ -20,16 +20,22 @@ The package, one module per part, each readable on its own:
     tree         the tables as a tree, for the page-table view
     errors       the errors, under `WorkbenchError`
 
-Everything public is importable from `workbench.models.paging` itself.
+Everything public is importable from `workbench.models.paging` itself. The modules use each
+other only through public names: `TableReader`, `QEMU_TABLE_MASK`, `Words` and `WORD` of
+`tables`, `collector_paused` of `enumeration`, `LendingMemory` of `inputs` are the package's
+internal interface, not exported here.
 """
 
 from workbench.models.paging.comparison import LeafChange, LeafDiff, diff
 from workbench.models.paging.entries import (
     DEFAULT_MAX_ENTRIES,
     ENTRY_ACCESSED,
+    ENTRY_ADDRESS_BITS,
     ENTRY_CACHE_DISABLE,
     ENTRY_DIRTY,
     ENTRY_GLOBAL,
+    ENTRY_IGNORED_HIGH,
+    ENTRY_IGNORED_LOW,
     ENTRY_NO_EXECUTE,
     ENTRY_PAGE_SIZE,
     ENTRY_PAT_4K,
@@ -42,14 +48,19 @@ from workbench.models.paging.entries import (
     PAGE_SIZE_1G,
     PAGE_SIZE_2M,
     PAGE_SIZE_4K,
+    RIGHTS_NO_EXECUTE,
+    RIGHTS_USER,
+    RIGHTS_WRITABLE,
     Entry,
+    EntryField,
     Level,
     PagingKind,
     PagingMode,
     Permissions,
+    effective_permissions,
     size_text,
 )
-from workbench.models.paging.enumeration import Leaf, Leaves, TableProblem, leaves, vaddrs_for_frame
+from workbench.models.paging.enumeration import Leaf, LeafRow, Leaves, TableProblem, leaves, vaddrs_for_frame
 from workbench.models.paging.errors import (
     InvalidVaddr,
     MonitorOutputError,
@@ -93,9 +104,12 @@ from workbench.models.paging.tree import PageTableTree, TableNode, TreeEntry, fo
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "ENTRY_ACCESSED",
+    "ENTRY_ADDRESS_BITS",
     "ENTRY_CACHE_DISABLE",
     "ENTRY_DIRTY",
     "ENTRY_GLOBAL",
+    "ENTRY_IGNORED_HIGH",
+    "ENTRY_IGNORED_LOW",
     "ENTRY_NO_EXECUTE",
     "ENTRY_PAGE_SIZE",
     "ENTRY_PAT_4K",
@@ -108,15 +122,20 @@ __all__ = [
     "PAGE_SIZE_1G",
     "PAGE_SIZE_2M",
     "PAGE_SIZE_4K",
+    "RIGHTS_NO_EXECUTE",
+    "RIGHTS_USER",
+    "RIGHTS_WRITABLE",
     "BytesMemory",
     "ControlRegisters",
     "Entry",
+    "EntryField",
     "EntryKind",
     "FaultKind",
     "InvalidVaddr",
     "Leaf",
     "LeafChange",
     "LeafDiff",
+    "LeafRow",
     "Leaves",
     "Level",
     "MappedRange",
@@ -142,6 +161,7 @@ __all__ = [
     "WalkLimitError",
     "WalkStep",
     "diff",
+    "effective_permissions",
     "format_info_mem",
     "format_info_tlb",
     "format_mappings",

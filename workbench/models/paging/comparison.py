@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.models.paging.entries import ENTRY_ACCESSED, ENTRY_DIRTY, size_text
-from workbench.models.paging.enumeration import Leaf, Leaves, _leaf
+from workbench.models.paging.enumeration import Leaf, Leaves
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def diff(before: Leaves, after: Leaves) -> LeafDiff:
     # key: the vaddr with the page size's bit length in its (always clear) low 12 bits
     old = {row[0] | row[2].bit_length(): row for row in gone}
     new = {row[0] | row[2].bit_length(): row for row in came}
-    added = tuple(_leaf(row) for key, row in new.items() if key not in old)
-    removed = tuple(_leaf(row) for key, row in old.items() if key not in new)
-    changed = tuple(LeafChange(_leaf(old[key]), _leaf(row)) for key, row in new.items() if key in old)
+    added = tuple(Leaf.from_row(row) for key, row in new.items() if key not in old)
+    removed = tuple(Leaf.from_row(row) for key, row in old.items() if key not in new)
+    changed = tuple(LeafChange(Leaf.from_row(old[key]), Leaf.from_row(row)) for key, row in new.items() if key in old)
     return LeafDiff(
         tuple(sorted(added, key=lambda leaf: leaf.vaddr)),
         tuple(sorted(removed, key=lambda leaf: leaf.vaddr)),

@@ -7,11 +7,8 @@ and EFER select, and which entry bits are reserved), `Entry` (one raw entry deco
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import gc
-import struct
-from collections.abc import Iterator
+import functools
 from dataclasses import dataclass
 
 from workbench.models.cpu import (
@@ -26,11 +23,11 @@ from workbench.models.cpu import (
     CR4_SMEP,
     EFER_LMA,
     EFER_NXE,
+    U64_MAX,
 )
-from workbench.models.paging.errors import InvalidVaddr, PagingError, UnsupportedPagingModeError
+from workbench.models.paging.errors import PagingError, UnsupportedPagingModeError
 from workbench.models.paging.inputs import PagingRegisters
 
-U64 = (1 << 64) - 1
 PAGE_SIZE_4K = 1 << 12
 PAGE_SIZE_2M = 1 << 21
 PAGE_SIZE_1G = 1 << 30
@@ -53,19 +50,16 @@ ENTRY_PAT_LARGE = 1 << 12  # PAT of a 1 GiB or 2 MiB page
 ENTRY_PROTECTION_KEY = 0xF << 59  # bits 62:59, with CR4.PKE (user) or CR4.PKS (supervisor)
 ENTRY_NO_EXECUTE = 1 << 63  # XD: no instruction fetch, needs EFER.NXE (reserved without it)
 
-_ADDRESS_BITS = 0x000F_FFFF_FFFF_F000  # bits 51:12: next table or 4 KiB frame
-_PROTECTION_KEY_SHIFT = 59
+ENTRY_ADDRESS_BITS = 0x000F_FFFF_FFFF_F000  # bits 51:12: next table or 4 KiB frame
+ENTRY_IGNORED_LOW = 0x7 << 9  # bits 11:9, free for software
+ENTRY_IGNORED_HIGH = 0x7F << 52  # bits 58:52, free for software
+_FLAG_BITS = 0x1FF | ENTRY_PAT_LARGE | ENTRY_NO_EXECUTE  # every bit `Entry.flag_names` looks at
 
-# QEMU 7.2 target/i386/monitor.c follows tables and prints frames with these masks (50 bits).
-_QEMU_TABLE_MASK = 0x3_FFFF_FFFF_F000
-_QEMU_PTE_MASK = 0x3_FFFF_FFFF_F000
-_QEMU_2M_MASK = 0x3_FFFF_FFE0_0000
-_QEMU_1G_MASK = 0x3_FFFF_C000_0000
-_QEMU_PROT_BITS = ENTRY_USER | ENTRY_WRITABLE | ENTRY_PRESENT
-
-_ENTRY = struct.Struct("<Q")
-
-
+# A page's effective rights in three bits, as `leaves()` keeps them per page: R/W and U/S at
+# their own entry positions, and XD (bit 63 of an entry) moved down to bit 0.
+RIGHTS_NO_EXECUTE = 1
+RIGHTS_WRITABLE = ENTRY_WRITABLE
+RIGHTS_USER = ENTRY_USER
 
 
 class Level(enum.IntEnum):
@@ -203,7 +197,7 @@ class PagingMode:
     @property
     def root_paddr(self) -> int:
         """Paddr of the top-level table, from CR3 bits M-1:12."""
-        return self.cr3 & _ADDRESS_BITS & self.address_mask
+        return self.cr3 & ENTRY_ADDRESS_BITS & self.address_mask
 
     @property
     def address_mask(self) -> int:
@@ -220,7 +214,7 @@ class PagingMode:
         """Sign-extend a vaddr from its top bit (47 or 56), as QEMU's addr_canonical does."""
         top = self.vaddr_bits - 1
         if vaddr >> top & 1:
-            return (vaddr | (U64 << self.vaddr_bits)) & U64
+            return (vaddr | (U64_MAX << self.vaddr_bits)) & U64_MAX
         return vaddr
 
     def require_long_mode(self) -> None:
@@ -355,7 +349,7 @@ class Entry:
     @property
     def protection_key(self) -> int:
         """Bits 62:59 (a protection key in leaves when CR4.PKE/PKS, otherwise ignored)."""
-        return (self.raw >> _PROTECTION_KEY_SHIFT) & 0xF
+        return self.bits(ENTRY_PROTECTION_KEY)
 
     @property
     def page_size(self) -> int | None:
@@ -366,33 +360,18 @@ class Entry:
     def target_paddr(self) -> int:
         """Paddr of the next table, or of the frame for a page (bits 51:12, 51:21 or 51:30)."""
         if self.maps_page:
-            return self.raw & _ADDRESS_BITS & ~(self.level.entry_span - 1)
-        return self.raw & _ADDRESS_BITS
+            return self.raw & ENTRY_ADDRESS_BITS & ~(self.level.entry_span - 1)
+        return self.raw & ENTRY_ADDRESS_BITS
 
     @property
     def flag_names(self) -> tuple[str, ...]:
         """The SDM names of the set bits that mean something at this level, low bit first."""
-        raw = self.raw
-        names = [n for n, b in (("P", ENTRY_PRESENT), ("R/W", ENTRY_WRITABLE), ("U/S", ENTRY_USER),
-                                ("PWT", ENTRY_WRITE_THROUGH), ("PCD", ENTRY_CACHE_DISABLE),
-                                ("A", ENTRY_ACCESSED)) if raw & b]
-        leaf = self.maps_page
-        if leaf and raw & ENTRY_DIRTY:
-            names.append("D")
-        if raw & ENTRY_PAGE_SIZE:
-            names.append("PAT" if self.level == Level.PT else "PS")
-        if leaf and raw & ENTRY_GLOBAL:
-            names.append("G")
-        if leaf and self.level != Level.PT and raw & ENTRY_PAT_LARGE:
-            names.append("PAT")
-        if raw & ENTRY_NO_EXECUTE:
-            names.append("XD")
-        return tuple(names)
+        return _flag_names(self.raw & _FLAG_BITS, self.level)
 
     @property
     def ignored_bits(self) -> int:
         """Set bits the CPU ignores here (free for software): 11:9, 58:52, and D/G in tables."""
-        mask = (0x7 << 9) | (0x7F << 52)
+        mask = ENTRY_IGNORED_LOW | ENTRY_IGNORED_HIGH
         if not self.maps_page:
             mask |= ENTRY_DIRTY | ENTRY_GLOBAL
         return self.raw & mask
@@ -406,6 +385,130 @@ class Entry:
         else:
             target = f"{Level(self.level - 1).name} table {self.target_paddr:#018x}"
         return f"{self.level.entry_name} {self.raw:#018x} {' '.join(self.flag_names)} -> {target}"
+
+    def fields(self, mode: PagingMode) -> tuple[EntryField, ...]:
+        """Every field of the entry, high bits first, with what it means at this level in `mode`."""
+        return (*_high_fields(self, mode), *_address_fields(self, mode), *_low_fields(self))
+
+    def bits(self, mask: int) -> int:
+        """The value of the contiguous bits of `mask`, shifted down to bit 0."""
+        return (self.raw & mask) >> ((mask & -mask).bit_length() - 1)
+
+    def flag_field(self, mask: int, name: str, on: str, off: str) -> EntryField:
+        """The one-bit field `mask`, with what it means set (`on`) and clear (`off`)."""
+        value = self.bits(mask)
+        return EntryField(str(mask.bit_length() - 1), name, value, on if value else off)
+
+
+@functools.lru_cache(maxsize=4096)  # an expanded table shows up to 512 entries; few distinct flag sets
+def _flag_names(raw: int, level: Level) -> tuple[str, ...]:
+    leaf = level == Level.PT or (level.can_map_page and bool(raw & ENTRY_PAGE_SIZE))
+    names = [n for n, b in (("P", ENTRY_PRESENT), ("R/W", ENTRY_WRITABLE), ("U/S", ENTRY_USER),
+                            ("PWT", ENTRY_WRITE_THROUGH), ("PCD", ENTRY_CACHE_DISABLE),
+                            ("A", ENTRY_ACCESSED)) if raw & b]
+    if leaf and raw & ENTRY_DIRTY:
+        names.append("D")
+    if raw & ENTRY_PAGE_SIZE:
+        names.append("PAT" if level == Level.PT else "PS")
+    if leaf and raw & ENTRY_GLOBAL:
+        names.append("G")
+    if leaf and level != Level.PT and raw & ENTRY_PAT_LARGE:
+        names.append("PAT")
+    if raw & ENTRY_NO_EXECUTE:
+        names.append("XD")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class EntryField:
+    """One field of an entry, as the SDM lays entries out (Tables 4-15 to 4-20).
+
+    Attributes:
+        bits: which bits, `63` or `62:59`.
+        name: the SDM's name (`XD`, `PK`, `frame`), or `ignored` or `reserved`.
+        value: the field's value, shifted down (an address field keeps its place).
+        meaning: what the value means at this level in this paging mode, in a few words.
+    """
+
+    bits: str
+    name: str
+    value: int
+    meaning: str
+
+    def to_json(self) -> dict[str, str]:
+        """A JSON-safe dict; a value above 1 in hex."""
+        value = f"{self.value:#x}" if self.value > 1 else str(self.value)
+        return {"bits": self.bits, "name": self.name, "value": value, "meaning": self.meaning}
+
+
+def _bit_range(high: int, low: int) -> int:
+    return ((1 << (high + 1)) - 1) & ~((1 << low) - 1)
+
+
+def _high_fields(entry: Entry, mode: PagingMode) -> tuple[EntryField, ...]:
+    """XD, the protection key and the ignored bits 58:52."""
+    if mode.nxe:
+        xd = entry.flag_field(ENTRY_NO_EXECUTE, "XD", "no instruction fetch in what this entry maps",
+                              "instructions may be fetched")
+    else:
+        xd = entry.flag_field(ENTRY_NO_EXECUTE, "XD", "reserved (EFER.NXE is off): the CPU faults",
+                              "reserved while EFER.NXE is off")
+    key = entry.protection_key
+    if entry.maps_page and (mode.pke or mode.pks):
+        protection = EntryField("62:59", "PK", key, f"protection key {key}")
+    else:
+        protection = EntryField("62:59", "ignored", key, "free for software")
+    return xd, protection, EntryField("58:52", "ignored", entry.bits(ENTRY_IGNORED_HIGH), "free for software")
+
+
+def _address_fields(entry: Entry, mode: PagingMode) -> list[EntryField]:
+    """Bits 51:12: the reserved bits beyond MAXPHYADDR, the frame or table, a large page's PAT."""
+    top = mode.maxphyaddr
+    level = entry.level
+    fields = []
+    if top < 52:
+        fields.append(EntryField(f"51:{top}", "reserved", entry.bits(_bit_range(51, top)),
+                                 f"must be 0: this CPU's physical addresses have {top} bits"))
+    target = entry.target_paddr & mode.address_mask
+    if not entry.maps_page:
+        return [*fields, EntryField(f"{top - 1}:12", "table", target, f"paddr of the {Level(level - 1).name} table")]
+    low = level.shift
+    fields.append(EntryField(f"{top - 1}:{low}", "frame", target, f"paddr of the {size_text(level.entry_span)} page"))
+    if level != Level.PT:
+        fields.append(EntryField(f"{low - 1}:13", "reserved", entry.bits(_bit_range(low - 1, 13)), "must be 0"))
+        fields.append(entry.flag_field(ENTRY_PAT_LARGE, "PAT", "memory type: PAT bit set",
+                                       "memory type: PAT bit clear"))
+    return fields
+
+
+def _low_fields(entry: Entry) -> tuple[EntryField, ...]:
+    """Bits 11:0: the ignored bits 11:9, then G down to P."""
+    leaf = entry.maps_page
+    ignored = ("ignored", "ignored in a table entry", "ignored in a table entry")
+    return (
+        EntryField("11:9", "ignored", entry.bits(ENTRY_IGNORED_LOW), "free for software"),
+        entry.flag_field(ENTRY_GLOBAL, *(("G", "global: kept in the TLB across CR3 writes", "not global")
+                                         if leaf else ignored)),
+        _bit_7_field(entry),
+        entry.flag_field(ENTRY_DIRTY, *(("D", "dirty: the page has been written", "not written since D was cleared")
+                                        if leaf else ignored)),
+        entry.flag_field(ENTRY_ACCESSED, "A", "accessed: the CPU has used this entry", "not used since A was cleared"),
+        entry.flag_field(ENTRY_CACHE_DISABLE, "PCD", "caching disabled", "caching allowed"),
+        entry.flag_field(ENTRY_WRITE_THROUGH, "PWT", "write-through caching", "write-back caching"),
+        entry.flag_field(ENTRY_USER, "U/S", "user: ring 3 may access (if every level agrees)", "supervisor only"),
+        entry.flag_field(ENTRY_WRITABLE, "R/W", "writable (if every level agrees)", "read-only"),
+        entry.flag_field(ENTRY_PRESENT, "P", "present", "not present: everything else is ignored"),
+    )
+
+
+def _bit_7_field(entry: Entry) -> EntryField:
+    """Bit 7 is PAT in a PTE, PS where an entry can map a page, and reserved above."""
+    if entry.level == Level.PT:
+        return entry.flag_field(ENTRY_PAT_4K, "PAT", "memory type: PAT bit set", "memory type: PAT bit clear")
+    if entry.level.can_map_page:
+        return entry.flag_field(ENTRY_PAGE_SIZE, "PS", f"maps a {size_text(entry.level.entry_span)} page",
+                                "points to a table")
+    return entry.flag_field(ENTRY_PAGE_SIZE, "PS", "reserved at this level: the CPU faults", "must be 0 at this level")
 
 
 @dataclass(frozen=True)
@@ -427,6 +530,17 @@ class Permissions:
         """Return four letters: `u` or `-`, `r`, `w` or `-`, `x` or `-` (e.g. `-rw-`)."""
         return f"{'u' if self.user else '-'}r{'w' if self.writable else '-'}{'x' if self.executable else '-'}"
 
+    @staticmethod
+    def from_rights(rights: int) -> Permissions:
+        """The permissions of a rights value (`RIGHTS_USER`, `RIGHTS_WRITABLE`, `RIGHTS_NO_EXECUTE`)."""
+        return _BY_RIGHTS[rights]
+
+    @property
+    def rights(self) -> int:
+        """The permissions as a rights value, the inverse of `from_rights`."""
+        return ((RIGHTS_USER if self.user else 0) | (RIGHTS_WRITABLE if self.writable else 0)
+                | (0 if self.executable else RIGHTS_NO_EXECUTE))
+
     def describe(self) -> str:
         """Return e.g. `kernel only, read/write, no-execute`."""
         return ", ".join((
@@ -436,34 +550,18 @@ class Permissions:
         ))
 
 
-def _permissions_table() -> tuple[Permissions, ...]:
-    # Index: bit 0 = no-execute, bit 1 = R/W, bit 2 = U/S (the entry bits' own positions).
-    return tuple(Permissions(user=bool(i & 4), writable=bool(i & 2), executable=not i & 1) for i in range(8))
+_BY_RIGHTS = tuple(Permissions(user=bool(rights & RIGHTS_USER), writable=bool(rights & RIGHTS_WRITABLE),
+                               executable=not rights & RIGHTS_NO_EXECUTE) for rights in range(8))
 
 
-_PERMISSIONS = _permissions_table()
-_ALL_ALLOWED = Permissions(user=True, writable=True, executable=True)
+def effective_permissions(and_bits: int, or_bits: int, nxe: bool) -> Permissions:
+    """The rights of a page from its walk: the AND and the OR of every entry on the path.
 
-
-def _effective(and_bits: int, or_bits: int, nxe: bool) -> Permissions:
-    return _PERMISSIONS[(and_bits & 6) | (int(nxe) & (or_bits >> 63))]
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while building many small objects that all survive.
-
-    Each generational collection would rescan every object built so far, which doubles or
-    triples the time for tens of thousands of them; none of them can form a cycle. (Leaf rows
-    avoid the problem differently: they hold only ints, so the collector untracks them.)
+    Every level must allow user access and writes (SDM §4.6); any level's XD forbids
+    instruction fetch, but only with EFER.NXE.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    no_execute = RIGHTS_NO_EXECUTE if nxe and or_bits & ENTRY_NO_EXECUTE else 0
+    return _BY_RIGHTS[(and_bits & (RIGHTS_USER | RIGHTS_WRITABLE)) | no_execute]
 
 
 def size_text(size: int) -> str:
@@ -474,17 +572,3 @@ def size_text(size: int) -> str:
             whole = size % (1 << shift) == 0
             return f"{size >> shift} {unit}" if whole else f"{size / (1 << shift):.1f} {unit}"
     return f"{size} B"
-
-
-def _hex(value: int) -> str:
-    """A 64-bit value for JavaScript, which loses precision above 2**53."""
-    return f"{value:#018x}"
-
-
-def _check_vaddr(vaddr: int) -> None:
-    if isinstance(vaddr, bool) or not isinstance(vaddr, int):
-        raise InvalidVaddr(f"a vaddr is an int such as 0xffffffff80100000, not {type(vaddr).__name__}")
-    if not 0 <= vaddr <= U64:
-        raise InvalidVaddr(f"vaddr must be a 64-bit unsigned value, 0 to 0xffffffffffffffff, got {vaddr!r}")
-
-

@@ -30,53 +30,73 @@ How it stays fast (a stock Linux guest has some 75,000 leaves):
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from workbench.models.cpu import U64_MAX, hex_u64
 from workbench.models.paging.entries import (
-    _ADDRESS_BITS,
-    _PERMISSIONS,
-    _QEMU_TABLE_MASK,
     DEFAULT_MAX_ENTRIES,
     ENTRIES_PER_TABLE,
     ENTRY_ACCESSED,
+    ENTRY_ADDRESS_BITS,
     ENTRY_DIRTY,
     ENTRY_GLOBAL,
     ENTRY_PAGE_SIZE,
     PAGE_SIZE_1G,
     PAGE_SIZE_2M,
     PAGE_SIZE_4K,
-    U64,
+    RIGHTS_NO_EXECUTE,
+    RIGHTS_USER,
+    RIGHTS_WRITABLE,
     Entry,
     Level,
     PagingMode,
     Permissions,
-    _collector_paused,
-    _hex,
 )
 from workbench.models.paging.inputs import PagingRegisters, PhysicalMemory
 from workbench.models.paging.tables import (
-    _CHUNK_TABLES,
-    _T,
-    _WORD,
     IN_DEVICE,
     NO_MEMORY,
+    QEMU_TABLE_MASK,
     READABLE,
-    _Bytes,
-    _Flags,
-    _Indices,
-    _Links,
-    _TableReader,
-    _Words,
+    WORD,
+    TableReader,
+    Words,
 )
 from workbench.models.paging.translation import FaultKind
 from workbench.models.physmap import PhysicalRegion, describe_place
+
+_Indices = npt.NDArray[np.intp]
+_Links = npt.NDArray[np.int32]  # indices into a level's chain of table entries
+_Bytes = npt.NDArray[np.uint8]
+_Flags = npt.NDArray[np.bool_]
+_T = TypeVar("_T", bound=np.generic)
+_CHUNK_TABLES = 4096  # tables of one level read at once: at most 16 MiB of entries in flight
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many small objects that all survive.
+
+    Each generational collection would rescan every object built so far, which doubles or
+    triples the time for tens of thousands of them; none of them can form a cycle. (Leaf rows
+    avoid the problem differently: they hold only ints, so the collector untracks them.)
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,27 +155,28 @@ class Leaf:
         """SDM names of the leaf entry's set bits."""
         return self.entry.flag_names
 
+    @classmethod
+    def from_row(cls, row: LeafRow) -> Leaf:
+        """The leaf a row of `Leaves.rows` stands for."""
+        return cls(row[0], row[1], row[2], row[3], Permissions.from_rights(row[4]), row[5])
+
     def to_json(self) -> dict[str, object]:
         """A JSON-safe dict: addresses and entries as hex strings."""
         return {
-            "vaddr": _hex(self.vaddr),
-            "paddr": _hex(self.paddr),
+            "vaddr": hex_u64(self.vaddr),
+            "paddr": hex_u64(self.paddr),
             "size": self.size,
-            "entries": [_hex(e) for e in self.entries],
+            "entries": [hex_u64(e) for e in self.entries],
             "permissions": str(self.permissions),
             "flags": list(self.flags),
             "reserved": self.reserved,
         }
 
 
-# A leaf as a plain tuple: (vaddr, paddr, size, entries, rights, reserved), where rights
-# indexes _PERMISSIONS (bit 0 no-execute, bit 1 R/W, bit 2 U/S). Rows hold only ints so that
-# CPython's collector untracks them: 100,000 rows then cost it nothing.
-_Row = tuple[int, int, int, tuple[int, ...], int, bool]
-
-
-def _leaf(row: _Row) -> Leaf:
-    return Leaf(row[0], row[1], row[2], row[3], _PERMISSIONS[row[4]], row[5])
+# A leaf as a plain tuple: (vaddr, paddr, size, entries, rights, reserved), where rights is a
+# rights value (`Permissions.from_rights`). Rows hold only ints so that CPython's collector
+# untracks them: 100,000 rows then cost it nothing.
+LeafRow = tuple[int, int, int, tuple[int, ...], int, bool]
 
 
 @dataclass(frozen=True)
@@ -192,9 +213,9 @@ class TableProblem:
                  "where the guest has no memory: it reads as zeros, so nothing is mapped below it")
         if self.from_cr3:
             return (f"CR3 {self.entry:#018x} points to a {self.level.name} table at paddr "
-                    f"{self.entry & _QEMU_TABLE_MASK:#018x}, {where}")
+                    f"{self.entry & QEMU_TABLE_MASK:#018x}, {where}")
         return (f"{name} {self.entry:#018x} for vaddr {self.vaddr:#018x} points to a table at paddr "
-                f"{self.entry & _QEMU_TABLE_MASK:#018x}, {where}")
+                f"{self.entry & QEMU_TABLE_MASK:#018x}, {where}")
 
 
 def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
@@ -203,8 +224,8 @@ def _frozen(array: npt.NDArray[_T]) -> npt.NDArray[_T]:
 
 
 # Per leaf level (1 to 3): the page size, and the entry bits that hold the frame.
-_PAGE_SIZES = _frozen(np.array([0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G], _WORD))
-_FRAME_MASKS = _frozen(np.array([0, *(_ADDRESS_BITS & ~(size - 1) for size in _PAGE_SIZES[1:].tolist())], _WORD))
+_PAGE_SIZES = _frozen(np.array([0, PAGE_SIZE_4K, PAGE_SIZE_2M, PAGE_SIZE_1G], WORD))
+_FRAME_MASKS = _frozen(np.array([0, *(ENTRY_ADDRESS_BITS & ~(size - 1) for size in _PAGE_SIZES[1:].tolist())], WORD))
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,17 +236,17 @@ class _Columns:
     above it in `chain[level + 1]`, whose own link indexes the entry above that, up to the top.
     """
 
-    vaddr: _Words
-    pte: _Words  # the leaf entry
+    vaddr: Words
+    pte: Words  # the leaf entry
     level: _Bytes  # 1, 2 or 3
-    rights: _Bytes  # as in _Row
+    rights: _Bytes  # as in LeafRow
     reserved: _Flags
     link: _Links
-    chain: dict[int, tuple[_Words, _Links]]  # level: (entries followed to a table, their links)
+    chain: dict[int, tuple[Words, _Links]]  # level: (entries followed to a table, their links)
 
     @classmethod
     def empty(cls) -> _Columns:
-        words = _frozen(np.zeros(0, _WORD))
+        words = _frozen(np.zeros(0, WORD))
         return cls(words, words, _frozen(np.zeros(0, np.uint8)), _frozen(np.zeros(0, np.uint8)),
                    _frozen(np.zeros(0, np.bool_)), _frozen(np.zeros(0, np.int32)), {})
 
@@ -255,7 +276,7 @@ class Leaves(Sequence[Leaf]):
     table_paddrs: tuple[int, ...] = ()
 
     @property
-    def vaddrs(self) -> _Words:
+    def vaddrs(self) -> Words:
         """First vaddr of each page (read-only array)."""
         return self.columns.vaddr
 
@@ -265,17 +286,17 @@ class Leaves(Sequence[Leaf]):
         return self.columns.level
 
     @functools.cached_property
-    def sizes(self) -> _Words:
+    def sizes(self) -> Words:
         """Size of each page: 4 KiB, 2 MiB or 1 GiB (read-only array)."""
         return _frozen(_PAGE_SIZES[self.columns.level])
 
     @functools.cached_property
-    def paddrs(self) -> _Words:
+    def paddrs(self) -> Words:
         """First paddr of each frame (read-only array)."""
         return _frozen(self.columns.pte & _FRAME_MASKS[self.columns.level])
 
     @property
-    def ptes(self) -> _Words:
+    def ptes(self) -> Words:
         """The leaf entry of each page (read-only array)."""
         return self.columns.pte
 
@@ -290,10 +311,10 @@ class Leaves(Sequence[Leaf]):
         return self.columns.reserved
 
     @functools.cached_property
-    def rows(self) -> tuple[_Row, ...]:
+    def rows(self) -> tuple[LeafRow, ...]:
         """One tuple per leaf: vaddr, paddr, size, entries, rights index, reserved (built on first use)."""
         c = self.columns
-        with _collector_paused():
+        with collector_paused():
             return tuple(zip(c.vaddr.tolist(), self.paddrs.tolist(), self.sizes.tolist(), self._paths(),
                              c.rights.tolist(), c.reserved.tolist(), strict=True))
 
@@ -325,8 +346,8 @@ class Leaves(Sequence[Leaf]):
             path.append(int(values[link]))
             link = int(links[link])
         size = 1 << (9 * level + 3)
-        return Leaf(int(c.vaddr[index]), path[0] & _ADDRESS_BITS & ~(size - 1), size, tuple(reversed(path)),
-                    _PERMISSIONS[int(c.rights[index])], bool(c.reserved[index]))
+        return Leaf(int(c.vaddr[index]), path[0] & ENTRY_ADDRESS_BITS & ~(size - 1), size, tuple(reversed(path)),
+                    Permissions.from_rights(int(c.rights[index])), bool(c.reserved[index]))
 
     def __len__(self) -> int:
         """Number of leaves."""
@@ -352,7 +373,7 @@ class Leaves(Sequence[Leaf]):
     def __iter__(self) -> Iterator[Leaf]:
         """Every leaf in vaddr order."""
         for row in self.rows:
-            yield _leaf(row)
+            yield Leaf.from_row(row)
 
     def __eq__(self, other: object) -> bool:
         """Same mode, leaves (paths included), problems and bound."""
@@ -401,15 +422,15 @@ def leaves(
     mode.require_long_mode()
     if not mode.enabled:
         return Leaves(mode)
-    return _Enumerator(_TableReader(memory), mode, max_entries).run()
+    return _Enumerator(TableReader(memory), mode, max_entries).run()
 
 
 @dataclass(frozen=True, eq=False)
 class _Frontier:
     """The tables of one level still to read, in vaddr order, and what their paths carry."""
 
-    table: _Words  # paddr
-    base: _Words  # first vaddr its entries cover
+    table: Words  # paddr
+    base: Words  # first vaddr its entries cover
     rights: _Bytes  # bit 0: some entry above has XD; bits 1, 2: every entry above has R/W, U/S
     reserved: _Flags  # some entry above has a reserved bit
     link: _Links  # the entry pointing to it, in the chain of the level above (-1 for CR3)
@@ -419,8 +440,8 @@ class _Frontier:
 class _Present:
     """Present entries of one level, in vaddr order, and what their paths carry."""
 
-    vaddr: _Words  # first vaddr the entry covers
-    entry: _Words
+    vaddr: Words  # first vaddr the entry covers
+    entry: Words
     rights: _Bytes  # as _Frontier.rights, this entry included
     reserved_above: _Flags
     link: _Links  # the entry above it, in the chain of the level above
@@ -431,7 +452,7 @@ class _Present:
 
 
 # A run of leaves of one level, in vaddr order: vaddr, entry, level, rights, reserved, link.
-_LeafRun = tuple[_Words, _Words, int, _Bytes, _Flags, _Links]
+_LeafRun = tuple[Words, Words, int, _Bytes, _Flags, _Links]
 
 
 class _Enumerator:
@@ -452,32 +473,33 @@ class _Enumerator:
     fresh memory costs page faults.
     """
 
-    def __init__(self, reader: _TableReader, mode: PagingMode, max_entries: int) -> None:
+    def __init__(self, reader: TableReader, mode: PagingMode, max_entries: int) -> None:
         self.reader = reader
         self.mode = mode
         self.max_entries = max_entries
         self.top = mode.top_level.value
-        self.rights_mask = np.uint8(7 if mode.nxe else 6)  # XD counts only with EFER.NXE
+        self.rights_mask = np.uint8(RIGHTS_USER | RIGHTS_WRITABLE | (RIGHTS_NO_EXECUTE if mode.nxe else 0))
         self.reserved_table = {lv.value: np.uint64(mode.reserved_mask(lv, False)) for lv in Level}
         self.reserved_leaf = {lv.value: np.uint64(mode.reserved_mask(lv, True)) for lv in Level}
-        self.sign = np.uint64(U64 & ~((1 << mode.vaddr_bits) - 1))
+        self.sign = np.uint64(U64_MAX & ~((1 << mode.vaddr_bits) - 1))
         # Found so far, in pieces: per level and chunk of tables, each in vaddr order.
         self.leaf_runs: list[_LeafRun] = []
-        self.problem_parts: list[tuple[_Words, int, int, _Words]] = []  # vaddr, level, kind, entry
-        self.chain: dict[int, tuple[_Words, _Links]] = {}
-        self.visits: list[tuple[_Words, int, _Indices]] = []  # tables read: bases, level, present counts
-        self.tables_read: list[_Words] = []
+        self.problem_parts: list[tuple[Words, int, int, Words]] = []  # vaddr, level, kind, entry
+        self.chain: dict[int, tuple[Words, _Links]] = {}
+        self.visits: list[tuple[Words, int, _Indices]] = []  # tables read: bases, level, present counts
+        self.tables_read: list[Words] = []
 
     def run(self) -> Leaves:
         mode = self.mode
-        root = mode.cr3 & _QEMU_TABLE_MASK  # as QEMU's monitor locates it
+        root = mode.cr3 & QEMU_TABLE_MASK  # as QEMU's monitor locates it
         place, region = self.reader.place(root)
         if place in ("device", "none"):  # nothing to read: not a device, and no memory reads as zeros
             kind = FaultKind.DEVICE_MEMORY if place == "device" else FaultKind.NO_MEMORY
             problem = TableProblem(kind, mode.top_level, 0, mode.cr3, from_cr3=True, region=region)
             return Leaves(mode, problems=(problem,))
-        frontier = _Frontier(np.array([root], _WORD), np.zeros(1, _WORD), np.array([6], np.uint8),
-                             np.zeros(1, np.bool_), np.array([-1], np.int32))
+        all_allowed = np.array([RIGHTS_USER | RIGHTS_WRITABLE], np.uint8)  # no XD: nothing taken away yet
+        frontier = _Frontier(np.array([root], WORD), np.zeros(1, WORD), all_allowed, np.zeros(1, np.bool_),
+                             np.array([-1], np.int32))
         for level in range(self.top, 0, -1):
             frontier = self.read_level(frontier, level)
         return self.result()
@@ -486,7 +508,7 @@ class _Enumerator:
         """Read the frontier's tables (up to the bound); keep leaves and problems; return the next frontier."""
         examined = 0
         below: list[_Frontier] = []
-        followed: list[tuple[_Words, _Links]] = []
+        followed: list[tuple[Words, _Links]] = []
         chain_length = 0
         for start in range(0, len(frontier.table), _CHUNK_TABLES):
             # Each distinct table is read once, however many entries point to it (Linux shares
@@ -525,18 +547,18 @@ class _Enumerator:
         if followed:
             self.chain[level] = (np.concatenate([f[0] for f in followed]), np.concatenate([f[1] for f in followed]))
         if not below:
-            return _Frontier(np.zeros(0, _WORD), np.zeros(0, _WORD), np.zeros(0, np.uint8), np.zeros(0, np.bool_),
+            return _Frontier(np.zeros(0, WORD), np.zeros(0, WORD), np.zeros(0, np.uint8), np.zeros(0, np.bool_),
                              np.zeros(0, np.int32))
         return _Frontier(*(np.concatenate([getattr(b, name) for b in below])
                            for name in ("table", "base", "rights", "reserved", "link")))
 
     def decode(self, frontier: _Frontier, level: int, owners: tuple[slice, _Indices], index: _Indices,
-               entries: _Words, *, chain_start: int) -> tuple[_Frontier, tuple[_Words, _Links]] | None:
+               entries: Words, *, chain_start: int) -> tuple[_Frontier, tuple[Words, _Links]] | None:
         """Decode present entries of one level, given the frontier tables holding them (a slice
         of the frontier and the number of entries of each) and their indices: keep the leaves
         and problems, and return the tables below with the entries leading there."""
         tables, counts = owners
-        vaddr = index.astype(_WORD)
+        vaddr = index.astype(WORD)
         vaddr <<= np.uint64(12 + 9 * (level - 1))
         vaddr += np.repeat(frontier.base[tables], counts)
         if level == self.top:
@@ -557,7 +579,7 @@ class _Enumerator:
                 self.keep_leaves(level, found[leaf])
                 found = found[~leaf]
         own_reserved = self.reserved_bits(found.entry, self.reserved_table[level])
-        child = found.entry & np.uint64(_QEMU_TABLE_MASK)
+        child = found.entry & np.uint64(QEMU_TABLE_MASK)
         places = self.reader.places(child)
         if own_reserved.any():
             self.problem_parts.append((found.vaddr[own_reserved], level, 0, found.entry[own_reserved]))
@@ -579,7 +601,7 @@ class _Enumerator:
         self.leaf_runs.append((found.vaddr, found.entry, level, rights, reserved, found.link))
 
     @staticmethod
-    def reserved_bits(entries: _Words, mask: np.uint64) -> _Flags:
+    def reserved_bits(entries: Words, mask: np.uint64) -> _Flags:
         """Which entries have a bit of `mask` set (often none can: with EFER.NXE and 52
         physical-address bits a 4 KiB page has no reserved bit)."""
         if not mask:
@@ -636,10 +658,10 @@ class _Enumerator:
 
     def device(self, entry: int) -> PhysicalRegion | None:
         """The device region the table `entry` points to lies in."""
-        return self.reader.place(entry & _QEMU_TABLE_MASK)[1]
+        return self.reader.place(entry & QEMU_TABLE_MASK)[1]
 
 
-def _merge_runs(runs: list[_LeafRun]) -> tuple[_Words, _Words, _Bytes, _Bytes, _Flags, _Links]:
+def _merge_runs(runs: list[_LeafRun]) -> tuple[Words, Words, _Bytes, _Bytes, _Flags, _Links]:
     """Merge runs of leaves, each in vaddr order, into columns in vaddr order (vaddrs are distinct).
 
     The largest run (a guest's 4 KiB pages) fills the places the others leave free; the others
@@ -660,7 +682,7 @@ def _merge_runs(runs: list[_LeafRun]) -> tuple[_Words, _Words, _Bytes, _Bytes, _
                     place += np.searchsorted(other[0], run[0])
             free[place] = False
             places.append((run, place))
-    out = (np.empty(total, _WORD), np.empty(total, _WORD), np.empty(total, np.uint8), np.empty(total, np.uint8),
+    out = (np.empty(total, WORD), np.empty(total, WORD), np.empty(total, np.uint8), np.empty(total, np.uint8),
            np.empty(total, np.bool_), np.empty(total, np.int32))
     columns: tuple[npt.NDArray[Any], ...] = out
     for column, merged in enumerate(columns):
@@ -676,7 +698,7 @@ def vaddrs_for_frame(found: Leaves, paddr: int) -> tuple[int, ...]:
     Pass a frame-aligned paddr to get the vaddrs of the frame's first byte. Leaves marked
     `reserved` are skipped: the CPU would fault on them.
     """
-    if not 0 <= paddr <= U64:
+    if not 0 <= paddr <= U64_MAX:
         return ()
     frames = found.paddrs
     hits = (frames <= paddr) & (paddr < frames + found.sizes) & ~found.reserved

@@ -46,7 +46,7 @@ def physical_map_of(memory: PhysicalMemory) -> PhysicalMap:
 
 
 @runtime_checkable
-class _LendingMemory(Protocol):
+class LendingMemory(Protocol):
     """A `PhysicalMemory` that also lends a zero-copy window on its RAM, as `GuestRAM` and
     `BytesMemory` do: `leaves()` then reads all the tables of a level in one array operation."""
 

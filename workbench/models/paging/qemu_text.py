@@ -15,12 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from workbench.models.cpu import U64_MAX
 from workbench.models.paging.entries import (
-    _QEMU_1G_MASK,
-    _QEMU_2M_MASK,
-    _QEMU_PROT_BITS,
-    _QEMU_PTE_MASK,
-    _QEMU_TABLE_MASK,
     DEFAULT_MAX_ENTRIES,
     ENTRY_ACCESSED,
     ENTRY_CACHE_DISABLE,
@@ -35,17 +31,22 @@ from workbench.models.paging.entries import (
     PAGE_SIZE_1G,
     PAGE_SIZE_2M,
     PAGE_SIZE_4K,
-    U64,
     PagingKind,
     PagingMode,
-    _collector_paused,
 )
-from workbench.models.paging.enumeration import Leaves, leaves
+from workbench.models.paging.enumeration import Leaves, collector_paused, leaves
 from workbench.models.paging.errors import MonitorOutputError, TableInDeviceMemory, WalkLimitError
 from workbench.models.paging.inputs import PagingRegisters, PhysicalMemory
 from workbench.models.paging.ranges import MappedRange
-from workbench.models.paging.tables import _TableReader
+from workbench.models.paging.tables import QEMU_TABLE_MASK, TableReader
 from workbench.models.paging.translation import FaultKind
+
+# QEMU 7.2 target/i386/monitor.c prints frames with these masks (50 bits), and mem_print
+# compares these protection bits.
+_QEMU_PTE_MASK = 0x3_FFFF_FFFF_F000
+_QEMU_2M_MASK = 0x3_FFFF_FFE0_0000
+_QEMU_1G_MASK = 0x3_FFFF_C000_0000
+_QEMU_PROT_BITS = ENTRY_USER | ENTRY_WRITABLE | ENTRY_PRESENT
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def tlb_lines(found: Leaves) -> tuple[TlbLine, ...]:
     """The leaves as QEMU's `info tlb` reports them (its masks and letters)."""
     out: list[TlbLine] = []
     masks = {PAGE_SIZE_4K: _QEMU_PTE_MASK, PAGE_SIZE_2M: _QEMU_2M_MASK, PAGE_SIZE_1G: _QEMU_1G_MASK}
-    with _collector_paused():
+    with collector_paused():
         for vaddr, size, entry in zip(found.vaddrs.tolist(), found.sizes.tolist(), found.ptes.tolist(), strict=True):
             # print_pte is given `pte & ~PG_PSE_MASK` for 4 KiB pages
             pte = entry & ~ENTRY_PAGE_SIZE if size == PAGE_SIZE_4K else entry
@@ -96,7 +97,7 @@ def _require_complete(found: Leaves, what: str) -> None:
     if device is not None:
         assert device.region is not None
         raise TableInDeviceMemory(
-            device.entry & _QEMU_TABLE_MASK, device.region,
+            device.entry & QEMU_TABLE_MASK, device.region,
             f"cannot produce QEMU's `{what}` exactly: {device.message}; QEMU's monitor would read them "
             "as entries.")
     if found.truncated:
@@ -220,7 +221,7 @@ def _qemu_mem_line(mode: PagingMode, start: int, end: int, prot: int) -> str:
     canon = mode.canonical
     user = "u" if prot & ENTRY_USER else "-"
     write = "w" if prot & ENTRY_WRITABLE else "-"
-    return f"{canon(start):016x}-{canon(end):016x} {canon((end - start) & U64):016x} {user}r{write}"
+    return f"{canon(start):016x}-{canon(end):016x} {canon((end - start) & U64_MAX):016x} {user}r{write}"
 
 
 def _qemu_mem_print(mode: PagingMode, events: Iterable[tuple[int, int]], newline: str) -> str:
@@ -264,7 +265,7 @@ def _qemu_mem_events_from_leaves(found: Leaves) -> list[tuple[int, int]]:
 
 
 def _qemu_mem_events_emulated(
-    reader: _TableReader, mode: PagingMode, max_events: int, *, la57_bug: bool
+    reader: TableReader, mode: PagingMode, max_events: int, *, la57_bug: bool
 ) -> list[tuple[int, int]]:
     """mem_print() calls exactly as QEMU's mem_info_la48/la57 loops make them.
 
@@ -299,7 +300,7 @@ def _qemu_mem_events_emulated(
             elif level <= 3 and e & ENTRY_PAGE_SIZE:
                 prot = e & mask & _QEMU_PROT_BITS
             else:
-                child = table_events(e & _QEMU_TABLE_MASK, level - 1, mask & e & _QEMU_PROT_BITS)
+                child = table_events(e & QEMU_TABLE_MASK, level - 1, mask & e & _QEMU_PROT_BITS)
                 base = i << shift
                 for offset, child_prot in child:
                     if child_prot != last:
@@ -318,7 +319,7 @@ def _qemu_mem_events_emulated(
         memo[key] = out
         return out
 
-    root = mode.cr3 & _QEMU_TABLE_MASK
+    root = mode.cr3 & QEMU_TABLE_MASK
     return table_events(root, mode.top_level.value, _QEMU_PROT_BITS)
 
 
@@ -347,7 +348,7 @@ def format_info_mem(
     if not mode.enabled:
         return "PG disabled" + newline
     if mode.kind is PagingKind.FIVE_LEVEL:
-        events = _qemu_mem_events_emulated(_TableReader(memory), mode, max_entries, la57_bug=True)
+        events = _qemu_mem_events_emulated(TableReader(memory), mode, max_entries, la57_bug=True)
     else:
         found = leaves(memory, regs, max_entries=max_entries)
         _require_complete(found, "info mem")
@@ -361,7 +362,7 @@ _MEM_LINE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16}) ([0-9a-f]{16}) ([u-])r([
 def _qemu_canonical(bits: int, value: int) -> int:
     """QEMU's addr_canonical() for a `bits`-wide address space."""
     if value >> (bits - 1) & 1:
-        return (value | (U64 << bits)) & U64
+        return (value | (U64_MAX << bits)) & U64_MAX
     return value
 
 
@@ -376,7 +377,7 @@ def _qemu_mem_pieces(start: int, end: int, size: int, bits: int) -> list[tuple[i
         return None
     if internal_end <= internal_start or _qemu_canonical(bits, internal_end - internal_start) != size:
         return None
-    sign = U64 & ~mask
+    sign = U64_MAX & ~mask
     cuts = [internal_start, internal_end]
     if internal_start < lower_top < internal_end:  # QEMU merged across the non-canonical hole
         cuts.insert(1, lower_top)

@@ -10,9 +10,10 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from workbench.models.paging.entries import _hex, size_text
+from workbench.models.cpu import hex_u64
+from workbench.models.paging.entries import RIGHTS_NO_EXECUTE, RIGHTS_USER, RIGHTS_WRITABLE, Permissions, size_text
 from workbench.models.paging.enumeration import Leaves
-from workbench.models.paging.tables import _Words
+from workbench.models.paging.tables import Words
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class MappedRange:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-safe dict; addresses and the size as hex strings (a size can reach 2**64)."""
-        return {"vaddr": _hex(self.vaddr), "end": _hex(self.end), "size": _hex(self.size),
+        return {"vaddr": hex_u64(self.vaddr), "end": hex_u64(self.end), "size": hex_u64(self.size),
                 "permissions": self.permissions_text}
 
 
@@ -60,14 +61,15 @@ class MappedRanges(Sequence[MappedRange]):
 
     __slots__ = ("_keys", "_sizes", "_split", "_starts")
 
-    def __init__(self, starts: _Words, sizes: _Words, keys: npt.NDArray[np.uint8], split_on_execute: bool) -> None:
+    def __init__(self, starts: Words, sizes: Words, keys: npt.NDArray[np.uint8], split_on_execute: bool) -> None:
         self._starts = starts
         self._sizes = sizes
-        self._keys = keys  # rights as in Leaves.rights, no-execute bit cleared unless split
+        self._keys = keys  # rights values as in Leaves.rights, RIGHTS_NO_EXECUTE cleared unless split
         self._split = split_on_execute
 
     def _range(self, start: int, size: int, key: int) -> MappedRange:
-        return MappedRange(start, size, bool(key & 4), bool(key & 2), not key & 1 if self._split else None)
+        rights = Permissions.from_rights(key)
+        return MappedRange(start, size, rights.user, rights.writable, rights.executable if self._split else None)
 
     def __len__(self) -> int:
         """Number of ranges."""
@@ -129,7 +131,7 @@ def mappings(found: Leaves, *, split_on_execute: bool = False) -> MappedRanges:
     """
     vaddr = found.vaddrs
     end = vaddr + found.sizes  # 0 after the last page of the address space, never a next vaddr
-    keys = found.rights & np.uint8(7 if split_on_execute else 6)
+    keys = found.rights & np.uint8(RIGHTS_USER | RIGHTS_WRITABLE | (RIGHTS_NO_EXECUTE if split_on_execute else 0))
     starts_range = np.ones(len(vaddr), np.bool_)
     starts_range[1:] = (vaddr[1:] != end[:-1]) | (keys[1:] != keys[:-1])
     first = np.flatnonzero(starts_range)

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from workbench.models.paging.entries import ENTRIES_PER_TABLE, ENTRY_PRESENT, TABLE_SIZE
 from workbench.models.paging.errors import TableInDeviceMemory
-from workbench.models.paging.inputs import PhysicalMemory, _LendingMemory, physical_map_of
+from workbench.models.paging.inputs import LendingMemory, PhysicalMemory, physical_map_of
 from workbench.models.physmap import DEVICE, PhysicalRegion
 
-_WORD = np.dtype("<u8")  # one page-table entry
-_Words = npt.NDArray[np.uint64]
-_Indices = npt.NDArray[np.intp]
-_Links = npt.NDArray[np.int32]  # indices into a level's chain of table entries
-_Bytes = npt.NDArray[np.uint8]
-_Flags = npt.NDArray[np.bool_]
-_T = TypeVar("_T", bound=np.generic)
-_CHUNK_TABLES = 4096  # tables of one level read at once: at most 16 MiB of entries in flight
+WORD = np.dtype("<u8")  # one page-table entry, or a vaddr or paddr
+Words = npt.NDArray[np.uint64]
 
+# QEMU 7.2 target/i386/monitor.c follows tables with this mask (50 bits), and so do `leaves()`
+# and the tree, so that they find the tables `info tlb` finds.
+QEMU_TABLE_MASK = 0x3_FFFF_FFFF_F000
 
-# Where a table is, as `_TableReader.places` reports it for the enumeration.
+# Where a table is, as `TableReader.places` reports it for the enumeration.
 READABLE, IN_DEVICE, NO_MEMORY = 0, 1, 2
 
 
-class _TableReader:
+class TableReader:
     """Reads 4 KiB tables as the guest's CPU reads them: a batch at once as the rows of one
     array, or one at a time.
 
@@ -42,17 +38,17 @@ class _TableReader:
     def __init__(self, memory: PhysicalMemory) -> None:
         self.memory = memory
         self.map = physical_map_of(memory)
-        self._ram: _Words | None = None
+        self._ram: Words | None = None
         whole = memory.size // TABLE_SIZE  # tables wholly inside the lent window
-        if whole and isinstance(memory, _LendingMemory):
+        if whole and isinstance(memory, LendingMemory):
             window = memory.view(0, whole * TABLE_SIZE)
-            self._ram = np.frombuffer(window, dtype=_WORD).reshape(whole, ENTRIES_PER_TABLE)
+            self._ram = np.frombuffer(window, dtype=WORD).reshape(whole, ENTRIES_PER_TABLE)
         self._lent = whole if self._ram is not None else 0  # pages readable from self._ram
         # Pages wholly in RAM, read from the window; the rest (ROM, holes, devices) by the map.
         self._in_ram = np.zeros(self._lent, np.bool_)
         for first, end in self.map.ram_pages(self._lent):
             self._in_ram[first:end] = True
-        self._copies: dict[int, _Words] = {}
+        self._copies: dict[int, Words] = {}
         self._entries: dict[int, tuple[int, ...]] = {}
         self._present: dict[int, list[tuple[int, int]]] = {}
 
@@ -63,7 +59,7 @@ class _TableReader:
             return "ram", None
         return self.map.page_place(paddr)
 
-    def places(self, paddrs: _Words) -> _Bytes:
+    def places(self, paddrs: Words) -> npt.NDArray[np.uint8]:
         """READABLE, IN_DEVICE or NO_MEMORY for each table paddr (4 KiB aligned)."""
         pages = paddrs // np.uint64(TABLE_SIZE)
         out = np.zeros(len(paddrs), np.uint8)
@@ -77,12 +73,12 @@ class _TableReader:
             out[slow] = found[which.reshape(-1)]
         return out
 
-    def table(self, paddr: int) -> _Words:
+    def table(self, paddr: int) -> Words:
         """The 512 entries of the table at `paddr` (4 KiB aligned), read-only."""
         page = paddr // TABLE_SIZE
         if page < self._lent and self._in_ram[page]:
             assert self._ram is not None
-            row: _Words = self._ram[page]
+            row: Words = self._ram[page]
             return row
         cached = self._copies.get(paddr)
         if cached is None:
@@ -92,16 +88,16 @@ class _TableReader:
                     raise TableInDeviceMemory(paddr, region)
                 if region is not None:  # RAM or ROM; where no region is, zeros
                     data[start - paddr : end - paddr] = self.memory.read(start, end - start)
-            cached = self._copies[paddr] = np.frombuffer(bytes(data), dtype=_WORD)
+            cached = self._copies[paddr] = np.frombuffer(bytes(data), dtype=WORD)
         return cached
 
-    def tables(self, paddrs: _Words) -> _Words:
+    def tables(self, paddrs: Words) -> Words:
         """The tables at `paddrs` (4 KiB aligned, none in device memory) as the rows of a new (n, 512) array."""
         pages = paddrs // TABLE_SIZE
         if self._ram is not None and (not len(pages) or (int(pages.max()) < self._lent and self._in_ram[pages].all())):
-            rows: _Words = self._ram[pages]
+            rows: Words = self._ram[pages]
             return rows
-        out = np.empty((len(paddrs), ENTRIES_PER_TABLE), dtype=_WORD)
+        out = np.empty((len(paddrs), ENTRIES_PER_TABLE), dtype=WORD)
         for row, paddr in enumerate(paddrs.tolist()):
             out[row] = self.table(paddr)
         return out
@@ -124,13 +120,13 @@ class _TableReader:
         return len(self.present(paddr))
 
 
-def read_tables(memory: PhysicalMemory, paddrs: Sequence[int]) -> _Words:
+def read_tables(memory: PhysicalMemory, paddrs: Sequence[int]) -> Words:
     """The 4 KiB pages at `paddrs` (4 KiB aligned) as the rows of a new (n, 512) uint64 array.
 
     One copy when `memory` lends a window on its RAM, one `read` per page otherwise; ROM reads
     as the guest reads it, a page where the guest has no memory as zeros. Snapshots keep the
     tables `leaves()` read with it.
     """
-    return _TableReader(memory).tables(np.array(paddrs, dtype=_WORD).reshape(-1))
+    return TableReader(memory).tables(np.array(paddrs, dtype=WORD).reshape(-1))
 
 

@@ -7,24 +7,21 @@ step so that views and lessons can show where and why.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
+from workbench.models.cpu import U64_MAX, hex_u64
 from workbench.models.paging.entries import (
-    _ADDRESS_BITS,
-    _ALL_ALLOWED,
-    _ENTRY,
+    ENTRY_ADDRESS_BITS,
     ENTRY_PRESENT,
-    U64,
     Entry,
     Level,
     PagingMode,
     Permissions,
-    _check_vaddr,
-    _effective,
-    _hex,
+    effective_permissions,
     size_text,
 )
-from workbench.models.paging.errors import PageFaultError
+from workbench.models.paging.errors import InvalidVaddr, PageFaultError
 from workbench.models.paging.inputs import PagingRegisters, PhysicalMemory, physical_map_of
 from workbench.models.physmap import RAM, PhysicalMap, PhysicalRegion, describe_place
 
@@ -101,7 +98,7 @@ class PageFault:
                 return f"{vaddr} cannot be walked here: CR3 points to {where}, {self.place}. {devices}"
             return (
                 f"{vaddr} cannot be walked here: {self.level.entry_name} {self.index} in {where} points "
-                f"to a table at paddr {(self.entry or 0) & _ADDRESS_BITS:#018x}, {self.place}. {devices}"
+                f"to a table at paddr {(self.entry or 0) & ENTRY_ADDRESS_BITS:#018x}, {self.place}. {devices}"
             )
         table_note = f" That table lies {self.place}." if self.place else ""
         if self.place == describe_place("none", None):
@@ -230,20 +227,20 @@ class Walk:
     def to_json(self) -> dict[str, object]:
         """A JSON-safe dict for views: every address and entry as a hex string."""
         return {
-            "vaddr": _hex(self.vaddr),
+            "vaddr": hex_u64(self.vaddr),
             "mode": self.mode.kind.value,
-            "cr3": _hex(self.mode.cr3),
+            "cr3": hex_u64(self.mode.cr3),
             "steps": [
                 {
                     "level": step.level.name,
-                    "table_paddr": _hex(step.table_paddr),
+                    "table_paddr": hex_u64(step.table_paddr),
                     "index": step.index,
                     "vaddr_bits": list(step.vaddr_bits),
-                    "entry": _hex(step.entry.raw),
+                    "entry": hex_u64(step.entry.raw),
                     "flags": list(step.flags),
-                    "reserved_bits": _hex(step.reserved_bits),
+                    "reserved_bits": hex_u64(step.reserved_bits),
                     "target": step.target.value if step.target is not None else None,
-                    "target_paddr": _hex(step.target_paddr) if step.target_paddr is not None else None,
+                    "target_paddr": hex_u64(step.target_paddr) if step.target_paddr is not None else None,
                     "recursive": step.recursive,
                     "target_place": step.target_place,
                 }
@@ -254,13 +251,24 @@ class Walk:
                 "level": self.fault.level.name if self.fault.level is not None else None,
                 "message": self.fault.message,
             },
-            "paddr": _hex(self.paddr) if self.paddr is not None else None,
+            "paddr": hex_u64(self.paddr) if self.paddr is not None else None,
             "page_size": self.page_size,
             "permissions": str(self.permissions) if self.permissions is not None else None,
             "protection_key": self.protection_key,
             "paddr_in_ram": self.paddr_in_ram,
             "paddr_place": self.paddr_place,
         }
+
+
+_ENTRY = struct.Struct("<Q")
+_IDENTITY_RIGHTS = Permissions(user=True, writable=True, executable=True)  # paging off: nothing is checked
+
+
+def _check_vaddr(vaddr: int) -> None:
+    if isinstance(vaddr, bool) or not isinstance(vaddr, int):
+        raise InvalidVaddr(f"a vaddr is an int such as 0xffffffff80100000, not {type(vaddr).__name__}")
+    if not 0 <= vaddr <= U64_MAX:
+        raise InvalidVaddr(f"vaddr must be a 64-bit unsigned value, 0 to 0xffffffffffffffff, got {vaddr!r}")
 
 
 def _table_place(physical_map: PhysicalMap, table: int) -> tuple[str, PhysicalRegion | None, str]:
@@ -303,7 +311,7 @@ def walk(memory: PhysicalMemory, regs: PagingRegisters, vaddr: int, *, maxphyadd
     mode.require_long_mode()
     physical_map = physical_map_of(memory)
     if not mode.enabled and not vaddr >> 32:
-        return Walk(vaddr, mode, (), None, vaddr, None, _ALL_ALLOWED, None, physical_map.region_at(vaddr))
+        return Walk(vaddr, mode, (), None, vaddr, None, _IDENTITY_RIGHTS, None, physical_map.region_at(vaddr))
     if not mode.enabled or not mode.is_canonical(vaddr):
         fault = PageFault(FaultKind.NON_CANONICAL, vaddr, None, None, None, None, mode)
         return Walk(vaddr, mode, (), fault, None, None, None)
@@ -315,7 +323,7 @@ def _walk_tables(memory: PhysicalMemory, physical_map: PhysicalMap, mode: Paging
     steps: list[WalkStep] = []
     used_tables: list[int] = []
     table = mode.root_paddr
-    and_bits = U64
+    and_bits = U64_MAX
     or_bits = 0
     fault: PageFault | None = None
     for level in mode.levels:
@@ -354,7 +362,7 @@ def _walk_tables(memory: PhysicalMemory, physical_map: PhysicalMap, mode: Paging
         if leaf:
             size = 1 << level.shift
             paddr = target_paddr | (vaddr & (size - 1))
-            permissions = _effective(and_bits, or_bits, mode.nxe)
+            permissions = effective_permissions(and_bits, or_bits, mode.nxe)
             key_on = mode.pke if permissions.user else mode.pks
             key = entry.protection_key if key_on else None
             return Walk(vaddr, mode, tuple(steps), None, paddr, size, permissions, key, physical_map.region_at(paddr))

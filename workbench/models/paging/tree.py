@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workbench.models.paging.entries import _QEMU_TABLE_MASK, U64, Entry, Level, PagingMode, _hex, size_text
+from workbench.models.cpu import U64_MAX, hex_u64
+from workbench.models.paging.entries import Entry, Level, PagingMode, size_text
 from workbench.models.paging.inputs import PagingRegisters, PhysicalMemory
-from workbench.models.paging.tables import _TableReader
+from workbench.models.paging.tables import QEMU_TABLE_MASK, TableReader
 from workbench.models.paging.translation import EntryKind
 
 
@@ -77,13 +78,13 @@ class TreeEntry:
         """A JSON-safe dict for views: addresses and the entry as hex strings."""
         return {
             "index": self.index,
-            "vaddr": _hex(self.vaddr),
+            "vaddr": hex_u64(self.vaddr),
             "level": self.entry.level.name,
-            "entry": _hex(self.entry.raw),
+            "entry": hex_u64(self.entry.raw),
             "flags": list(self.entry.flag_names),
-            "reserved_bits": _hex(self.reserved_bits),
+            "reserved_bits": hex_u64(self.reserved_bits),
             "kind": self.kind.value,
-            "target_paddr": _hex(self.target_paddr),
+            "target_paddr": hex_u64(self.target_paddr),
             "page_size": self.entry.page_size,
             "recursive": self.recursive,
             "present_count": self.child.present_count if self.child is not None else None,
@@ -107,7 +108,7 @@ class PageTableTree:
     def __init__(self, memory: PhysicalMemory, regs: PagingRegisters, *, maxphyaddr: int = 52) -> None:
         self.mode = PagingMode.from_registers(regs, maxphyaddr=maxphyaddr)
         self.mode.require_long_mode()
-        self._reader = _TableReader(memory)
+        self._reader = TableReader(memory)
         self.root: TableNode | None = None
         if self.mode.enabled:
             self.root = TableNode(self.mode.top_level, self.mode.root_paddr, 0, (), self)
@@ -134,7 +135,7 @@ class PageTableTree:
         out: list[TreeEntry] = []
         level = node.level
         mode = self.mode
-        sign = U64 & ~((1 << mode.vaddr_bits) - 1)
+        sign = U64_MAX & ~((1 << mode.vaddr_bits) - 1)
         ancestors = (*node.ancestors, node.table_paddr)
         for index, raw in self._reader.present(node.table_paddr):
             vaddr = node.vaddr + (index << level.shift)
@@ -146,7 +147,7 @@ class PageTableTree:
             if leaf:
                 out.append(TreeEntry(index, vaddr, entry, reserved, EntryKind.PAGE, entry.target_paddr, None))
                 continue
-            target = raw & _QEMU_TABLE_MASK
+            target = raw & QEMU_TABLE_MASK
             place = self._reader.place(target)[0]
             if place in ("device", "none"):
                 kind = EntryKind.DEVICE_MEMORY if place == "device" else EntryKind.NO_MEMORY
