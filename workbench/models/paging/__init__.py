@@ -64,7 +64,6 @@ from workbench.models.paging.enumeration import Leaf, LeafRow, Leaves, TableProb
 from workbench.models.paging.errors import (
     InvalidVaddr,
     MonitorOutputError,
-    PageFaultError,
     PagingError,
     PhysicalMemoryError,
     TableInDeviceMemory,
@@ -93,6 +92,7 @@ from workbench.models.paging.translation import (
     EntryKind,
     FaultKind,
     PageFault,
+    PageFaultError,
     Walk,
     WalkStep,
     format_walk,

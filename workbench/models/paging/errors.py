@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from workbench.errors import InvalidInput, WorkbenchError
 
 if TYPE_CHECKING:
-    from workbench.models.paging.translation import Walk
     from workbench.models.physmap import PhysicalRegion
 
 
@@ -51,20 +50,3 @@ class TableInDeviceMemory(PagingError):
 
 class MonitorOutputError(PagingError):
     """Text given as QEMU monitor output is not in the expected format."""
-
-
-class PageFaultError(PagingError):
-    """`translate` found no translation; the walk says where and why.
-
-    Attributes:
-        fault: what stopped the walk.
-        walk: the whole walk, steps included.
-    """
-
-    def __init__(self, walk: Walk) -> None:
-        assert walk.fault is not None
-        super().__init__(walk.fault.message)
-        self.fault = walk.fault
-        self.walk = walk
-
-

@@ -21,7 +21,7 @@ from workbench.models.paging.entries import (
     effective_permissions,
     size_text,
 )
-from workbench.models.paging.errors import InvalidVaddr, PageFaultError
+from workbench.models.paging.errors import InvalidVaddr, PagingError
 from workbench.models.paging.inputs import PagingRegisters, PhysicalMemory, physical_map_of
 from workbench.models.physmap import RAM, PhysicalMap, PhysicalRegion, describe_place
 
@@ -258,6 +258,21 @@ class Walk:
             "paddr_in_ram": self.paddr_in_ram,
             "paddr_place": self.paddr_place,
         }
+
+
+class PageFaultError(PagingError):
+    """`translate` found no translation; the walk says where and why.
+
+    Attributes:
+        fault: what stopped the walk.
+        walk: the whole walk, steps included.
+    """
+
+    def __init__(self, walk: Walk) -> None:
+        assert walk.fault is not None
+        super().__init__(walk.fault.message)
+        self.fault = walk.fault
+        self.walk = walk
 
 
 _ENTRY = struct.Struct("<Q")
