@@ -39,7 +39,7 @@ function lineRows(text, n, notes) {
 }
 
 // A file's source with its diagnostics; runs of lines far from them fold, until `unfold` is
-// called with the fold's first line.
+// called with the fold's first and last line (the whole run opens at once).
 function source(file, diagnostics, unfolded, unfold) {
   const notesAt = byLine(diagnostics);
   const keep = linesNear(notesAt.keys());
@@ -54,10 +54,7 @@ function source(file, diagnostics, unfolded, unfold) {
       const count = end - n + 1;
       out.push(h("div", {
         class: "wb-fold",
-        onclick: () => {
-          for (let k = first; k <= end; k++) keep.add(k);
-          unfold(first);
-        },
+        onclick: () => unfold(first, end),
       }, `⋯ ${count} line${count === 1 ? "" : "s"} (click to show)`));
       n = end + 1;
       continue;
@@ -97,11 +94,14 @@ function render({ model, el }) {
     h("div", { class: "wb-toolbar" }, title, badge, seconds, h("span", { class: "wb-spacer" }), button),
     summary, error, body);
   el.append(root);
-  const unfolded = new Set(); // "path:first" of folds the student opened
+  const unfolded = new Set(); // "path:line" of every line the student unfolded
 
   function failedParts() {
     const diagnostics = model.get("diagnostics");
-    const unfold = (path) => (first) => { unfolded.add(`${path}:${first}`); draw(); };
+    const unfold = (path) => (first, last) => {
+      for (let n = first; n <= last; n++) unfolded.add(`${path}:${n}`);
+      draw();
+    };
     const parts = [diagnosticList(diagnostics, body)];
     for (const file of model.get("files")) {
       parts.push(h("div", { class: "wb-file" }, file.path));

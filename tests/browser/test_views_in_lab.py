@@ -156,6 +156,12 @@ def test_build_view_shows_the_error_at_its_line(notebook: NotebookPage, artifact
     expect(view.locator(".wb-diag").first).to_contain_text("error")
     expect(view.locator(".wb-source")).to_contain_text('console_printf("app: Hello from the unikernel!\\n")')
     view.screenshot(path=artifacts / "build-view.png")
+    folds, lines = view.locator(".wb-fold"), view.locator(".wb-line")
+    shown, folded = lines.count(), folds.count()
+    hidden = int(folds.first.inner_text().split()[1])  # "⋯ 12 lines (click to show)"
+    folds.first.click()  # the whole run opens, not its first line
+    expect(folds).to_have_count(folded - 1)
+    expect(lines).to_have_count(shown + hidden)
 
 
 @pytest.mark.parametrize("lesson", [p.name for p in LESSONS if "workbench.views" in p.read_text()])
