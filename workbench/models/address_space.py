@@ -16,7 +16,6 @@ between the largest empty stretches are summarised as one row each ("N more regi
 from __future__ import annotations
 
 import html
-import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -146,11 +145,7 @@ class Regions(Sequence[Region]):
     def __getitem__(self, index: int | slice) -> Region | Regions:
         if isinstance(index, slice):
             return Regions(self._space, self._indices[index])
-        position = operator.index(index)
-        if position < 0:
-            position += len(self)
-        if not 0 <= position < len(self):
-            raise IndexError(f"region index {index} out of range for {len(self)} regions")
+        position = range(len(self))[index]  # negative indices, and IndexError beyond the end
         return self._space.region(int(self._indices[position]))
 
     def __iter__(self) -> Iterator[Region]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -363,11 +362,7 @@ class Leaves(Sequence[Leaf]):
         """A leaf, or a list of leaves for a slice."""
         if isinstance(index, slice):
             return [self._leaf_at(i) for i in range(*index.indices(len(self)))]
-        position = operator.index(index)
-        if position < 0:
-            position += len(self)
-        if not 0 <= position < len(self):
-            raise IndexError(f"leaf index {index} out of range for {len(self)} leaves")
+        position = range(len(self))[index]  # negative indices, and IndexError beyond the end
         return self._leaf_at(position)
 
     def __iter__(self) -> Iterator[Leaf]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -85,11 +84,7 @@ class MappedRanges(Sequence[MappedRange]):
         """A range, or the ranges of a slice."""
         if isinstance(index, slice):
             return MappedRanges(self._starts[index], self._sizes[index], self._keys[index], self._split)
-        position = operator.index(index)
-        if position < 0:
-            position += len(self)
-        if not 0 <= position < len(self):
-            raise IndexError(f"range index {index} out of range for {len(self)} ranges")
+        position = range(len(self))[index]  # negative indices, and IndexError beyond the end
         return self._range(int(self._starts[position]), int(self._sizes[position]), int(self._keys[position]))
 
     def __iter__(self) -> Iterator[MappedRange]:
