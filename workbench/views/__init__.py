@@ -7,6 +7,7 @@ form in the same output bundle for places that cannot run it (GitHub, nbviewer, 
     PageTableExplorer(snapshot_or_machine)  the tables as a lazily opened tree
     Translator(snapshot_or_machine, vaddr)  one vaddr's bits, walk and result
     AddressSpaceMap(snapshot, image)        the whole address space as one zoomable strip
+    FrameMap(machine)                       every physical frame: owner, mappings, errors
     SnapshotDiff(before, after)             two snapshots side by side
     BuildView(workspace)                    the source with the compiler's diagnostics
     Inspector(snapshot_or_machine)          map, explorer and translator, linked
@@ -22,6 +23,7 @@ from workbench.views._base import ViewError
 from workbench.views.address_map import AddressSpaceMap
 from workbench.views.build_view import BuildView
 from workbench.views.debugger_view import DebuggerPanel, DebuggerView
+from workbench.views.frame_map import FrameMap
 from workbench.views.inspector import Inspector
 from workbench.views.machine_view import MachineView
 from workbench.views.pagetable import PageTableExplorer
@@ -35,6 +37,7 @@ __all__ = [
     "BuildView",
     "DebuggerPanel",
     "DebuggerView",
+    "FrameMap",
     "Inspector",
     "MachineView",
     "PageTableExplorer",

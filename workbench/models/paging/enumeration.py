@@ -265,6 +265,8 @@ class Leaves(Sequence[Leaf]):
         truncated: the enumeration stopped at its work bound; the leaves are incomplete.
         entries_examined: present entries looked at (the quantity the bound limits).
         table_paddrs: the tables the enumeration read, in paddr order.
+        table_levels: the level each of them served as, parallel to `table_paddrs` (4 for a
+            PML4, 1 for a PT; the highest when a table serves at more than one level).
     """
 
     mode: PagingMode
@@ -273,6 +275,7 @@ class Leaves(Sequence[Leaf]):
     truncated: bool = False
     entries_examined: int = 0
     table_paddrs: tuple[int, ...] = ()
+    table_levels: tuple[int, ...] = ()
 
     @property
     def vaddrs(self) -> Words:
@@ -482,7 +485,7 @@ class _Enumerator:
         self.problem_parts: list[tuple[Words, int, int, Words]] = []  # vaddr, level, kind, entry
         self.chain: dict[int, tuple[Words, _Links]] = {}
         self.visits: list[tuple[Words, int, _Indices]] = []  # tables read: bases, level, present counts
-        self.tables_read: list[Words] = []
+        self.tables_read: list[tuple[Words, int]] = []  # distinct tables of a chunk, and their level
 
     def run(self) -> Leaves:
         mode = self.mode
@@ -519,7 +522,7 @@ class _Enumerator:
                 keep = int(np.searchsorted(cumulative, self.max_entries, side="right")) + 1
                 which, counts = which[:keep], counts[:keep]
             examined = int(cumulative[len(counts) - 1])
-            self.tables_read.append(distinct)
+            self.tables_read.append((distinct, level))
             self.visits.append((frontier.base[start : start + len(counts)], level, counts))
             # The present entries of the distinct tables, table after table (as positions in
             # `rows`); then those of each table of the frontier, in frontier order, picked out.
@@ -619,8 +622,18 @@ class _Enumerator:
     def result(self) -> Leaves:
         stop = self.stopping_table()
         examined = stop[2] if stop is not None else sum(int(counts.sum()) for _b, _l, counts in self.visits)
-        tables = tuple(np.unique(np.concatenate(self.tables_read)).tolist())
-        return Leaves(self.mode, self.columns(stop), self.problems(stop), stop is not None, examined, tables)
+        tables, levels = self.table_levels()
+        return Leaves(self.mode, self.columns(stop), self.problems(stop), stop is not None, examined, tables, levels)
+
+    def table_levels(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The tables read, in paddr order, and the highest level each served as."""
+        paddrs = np.concatenate([distinct for distinct, _level in self.tables_read])
+        levels = np.concatenate([np.full(len(distinct), level, np.uint8) for distinct, level in self.tables_read])
+        order = np.lexsort((-levels.astype(np.int16), paddrs))
+        paddrs, levels = paddrs[order], levels[order]
+        first = np.ones(len(paddrs), np.bool_)
+        first[1:] = paddrs[1:] != paddrs[:-1]
+        return tuple(paddrs[first].tolist()), tuple(levels[first].tolist())
 
     def columns(self, stop: tuple[int, int, int] | None) -> _Columns:
         runs = self.leaf_runs
