@@ -55,7 +55,8 @@ def test_a_bad_number_of_cpus_is_one_line_before_qemu_starts(image: Image, cpus:
 
 def test_the_limit_is_the_machine_types_as_qemu_says(image: Image) -> None:
     listed = subprocess.run(["qemu-system-x86_64", "-machine", "pc", "-smp", "1000", "-display", "none",
-                             "-nodefaults", "-S", "-no-user-config"], check=False, capture_output=True, text=True, timeout=30)
+                             "-nodefaults", "-S", "-no-user-config"], check=False,
+                            capture_output=True, text=True, timeout=30)
     most = int(re.search(r"max CPUs supported by machine '.*' is (\d+)", listed.stderr)[1])  # type: ignore[index]
     with pytest.raises(InvalidInput, match=f"at most {most}, what QEMU allows the machine type pc"):
         Machine(image, machine_type="pc", cpus=most + 1)
