@@ -17,6 +17,7 @@ import pytest
 from workbench.errors import InvalidInput
 from workbench.guest.machine import GuestTimeout, Machine, MachineState
 from workbench.kernel.image import Image
+from workbench.kernel.skeleton import skeleton_source
 from workbench.resources import kernel_source
 
 pytestmark = pytest.mark.qemu
@@ -139,3 +140,15 @@ def test_a_request_that_never_ends_says_where_each_cpu_was(four: Machine) -> Non
     first_line = message.splitlines()[0]
     assert "Where each CPU was: cpu 0 " in first_line and "; cpu 3 " in first_line
     assert four.state is MachineState.CLOSED
+
+
+def test_the_students_skeleton_needs_both_exercises_of_lesson_10(tmp_path: Path) -> None:
+    """Without SOLUTION(counter-lock) the mode lock loses increments; without SOLUTION(tlb-shootdown)
+    the reader stays on the old frame: lesson 10's checks cannot pass on the skeleton."""
+    subprocess.run(["make", "-s", f"BUILD_DIR={tmp_path}", "APP=apps/smp"], cwd=skeleton_source(), check=True,
+                   capture_output=True, text=True)
+    with Machine(tmp_path / "unikernel.elf", name="test-smp-skeleton", cpus=4) as machine:
+        machine.wait_for("> ", timeout=BOOT_TIMEOUT)
+        assert machine.request("counter 3 10000000 lock", timeout=120).number("lost") > 0
+        machine.request("reader 2")
+        assert machine.request("remap shootdown")["stale"] == "yes"
