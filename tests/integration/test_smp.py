@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from workbench.guest.machine import GuestTimeout, Machine, MachineState
 from workbench.kernel.image import Image
 from workbench.kernel.skeleton import skeleton_source
 from workbench.resources import kernel_source
+from workbench.views import MachineView
 
 pytestmark = pytest.mark.qemu
 
@@ -152,3 +154,27 @@ def test_the_students_skeleton_needs_both_exercises_of_lesson_10(tmp_path: Path)
         assert machine.request("counter 3 10000000 lock", timeout=120).number("lost") > 0
         machine.request("reader 2")
         assert machine.request("remap shootdown")["stale"] == "yes"
+
+
+def test_the_machine_view_lists_every_cpu_while_stopped(four: Machine) -> None:
+    view = MachineView(four)
+    assert view.cpus == []  # running: nothing read, nothing paused
+    four.pause()  # the view reads the CPUs on its own thread, once, after the stop
+    until(lambda: len(view.cpus) == 4)
+    said = blocks(four.hmp("info registers -a"))
+    assert [row["index"] for row in view.cpus] == [0, 1, 2, 3]
+    for row in view.cpus:
+        block = said[row["index"]]
+        assert row["cr3"] == f"{field('CR3', block):#x}"
+        assert row["state"] == ("halted" if field("HLT", block) else "running")
+        assert row["where"].startswith(f"{field('RIP', block):#x} <") and re.fullmatch(r"[\w/]+\.[cS]:\d+", row["line"])
+    assert "cpu 3" in view.static_html()
+    four.resume()
+    until(lambda: view.cpus == [])
+
+
+def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the view did not update within 10 s"
+        time.sleep(0.05)
