@@ -11,7 +11,7 @@ const BUTTONS = [
   ["stop", "Stop", ["running", "paused", "faulted", "triple-fault"]],
 ];
 const HISTORY = 100;
-const STATE_TRAITS = ["state", "status", "name", "image_name", "busy", "explanation", "error"];
+const STATE_TRAITS = ["state", "status", "name", "image_name", "busy", "explanation", "error", "cpus"];
 
 // Bookkeeping the benchmarks read: when each numbered update arrived and was drawn.
 function acknowledge(model, seq, entry) {
@@ -49,6 +49,7 @@ function makeElements(model) {
     busy: h("span", { class: "wb-note" }),
     explanation: h("div", { class: "wb-explanation" }),
     error: h("div", { class: "wb-error" }),
+    cpus: h("table", { class: "wb-cpus" }),
     screen: h("pre", { class: "wb-console", tabindex: "0" }),
     input: h("input", {
       type: "text", spellcheck: "false", autocomplete: "off",
@@ -63,7 +64,7 @@ function makeElements(model) {
   }
   e.root = h("div", { class: "wb wb-machine" },
     h("div", { class: "wb-toolbar" }, e.title, e.badge, ...Object.values(e.buttons), e.busy),
-    e.explanation, e.error, e.screen,
+    e.explanation, e.error, e.cpus, e.screen,
     h("div", { class: "wb-console-input" }, h("span", {}, "⏎"), e.input));
   return e;
 }
@@ -108,6 +109,9 @@ class MachineConsole {
     e.busy.textContent = doing ? `${doing}…` : "";
     e.explanation.textContent = model.get("explanation");
     e.error.textContent = model.get("error");
+    e.cpus.replaceChildren(...model.get("cpus").map((cpu) => h("tr", { dataset: { state: cpu.state } },
+      h("td", {}, `cpu ${cpu.index}`), h("td", {}, cpu.state), h("td", {}, h("code", {}, cpu.where)),
+      h("td", {}, cpu.line), h("td", {}, h("code", {}, `cr3=${cpu.cr3}`)))));
     e.input.disabled = !["running", "paused"].includes(state);
   };
 

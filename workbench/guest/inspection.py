@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 
 from workbench.errors import InvalidInput
+from workbench.guest.cpus import CpuState, combine
 from workbench.guest.memory import FetchedMemory, GuestRAM, MonitorMemory, PageNeeded
 from workbench.guest.monitor import Monitor
 from workbench.guest.outcome import MachineError, check_timeout
 from workbench.kernel.image import Image, Symbol
 from workbench.models import paging
-from workbench.models.cpu import Registers, parse_info_registers
+from workbench.models.cpu import Registers, parse_info_registers, parse_info_registers_all
 from workbench.models.physmap import PhysicalMap, parse_flat_view
 
 PAGE_SIZE = 4096
@@ -71,6 +72,17 @@ class Inspector:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
         timeout = check_timeout(timeout)
         return parse_info_registers(self._monitor.hmp("info registers", timeout))
+
+    def all_registers(self, timeout: float = 5.0) -> tuple[Registers, ...]:
+        """Every CPU's registers (`info registers -a`), CPU 0 first."""
+        timeout = check_timeout(timeout)
+        return parse_info_registers_all(self._monitor.hmp("info registers -a", timeout))
+
+    def cpus(self, timeout: float = 5.0) -> tuple[CpuState, ...]:
+        """Every CPU: QMP's list of them with each one's registers (see cpus.py)."""
+        timeout = check_timeout(timeout)
+        listed = self._monitor.qmp("query-cpus-fast", timeout)
+        return combine(listed, self._monitor.hmp("info registers -a", timeout), self.image)
 
     def maxphyaddr(self, timeout: float = 5.0) -> int:
         """The CPU's physical-address width (CPUID 0x80000008 EAX[7:0]): 40 for QEMU's qemu64.

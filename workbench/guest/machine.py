@@ -46,6 +46,7 @@ from workbench import grader_facts
 from workbench.errors import WorkbenchError
 from workbench.guest.console import DEFAULT_LIMIT, Console
 from workbench.guest.conversation import Conversation
+from workbench.guest.cpus import CpuState, positions
 from workbench.guest.gdbstub import GdbClient, GdbError
 from workbench.guest.inspection import BadGuestAccess, Inspector
 from workbench.guest.keyboard import Keyboard
@@ -78,7 +79,7 @@ from workbench.guest.protocol import (
     check_request,
     request_limit,
 )
-from workbench.guest.qemu import qemu_info
+from workbench.guest.qemu import max_cpus, qemu_info
 from workbench.guest.serial_pipes import SerialPipes
 from workbench.guest.status import Status
 from workbench.kernel.image import Image
@@ -168,7 +169,8 @@ def close_all() -> None:
 
 
 def _check_settings(machine_type: str, accel: str, memory_mib: int, record: object, replay: object) -> None:
-    """BadMachineSetting, saying what is allowed, for a setting QEMU would refuse or misread."""
+    """BadMachineSetting, saying what is allowed, for a setting QEMU would refuse or misread
+    (the number of CPUs: _check_cpus)."""
     if machine_type not in MACHINE_TYPES:
         raise BadMachineSetting(f"machine_type must be one of {', '.join(MACHINE_TYPES)}, not {machine_type!r}")
     if accel not in ACCELERATORS:
@@ -178,6 +180,23 @@ def _check_settings(machine_type: str, accel: str, memory_mib: int, record: obje
                                 f"not {memory_mib!r}")
     if record is not None and replay is not None:
         raise BadMachineSetting("a machine either records or replays, not both")
+
+
+def _check_cpus(cpus: object, machine_type: str, recording: bool) -> int:
+    """The number of CPUs, checked: a whole number from 1 to what QEMU allows the machine type,
+    and 1 for a recording or a replay (QEMU refuses record/replay with more: docs/design.md)."""
+    if not isinstance(cpus, int) or isinstance(cpus, bool) or cpus < 1:
+        raise BadMachineSetting(f"cpus must be a whole number of 1 or more, not {cpus!r}")
+    if cpus == 1:
+        return cpus
+    most = max_cpus(machine_type)
+    if cpus > most:
+        raise BadMachineSetting(f"cpus must be at most {most}, what QEMU allows the machine type "
+                                f"{machine_type}, not {cpus}")
+    if recording:
+        raise BadMachineSetting(f"QEMU records and replays a machine of one CPU only, not {cpus}: "
+                                "leave out record= or replay=, or use cpus=1")
+    return cpus
 
 
 class Machine:
@@ -201,6 +220,10 @@ class Machine:
     image with the same settings through exactly the same instructions again, typed input and
     console output included; workbench/timetravel/replay.py builds on it.
 
+    With `cpus=N` QEMU gives the guest N CPUs (`-smp N`): `cpus()` reads each one's registers,
+    whether it is halted and where it is, a snapshot keeps each one's CR3, and a request that
+    times out says where every CPU was (a deadlock is then a report, not a hang).
+
     Requests are checked against the image's own line length (`request_limit`, from its
     `app_request_limit` symbol), so a student who changes LINE_SIZE gets the right check.
     """
@@ -215,6 +238,7 @@ class Machine:
         accel: str = "tcg",
         memory_mib: int = 64,
         cpu: str = "qemu64",
+        cpus: int = 1,
         console_limit: int = DEFAULT_LIMIT,
         name: str | None = None,
         shared_memory: bool = True,
@@ -225,6 +249,7 @@ class Machine:
         replay: str | Path | None = None,
     ) -> None:
         _check_settings(machine_type, accel, memory_mib, record, replay)
+        self.cpu_count = _check_cpus(cpus, machine_type, record is not None or replay is not None)
         self.record_path = Path(record) if record is not None else None
         self.replay_path = Path(replay) if replay is not None else None
         if self.replay_path is not None and not self.replay_path.is_file():
@@ -311,6 +336,7 @@ class Machine:
             "-machine", machine,
             "-accel", self.accel,
             "-cpu", self.cpu,
+            *(("-smp", str(self.cpu_count)) if self.cpu_count > 1 else ()),
             "-m", f"{self.memory_mib}M",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", f"socket,id=qmp,fd={qmp_fd}", "-mon", "chardev=qmp,mode=control",
@@ -689,6 +715,19 @@ class Machine:
         """The CPU registers now. Pause first for a consistent snapshot of a running guest."""
         return self._inspector.registers(timeout)
 
+    def cpus(self, timeout: float = 5.0) -> tuple[CpuState, ...]:
+        """Every CPU at one instant (a running guest is paused meanwhile): its registers, whether
+        it is halted, where it is; from QMP's `query-cpus-fast` and `info registers -a`."""
+        timeout = check_timeout(timeout)
+        was_running = self.state is MachineState.RUNNING
+        if was_running:
+            self.pause(timeout)
+        try:
+            return self._inspector.cpus(timeout)
+        finally:
+            if was_running:
+                self.resume(timeout)
+
     def maxphyaddr(self, timeout: float = 5.0) -> int:
         """The CPU's physical-address width (40 for QEMU's qemu64): walks need it."""
         return self._inspector.maxphyaddr(timeout)
@@ -730,9 +769,10 @@ class Machine:
             self.pause(timeout)
         try:
             inspector = self._inspector
-            return Snapshot.take(inspector.memory, inspector.registers(timeout),
-                                 maxphyaddr=inspector.maxphyaddr(timeout),
-                                 seconds=time.monotonic() - self._started_at, label=label)
+            every_cpu = inspector.all_registers(timeout)
+            return Snapshot.take(inspector.memory, every_cpu[0], maxphyaddr=inspector.maxphyaddr(timeout),
+                                 seconds=time.monotonic() - self._started_at, label=label,
+                                 cpu_cr3=tuple(registers.cr3 for registers in every_cpu))
         finally:
             if was_running:
                 self.resume(timeout)
@@ -785,7 +825,10 @@ class Machine:
         try:
             self.qmp("stop", 2.0)
             registers = self.registers(2.0)
-            message += f" It was executing rip={self.image.format_vaddr(registers.rip)}."
+            if self.cpu_count > 1:
+                message += f" Where each CPU was: {positions(self._inspector.cpus(2.0))}."
+            else:
+                message += f" It was executing rip={self.image.format_vaddr(registers.rip)}."
         except WorkbenchError:
             pass
         tail, log = self.console.tail(), self._qemu_log_if_failed()

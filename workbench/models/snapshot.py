@@ -18,7 +18,7 @@ import numpy.typing as npt
 from workbench.kernel.image import Image
 from workbench.models import address_space, paging
 from workbench.models.address_space import AddressSpace
-from workbench.models.cpu import Registers
+from workbench.models.cpu import Cr3, Registers
 from workbench.models.paging import PhysicalMemory, physical_map_of
 from workbench.models.physmap import PhysicalMap
 
@@ -84,17 +84,24 @@ class Snapshot:
     seconds: float  # since the machine started
     label: str = ""
     maxphyaddr: int = 52  # the CPU's physical-address width: entry bits 51:maxphyaddr are reserved
+    cpu_cr3: tuple[int, ...] = ()  # each CPU's CR3, CPU 0 first (a machine's snapshot has them all)
 
     @classmethod
     def take(cls, memory: PhysicalMemory, registers: Registers, *, seconds: float = 0.0,
-             label: str = "", maxphyaddr: int = 52) -> Snapshot:
+             label: str = "", maxphyaddr: int = 52, cpu_cr3: tuple[int, ...] = ()) -> Snapshot:
         """Walk every table from `memory` now; the caller makes sure the guest is paused.
 
         `maxphyaddr` is the CPU's (Machine.maxphyaddr(), 40 for QEMU's qemu64); 52, the
-        architectural maximum, only for hand-built tables.
+        architectural maximum, only for hand-built tables. `cpu_cr3` holds every CPU's CR3,
+        CPU 0 first; `registers` are one CPU's (CPU 0's), whose tables are walked.
         """
         found = paging.leaves(memory, registers, maxphyaddr=maxphyaddr)
-        return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label, maxphyaddr)
+        return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label, maxphyaddr,
+                   cpu_cr3 or (registers.cr3,))
+
+    def cpus_on_table(self, paddr: int) -> tuple[int, ...]:
+        """The CPUs whose CR3 points at the page table at `paddr` (its PML4)."""
+        return tuple(cpu for cpu, cr3 in enumerate(self.cpu_cr3) if Cr3(cr3).table_paddr == paddr)
 
     @property
     def physical_map(self) -> PhysicalMap:

@@ -7,6 +7,10 @@ Console output arrives on the machine's event-loop thread; the view only notes t
 some and sends what is new at most ten times a second, as one message. The page keeps the last
 `scrollback` lines. Buttons and the input line reach Python as messages; a button that cannot
 apply in the current state is disabled, and a refusal is shown as `error`.
+
+Every CPU of a stopped machine (paused, faulted) is listed under the buttons: halted or running,
+its rip as a symbol and a source line, its CR3 (`cpus`; read once per stop, never while the
+guest runs, since reading every CPU's registers pauses it for an instant).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import traitlets
 
+from workbench.debug.debuginfo import DebugInfo
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
@@ -49,6 +54,8 @@ class MachineView(View):
     explanation = traitlets.Unicode("", help="How the guest stopped, in words (empty while it runs)."
                                     ).tag(sync=True)
     busy = traitlets.Unicode("", help="The button action being carried out, or empty.").tag(sync=True)
+    cpus = traitlets.List(traitlets.Dict(), help="Each CPU of the stopped machine: index, state, where, "
+                          "line, cr3 (empty while it runs).").tag(sync=True)
     scrollback = traitlets.Int(1000, help="Console lines the page keeps (10 to 100,000).").tag(sync=True)
 
     def __init__(self, machine: Machine | Image | str | Path, *, scrollback: int = 1000,
@@ -64,6 +71,7 @@ class MachineView(View):
             self._image = machine if isinstance(machine, Image) else Image.load(machine)
             self._options = machine_options
             self.machine = None
+        self._cpus_read_at = -1.0  # the time of the QMP event after which the CPUs were read
         self._sent_upto = 0  # absolute console position (dropped + index) the page has up to
         self._attach()
         self._update_traits()
@@ -126,9 +134,30 @@ class MachineView(View):
 
     def _flush(self) -> None:
         self._update_traits()
+        self._update_cpus()
         self._send_console(reset=False)
         if self.machine is not None and self.machine.state is MachineState.CLOSED:
             self._detach()
+
+    def _update_cpus(self) -> None:
+        """Every CPU's place, read once each time the machine stops; empty while it runs."""
+        machine = self.machine
+        stopped = machine is not None and machine.state in (MachineState.PAUSED, MachineState.FAULTED,
+                                                           MachineState.TRIPLE_FAULT)
+        if not stopped:
+            self._cpus_read_at = -1.0
+            if self.cpus:
+                self.cpus = []
+            return
+        assert machine is not None
+        stop = machine.events[-1].seconds if machine.events else 0.0
+        if stop == self._cpus_read_at:
+            return
+        self._cpus_read_at = stop
+        try:
+            self.cpus = cpu_rows(machine)
+        except WorkbenchError:
+            self.cpus = []
 
     def _send_console(self, *, reset: bool) -> None:
         """Send the output the page has not seen (or, with reset, the whole scrollback)."""
@@ -239,15 +268,40 @@ class MachineView(View):
         body = chip(self.status, STATE_COLOURS.get(self.state, "#e5e7eb"))
         if self.explanation:
             body += f"<div style='margin:4px 0'>{esc(self.explanation)}</div>"
+        body += _cpu_table(self.cpus)
         body += ("<pre style='background:#111827;color:#e5e7eb;padding:4px 6px;margin:4px 0 0;font-size:12px;"
                  f"white-space:pre-wrap'>{esc(lines) or '&nbsp;'}</pre>")
         return box(f"Machine {esc(self.name)} <span style='font-weight:normal'>({esc(self.image_name)})</span>", body)
 
 
+def cpu_rows(machine: Machine) -> list[dict[str, Any]]:
+    """Each CPU as the view lists it: state, rip as symbol and source line (when the image has
+    debug information), CR3."""
+    try:
+        info: DebugInfo | None = DebugInfo.load(machine.image)
+    except WorkbenchError:
+        info = None
+    rows = []
+    for cpu in machine.cpus():
+        place = info.location(cpu.rip) if info is not None else None
+        rows.append({"index": cpu.index, "state": "halted" if cpu.halted else "running", "where": cpu.where,
+                     "line": f"{place.path}:{place.line}" if place is not None else "", "cr3": f"{cpu.cr3:#x}"})
+    return rows
+
+
+def _cpu_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cells = "".join(f"<tr><td>cpu {row['index']}</td><td>{esc(row['state'])}</td><td><code>{esc(row['where'])}"
+                    f"</code></td><td>{esc(row['line'])}</td><td><code>cr3={esc(row['cr3'])}</code></td></tr>"
+                    for row in rows)
+    return f"<table class='wb-cpus' style='font-size:12px;margin:4px 0'>{cells}</table>"
+
+
 def _options_of(machine: Machine) -> dict[str, Any]:
     """The options that boot another machine like this one."""
     return {"machine_type": machine.machine_type, "accel": machine.accel, "memory_mib": machine.memory_mib,
-            "cpu": machine.cpu, "console_limit": machine.console.limit, "name": machine.name,
+            "cpu": machine.cpu, "cpus": machine.cpu_count, "console_limit": machine.console.limit, "name": machine.name,
             "shared_memory": machine.shared_memory, "append": machine.append, "extra_args": machine.extra_args}
 
 

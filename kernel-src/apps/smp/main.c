@@ -192,13 +192,22 @@ static void count(void *argument)
     __atomic_add_fetch(&run->ready, 1, __ATOMIC_ACQ_REL);
     while (__atomic_load_n(&run->ready, __ATOMIC_ACQUIRE) < run->threads)
         wait_a_little();
+    (void)counter_lock;                     /* unused until the exercise below is done */
     for (uint64_t i = 0; i < run->iterations; i++) {
+        /* EXERCISE(10): in the mode lock (run->locked), hold counter_lock from the load to the
+         * store (spin_lock before, spin_unlock after), so that no other CPU's store falls
+         * between them. Until then "counter T N lock" loses increments as "nolock" does. */
+        /* BEGIN SOLUTION(counter-lock) */
         if (run->locked)
             spin_lock(&counter_lock);
-        uint64_t value = counter;           /* a load ... */
-        counter = value + 1;                /* ... and a store: a store between them is lost */
+        /* END SOLUTION(counter-lock) */
+        uint64_t value = counter;           /* a load, */
+        value = value + 1;                  /* an add */
+        counter = value;                    /* and a store: another CPU's store between is lost */
+        /* BEGIN SOLUTION(counter-lock) */
         if (run->locked)
             spin_unlock(&counter_lock);
+        /* END SOLUTION(counter-lock) */
     }
 }
 
