@@ -20,7 +20,6 @@ import traitlets
 
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
-from workbench.models.cpu import hex_u64
 from workbench.models.paging import Walk
 from workbench.views._base import View, ViewError, box, chip, esc, module
 
@@ -47,7 +46,7 @@ class StaleTlbView(View):
         self.machine = machine
         self._vaddr = _page_vaddr(machine) if vaddr is None else _checked_vaddr(vaddr)
         self._known_frames = [_checked_vaddr(frame) & ~0xFFF for frame in frames]
-        self.vaddr = hex_u64(self._vaddr)
+        self.vaddr = f"{self._vaddr:#x}"
         self.refresh()
 
     def refresh(self) -> None:
@@ -80,9 +79,9 @@ class StaleTlbView(View):
             self._known_frames.append(walk.frame_paddr)
         words = {frame: self._word(frame + offset) for frame in self._known_frames}
         with self.hold_sync():
-            self.tables = {"walk": walk.to_json(), "frame": hex_u64(walk.frame_paddr), "paddr": hex_u64(walk.paddr),
-                           "value": hex_u64(words[walk.frame_paddr])}
-            self.frames = [{"frame": hex_u64(frame), "value": hex_u64(value), "mapped": frame == walk.frame_paddr}
+            self.tables = {"walk": walk.to_json(), "frame": f"{walk.frame_paddr:#x}", "paddr": f"{walk.paddr:#x}",
+                           "value": f"{words[walk.frame_paddr]:#x}"}
+            self.frames = [{"frame": f"{frame:#x}", "value": f"{value:#x}", "mapped": frame == walk.frame_paddr}
                            for frame, value in words.items()]
             self.readers = [_reader_row(reader, words, walk.frame_paddr) for reader in readers]
             self.refreshes += 1
@@ -118,7 +117,7 @@ def _reader_row(reader: dict[str, Any], words: dict[int, int], mapped: int) -> d
     holding = sorted((frame for frame, word in words.items() if word == reader["value"]),
                      key=lambda frame: frame != mapped)
     frame = holding[0] if holding else None
-    return {**reader, "value": hex_u64(reader["value"]), "frame": hex_u64(frame) if frame is not None else "",
+    return {**reader, "value": f"{reader['value']:#x}", "frame": f"{frame:#x}" if frame is not None else "",
             "stale": frame != mapped}
 
 
