@@ -299,6 +299,11 @@ class GdbClient:
         self._discard_pending()
         self._send("c")
 
+    def resume_threads(self, threads: tuple[int, ...]) -> None:
+        """Let these threads (CPU index + 1) run; the others stay stopped (`vCont;c:TID;...`)."""
+        self._discard_pending()
+        self._send("vCont;" + ";".join(f"c:{thread:x}" for thread in threads))
+
     def wait_for_stop(self, timeout: float | None = None) -> StopReply:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
