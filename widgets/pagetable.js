@@ -13,7 +13,15 @@ const FILTERS = [
 ];
 // Traits that only change the bars and marks; the tables and details have their own.
 const TRAITS = ["expanded", "changed", "selected", "mode", "root", "snapshot_label", "pages", "source", "live",
-  "permission_filter", "range_start", "range_end", "note", "error"];
+  "permission_filter", "range_start", "range_end", "note", "error", "cpu_tables"];
+
+// Which CPUs' CR3 point at the table shown, and where the others' point: one line.
+function cpuTablesText(rows) {
+  const shown = rows.filter((row) => row.shown).map((row) => row.cpu);
+  const parts = shown.length ? [`CR3 of cpu ${shown.join(", ")}: this table`] : [];
+  for (const row of rows.filter((r) => !r.shown)) parts.push(`cpu ${row.cpu}: the table at ${row.table_paddr}`);
+  return parts.join("; ");
+}
 
 function typing(input, onEnter) {
   input.addEventListener("keydown", (event) => {
@@ -79,6 +87,7 @@ function rowHtml(entry, marks) {
     `<span>${entry.flags.map((f) => `<span class="wb-flag wb-flag-${escape(f)}">${escape(f)}</span>`).join("")}</span>`,
     ...(entry.kind === "page" ? pageParts(entry) : tableParts(entry)),
   ];
+  if (entry.cpus && entry.cpus.length) parts.push(`<span class="wb-cpu-tables" title="the top table of these CPUs' CR3">CR3 of cpu ${entry.cpus.join(", ")}</span>`);
   if (entry.recursive) parts.push('<span class="wb-warn" title="points back to a table on its own path">↺ recursive</span>');
   if (entry.reserved) parts.push('<span class="wb-warn">⚠ reserved bits set</span>');
   const classes = ["wb-row"];
@@ -169,11 +178,12 @@ class Explorer {
     this.detailsDirty = true;
     this.controls = makeControls(model);
     this.note = h("div", { class: "wb-note" });
+    this.cpus = h("div", { class: "wb-cpu-tables" });
     this.error = h("div", { class: "wb-error" });
     this.tree = h("div", { class: "wb-tree", style: "position: relative" });
     this.details = h("div", { class: "wb-details" });
     this.root = h("div", { class: "wb wb-explorer", "data-lm-suppress-shortcuts": "true" },
-      ...toolbars(this.controls), this.note, this.error, h("div", { class: "wb-explorer-body" }, this.tree, this.details));
+      ...toolbars(this.controls), this.cpus, this.note, this.error, h("div", { class: "wb-explorer-body" }, this.tree, this.details));
     el.append(this.root);
     this.boxes = new Map([["", this.tree]]); // table id -> its container ("" is the top table)
     this.rowsOf = new Map(); // table id -> ids of its rows
@@ -326,6 +336,7 @@ class Explorer {
     if (document.activeElement !== c.from) c.from.value = model.get("range_start");
     if (document.activeElement !== c.to) c.to.value = model.get("range_end");
     this.note.textContent = model.get("note");
+    this.cpus.textContent = cpuTablesText(model.get("cpu_tables") || []);
     this.error.textContent = model.get("error");
   }
 

@@ -299,16 +299,58 @@ class Debugger:
             stop = self.stop = replace(stop, reason=reason)
         return stop
 
-    def stepi(self, count: int = 1) -> Stop:
-        """Execute `count` instructions (one iteration of a `rep` instruction counts as one)."""
+    def stepi(self, count: int = 1, *, cpu: int | None = None) -> Stop:
+        """Execute `count` instructions (one iteration of a `rep` instruction counts as one).
+        With `cpu`, on that CPU alone, the others held where they are (a halted CPU does not
+        step: the step times out)."""
         if not isinstance(count, int) or count < 1:
             raise InvalidInput(f"stepi executes a positive number of instructions, not {count!r}")
         self._execution.stopped()
-        for _ in range(count):
-            reply = self._execution.single_step()
-            if reply is not None:
-                return self._after_stop(reply)
-        return self._finish_stop("step")
+        with self._stepping_only(cpu):
+            for _ in range(count):
+                reply = self._execution.single_step()
+                if reply is not None:
+                    return self._after_stop(reply)
+            return self._finish_stop("step")
+
+    @contextlib.contextmanager
+    def _stepping_only(self, cpu: int | None) -> Iterator[None]:
+        if cpu is None:
+            yield
+            return
+        thread = self._thread_of(cpu)
+        self.gdb.select(thread)
+        self.gdb.step_thread = thread
+        try:
+            yield
+        finally:
+            self.gdb.step_thread = None
+
+    # CPUs: QEMU's gdbstub shows each as a thread, its id the CPU index + 1.
+
+    def cpus(self) -> tuple[int, ...]:
+        """The CPUs of the machine, by index, as the gdbstub lists them."""
+        self._execution.stopped()
+        return tuple(thread - 1 for thread in self.gdb.threads())
+
+    def _thread_of(self, cpu: int) -> int:
+        cpus = self.cpus()
+        if isinstance(cpu, bool) or not isinstance(cpu, int) or cpu not in cpus:
+            raise InvalidInput(f"the machine has cpus {', '.join(map(str, cpus))}, not {cpu!r}")
+        return cpu + 1
+
+    @contextlib.contextmanager
+    def _looking_at(self, cpu: int) -> Iterator[None]:
+        """Registers and memory of `cpu` meanwhile; then those of the CPU that stopped again."""
+        self.gdb.select(self._thread_of(cpu))
+        try:
+            yield
+        finally:
+            self.gdb.select(self.gdb.stop_thread or 1)
+
+    def backtraces(self) -> dict[int, list[Frame]]:
+        """Each CPU's call stack, innermost first, by CPU index."""
+        return {cpu: self.backtrace(cpu) for cpu in self.cpus()}
 
     def step(self) -> Stop:
         """Run to the start of the next source line, into called functions."""
@@ -424,9 +466,14 @@ class Debugger:
             mode = self.machine.registers().mode.value
         except WorkbenchError:
             mode = ""
-        stop = Stop(reason, pc, vaddr, function, path, line, mode, detail, number, old, new)
+        stop = Stop(reason, pc, vaddr, function, path, line, mode, detail, number, old, new, self._stopped_cpu())
         self.stop = stop
         return stop
+
+    def _stopped_cpu(self) -> int | None:
+        """The CPU the last stop reply named, on a machine of several CPUs."""
+        thread = self.gdb.stop_thread
+        return thread - 1 if self.machine.cpu_count > 1 and thread is not None else None
 
     def _announce(self, stop: Stop) -> None:
         self._last_stop_registers = dict(self._execution.registers)
@@ -476,11 +523,18 @@ class Debugger:
         except DebuggerError:
             return b""
 
-    def backtrace(self) -> list[Frame]:
-        """The call stack, innermost first; inlined calls are frames too (marked `inlined`)."""
+    def backtrace(self, cpu: int | None = None) -> list[Frame]:
+        """The call stack, innermost first; inlined calls are frames too (marked `inlined`). Of
+        the CPU that stopped, or of `cpu`."""
         self._execution.stopped()
-        registers = self.gdb.registers()
-        self._execution.registers = registers
+        if cpu is None:
+            registers = self.gdb.registers()
+            self._execution.registers = registers
+            return self._frames(registers)
+        with self._looking_at(cpu):
+            return self._frames(self.gdb.registers())
+
+    def _frames(self, registers: dict[str, int]) -> list[Frame]:
         known = {DWARF_NUMBER[name]: registers[name] for name in REGISTER_NAMES if name in registers}
         frames = backtrace(self.info, self.image, known, self.read)
         # As in _present: at an inlined call's first instruction, the caller is the innermost frame.

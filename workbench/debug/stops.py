@@ -64,6 +64,7 @@ class Stop:
     number: int = 0  # the breakpoint's or watchpoint's number
     old: bytes = b""  # a watchpoint's bytes before the access
     new: bytes = b""  # ... and after
+    cpu: int | None = None  # the CPU that stopped, on a machine of several CPUs (None with one)
 
     @property
     def where(self) -> str:
@@ -74,7 +75,11 @@ class Stop:
         what = {"breakpoint": f"breakpoint {self.number}", "watchpoint": f"watchpoint {self.number}"}.get(
             self.reason, self.reason)
         text = f"{what}: {self.where}" if self.reason != "exited" else "exited"
-        return text + (f"; {self.detail}" if self.detail else "")
+        return text + self._on_cpu + (f"; {self.detail}" if self.detail else "")
+
+    @property
+    def _on_cpu(self) -> str:
+        return f" on cpu {self.cpu}" if self.cpu is not None else ""
 
     def __repr__(self) -> str:  # deterministic for notebooks: no addresses, which depend on the compiler
-        return f"<Stop {self.reason} in {self.function or '?'} at {self.path}:{self.line}>"
+        return f"<Stop {self.reason} in {self.function or '?'} at {self.path}:{self.line}{self._on_cpu}>"

@@ -10,6 +10,7 @@ is an error rather than a silent gap. Source lines are the debugger's business
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +68,29 @@ def _state(listed: dict[str, Any], registers: Registers, image: Image) -> CpuSta
 def positions(cpus: tuple[CpuState, ...]) -> str:
     """Every CPU's place, one clause each: what a hung request reports."""
     return "; ".join(cpu.describe() for cpu in cpus)
+
+
+# The kernel's line for a CPU that did not answer its INIT-SIPI-SIPI (docs/guest-contract.md).
+DID_NOT_START = re.compile(r"^kernel: cpu (\d+) did not start \(APIC id (\d+)\)", re.MULTILINE)
+
+
+class CpuDidNotStart(MachineError):
+    """The machine has fewer CPUs up than it was made with: the kernel said one did not start."""
+
+
+def cpus_that_did_not_start(console: str) -> tuple[tuple[int, int], ...]:
+    """(CPU index, APIC id) of each `kernel: cpu K did not start (APIC id A)` line."""
+    return tuple((int(found[1]), int(found[2])) for found in DID_NOT_START.finditer(console))
+
+
+def did_not_start_message(missing: tuple[tuple[int, int], ...], cpus: tuple[CpuState, ...]) -> str:
+    """One line: which CPUs did not start, how many did, and where each missing one is."""
+    by_index = {cpu.index: cpu for cpu in cpus}
+    said = "; ".join(_missing(index, apic_id, by_index.get(index)) for index, apic_id in missing)
+    return f"{said} ({len(cpus) - len(missing)} of {len(cpus)} CPUs up)"
+
+
+def _missing(index: int, apic_id: int, cpu: CpuState | None) -> str:
+    place = "QEMU does not list it" if cpu is None else (
+        f"it is {'halted' if cpu.halted else 'stopped'} at {cpu.where}, cr3={cpu.cr3:#x}")
+    return f"cpu {index} did not start (APIC id {apic_id}): {place}"

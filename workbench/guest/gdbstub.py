@@ -21,6 +21,10 @@ What QEMU does that matters here (QEMU 7.2, gdbstub/gdbstub.c):
 - Watchpoints (`Z2` write, `Z3` read, `Z4` access) are QEMU's own under TCG: any number, any
   length, on guest vaddrs. A hit stops the guest after the access, before the next
   instruction, with `watch:`, `rwatch:` or `awatch:` and the vaddr in the stop reply.
+- Each virtual CPU is a thread, its id its CPU index + 1 (no multiprocess extension is asked
+  for): `qfThreadInfo` lists them, every stop reply names the CPU that stopped (`thread:`) and
+  makes it the one `g` and `m` read; `Hg` picks another for them. `s` steps one CPU but lets
+  the others run meanwhile; `vCont;s:TID` steps that CPU alone, the others stay stopped.
 - The register layout is the target description's, in 32-bit code too: QEMU 7.2's x86-64 stub
   sends every register at its 64-bit size in every mode (the upper halves zero). Should a QEMU
   send fewer bytes than the description says, `registers()` reads them one by one with `p`.
@@ -84,6 +88,12 @@ class StopReply:
             return {}
         pairs = (field.split(":", 1) for field in self.packet[3:].split(";") if ":" in field)
         return {name: value for name, value in pairs}
+
+    @property
+    def thread(self) -> int | None:
+        """The thread (CPU index + 1) the stop is about, when the reply names one."""
+        value = self.fields.get("thread")
+        return int(value.split(".")[-1], 16) if value else None
 
     @property
     def watch(self) -> tuple[str, int] | None:
@@ -161,6 +171,8 @@ class GdbClient:
         self._by_name: dict[str, Register] = {}
         self.breakpoints: set[int] = set()
         self.watchpoints: set[tuple[str, int, int]] = set()  # (kind, vaddr, length)
+        self.stop_thread: int | None = None  # the thread the last stop reply named
+        self.step_thread: int | None = None  # when set, step() steps this thread alone (vCont)
 
     # Transport: packets with checksums, acknowledgements until they are switched off.
 
@@ -287,17 +299,24 @@ class GdbClient:
         self._discard_pending()
         self._send("c")
 
+    def resume_threads(self, threads: tuple[int, ...]) -> None:
+        """Let these threads (CPU index + 1) run; the others stay stopped (`vCont;c:TID;...`)."""
+        self._discard_pending()
+        self._send("vCont;" + ";".join(f"c:{thread:x}" for thread in threads))
+
     def wait_for_stop(self, timeout: float | None = None) -> StopReply:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             reply = self._receive(deadline, "with a stop (the guest did not stop)")
             if re.fullmatch(r"[TSWX][0-9a-fA-F]{2}.*", reply):
-                return StopReply(reply)
+                stop = StopReply(reply)
+                self.stop_thread = stop.thread or self.stop_thread
+                return stop
 
     def step(self, timeout: float | None = None) -> StopReply:
         """Execute exactly one instruction of the stopped guest."""
         self._discard_pending()
-        self._send("s")
+        self._send("s" if self.step_thread is None else f"vCont;s:{self.step_thread:x}")
         stop = self.wait_for_stop(timeout)
         if stop.exited:
             raise GdbError(f"the guest ended while single-stepping ({stop.packet})")
@@ -324,6 +343,22 @@ class GdbClient:
     def remove_watchpoint(self, vaddr: int, length: int, kind: str = "write") -> None:
         self._checked(f"z{WATCH_KINDS[kind]},{vaddr:x},{length:x}")
         self.watchpoints.discard((kind, vaddr, length))
+
+    # Threads: one per virtual CPU.
+
+    def threads(self) -> tuple[int, ...]:
+        """Every thread id QEMU lists (CPU index + 1 each), in its order."""
+        found: list[int] = []
+        reply = self._checked("qfThreadInfo")
+        while reply.startswith("m"):
+            found += [int(part.split(".")[-1], 16) for part in reply[1:].split(",") if part]
+            reply = self._checked("qsThreadInfo")
+        return tuple(found)
+
+    def select(self, thread: int) -> None:
+        """Make `thread` the one whose registers and memory `g`, `p` and `m` read (`Hg`)."""
+        if self._checked(f"Hg{thread:x}") != "OK":
+            raise GdbError(f"QEMU's gdbstub has no thread {thread}")
 
     # State.
 

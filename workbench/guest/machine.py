@@ -46,7 +46,7 @@ from workbench import grader_facts
 from workbench.errors import WorkbenchError
 from workbench.guest.console import DEFAULT_LIMIT, Console
 from workbench.guest.conversation import Conversation
-from workbench.guest.cpus import CpuState, positions
+from workbench.guest.cpus import CpuDidNotStart, CpuState, cpus_that_did_not_start, did_not_start_message, positions
 from workbench.guest.gdbstub import GdbClient, GdbError
 from workbench.guest.inspection import BadGuestAccess, Inspector
 from workbench.guest.keyboard import Keyboard
@@ -279,6 +279,7 @@ class Machine:
         self._started_at = 0.0
         self._partial_line = ""
         self._pending_fault: GuestFault | None = None
+        self._missing_cpus_reported = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._serial_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -789,8 +790,22 @@ class Machine:
 
     def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
         """Wait until the guest prints `pattern` (text or regex) after the last match; a guest
-        that stops first raises GuestStopped, one that takes too long GuestTimeout (and is stopped)."""
-        return self._conversation.wait_for(pattern, timeout)
+        that stops first raises GuestStopped, one that takes too long GuestTimeout (and is stopped).
+        On a machine of several CPUs, a CPU the kernel says did not start raises CpuDidNotStart,
+        once, naming it and where it is; the machine is left paused there, to be looked at."""
+        found = self._conversation.wait_for(pattern, timeout)
+        self._report_cpus_that_did_not_start()
+        return found
+
+    def _report_cpus_that_did_not_start(self) -> None:
+        if self.cpu_count == 1 or self._missing_cpus_reported:
+            return
+        missing = cpus_that_did_not_start(self.console.text)
+        if missing:
+            self._missing_cpus_reported = True
+            if self.state is MachineState.RUNNING:
+                self.pause()  # resuming would set going a CPU that something holds back
+            raise CpuDidNotStart(did_not_start_message(missing, self.cpus()) + "; the machine is paused")
 
     def request(self, line: str, timeout: float = 10.0) -> Reply:
         """Send one request of the application's protocol and return its parsed reply."""

@@ -8,6 +8,7 @@ form in the same output bundle for places that cannot run it (GitHub, nbviewer, 
     Translator(snapshot_or_machine, vaddr)  one vaddr's bits, walk and result
     AddressSpaceMap(snapshot, image)        the whole address space as one zoomable strip
     FrameMap(machine)                       every physical frame: owner, mappings, errors
+    StaleTlbView(machine)                   a page's frame by the tables beside the frame a CPU read
     SnapshotDiff(before, after)             two snapshots side by side
     BuildView(workspace)                    the source with the compiler's diagnostics
     Inspector(snapshot_or_machine)          map, explorer and translator, linked
@@ -28,6 +29,7 @@ from workbench.views.inspector import Inspector
 from workbench.views.machine_view import MachineView
 from workbench.views.pagetable import PageTableExplorer
 from workbench.views.snapshot_diff import SnapshotDiff
+from workbench.views.stale_tlb import StaleTlbView
 from workbench.views.timeline_view import TimelineView
 from workbench.views.trace_view import TraceView
 from workbench.views.translator import Translator
@@ -42,6 +44,7 @@ __all__ = [
     "MachineView",
     "PageTableExplorer",
     "SnapshotDiff",
+    "StaleTlbView",
     "TimelineView",
     "TraceView",
     "Translator",

@@ -23,7 +23,7 @@ import traitlets
 from workbench.errors import WorkbenchError
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
-from workbench.models.cpu import U64_MAX, hex_u64
+from workbench.models.cpu import U64_MAX, Cr3, hex_u64
 from workbench.models.paging import (
     EntryKind,
     Level,
@@ -114,6 +114,8 @@ class PageTableExplorer(FollowingView):
                             ).tag(sync=True)
     live = traitlets.Bool(False, help="Refresh while the machine runs (at most 10 times a second).").tag(sync=True)
     snapshot_label = traitlets.Unicode("", help="Which snapshot is shown, in words.").tag(sync=True)
+    cpu_tables: traitlets.List[Any] = traitlets.List(
+        help="Each CPU's CR3: the top table it points to, and whether that is the table shown.").tag(sync=True)
 
     def __init__(self, source: Snapshot | Machine, *, image: Image | None = None, live: bool = True) -> None:
         machine, snapshot, named = split_source(source, image)
@@ -151,7 +153,9 @@ class PageTableExplorer(FollowingView):
         with self.hold_sync():
             self.mode = mode.describe()
             self.root = {"level": root.level.name, "table_paddr": hex_u64(root.table_paddr),
-                         "present": root.present_count, "id": ""} if root is not None else {}
+                         "present": root.present_count, "id": "",
+                         "cpus": list(snapshot.cpus_on_table(root.table_paddr))} if root is not None else {}
+            self.cpu_tables = _cpu_tables(snapshot, root.table_paddr if root is not None else None)
             self.pages = len(snapshot.leaves)
             self.refreshes += 1
             self.snapshot_label = (f"{snapshot.label or 'snapshot'} #{self.refreshes}"
@@ -283,6 +287,7 @@ class PageTableExplorer(FollowingView):
             "children": item.child.present_count if item.child is not None and not page else None,
             "recursive": item.recursive,
             "reserved": item.reserved_bits != 0,
+            "cpus": list(self.snapshot.cpus_on_table(item.target_paddr)) if item.kind is EntryKind.TABLE else [],
         }
 
     def _send_root(self) -> None:
@@ -566,13 +571,28 @@ class PageTableExplorer(FollowingView):
         root = self.root
         title = (f"Page tables <span style='font-weight:normal'>{esc(self.mode)}; {root.get('level', '')} at "
                  f"<code>{esc(root.get('table_paddr', ''))}</code>, {self.pages} pages</span>")
+        cpus = f"<div>{esc(cpu_tables_text(self.cpu_tables))}</div>"
         note = (f"<div style='color:#6b7280'>The first {STATIC_ROWS} entries; run the notebook to explore "
                 "the rest.</div>" if full[0] else "")
         body = ("<table style='border-collapse:collapse;font-size:12px'>"
                 "<tr><th style='text-align:left'>entry</th><th style='text-align:left'>vaddr</th>"
                 "<th style='text-align:left'>flags</th><th style='text-align:left'>maps</th><th></th></tr>"
                 + "".join(rows) + "</table>" + note)
-        return box(title, body)
+        return box(title, cpus + body)
+
+
+def _cpu_tables(snapshot: Snapshot, shown_paddr: int | None) -> list[dict[str, Any]]:
+    """Each CPU's CR3 and the top table it points to; `shown` when it is the table the view shows."""
+    return [{"cpu": cpu, "cr3": hex_u64(cr3), "table_paddr": hex_u64(Cr3(cr3).table_paddr),
+             "shown": Cr3(cr3).table_paddr == shown_paddr} for cpu, cr3 in enumerate(snapshot.cpu_cr3)]
+
+
+def cpu_tables_text(cpu_tables: list[dict[str, Any]]) -> str:
+    """`CR3 of cpu 0, 1: this table; cpu 2: the table at 0x...` in one line."""
+    on_shown = [str(row["cpu"]) for row in cpu_tables if row["shown"]]
+    parts = [f"CR3 of cpu {', '.join(on_shown)}: this table"] if on_shown else []
+    parts += [f"cpu {row['cpu']}: the table at {row['table_paddr']}" for row in cpu_tables if not row["shown"]]
+    return "; ".join(parts)
 
 
 def _static_row(entry: dict[str, Any], depth: int, changed: bool) -> str:
