@@ -31,6 +31,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     return Image.load(build / "unikernel.elf")
 
 
+@pytest.mark.usefixtures("cpu_held_back")
 def test_a_cpu_held_back_is_named_with_where_it_is(image: Image) -> None:
     machine = Machine(image, name="test-did-not-start", cpus=4, gdb=True).start(paused=True)
     try:

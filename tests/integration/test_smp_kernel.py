@@ -238,6 +238,7 @@ class StoppedCpuHarness:
         self.process.wait()
 
 
+@pytest.mark.usefixtures("cpu_held_back")
 def test_a_cpu_that_never_arrives_is_named_and_the_others_go_on(image: Path, tmp_path: Path) -> None:
     harness = StoppedCpuHarness(image, cpus=4, stopped=2, directory=tmp_path)
     try:
