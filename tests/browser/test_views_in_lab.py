@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyterlab_session import Browser, LabServer, NotebookPage
-from lab_notebooks import LESSONS, VIEWS_NOTEBOOK
 from playwright.sync_api import expect
+
+from tests.browser.lab_notebooks import LESSONS, VIEWS_NOTEBOOK
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
 ANSWER_MS = 15_000  # the longest any view may take to answer a click (QEMU under TCG, a busy CI)

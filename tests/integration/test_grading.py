@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import (  # tests/grading_course.py
+
+from tests.support.grading_course import (
     REPOSITORY,
     Course,
     fill,
@@ -29,7 +30,6 @@ from grading_course import (  # tests/grading_course.py
     secrets_of_the_course,
     solution_cells,
 )
-
 from workbench.classroom import variant
 from workbench.kernel.skeleton import solutions
 from workbench.kernel.workspace import Workspace

@@ -1,4 +1,4 @@
-"""Lesson checks that measure: graded with real nbgrader (tests/grading_course.py), a submission
+"""Lesson checks that measure: graded with real nbgrader (tests/support/grading_course.py), a submission
 that forges what a check used to trust gets nothing for it, and a correct one gets every point.
 
 Lesson 07's first check once searched the recording's console for the reply, and the guest
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import Course, fill, points, solution_cells  # tests/grading_course.py
+
+from tests.support.grading_course import Course, fill, points, solution_cells
 
 pytestmark = pytest.mark.qemu
 

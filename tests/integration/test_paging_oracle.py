@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
-import linux_kernel  # tests/linux_kernel.py
 import pytest
 
+from tests.support import linux_kernel
 from workbench.guest.machine import Machine, MachineState
 from workbench.guest.memory import GuestRAM, MonitorMemory
 from workbench.kernel.image import Image

@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lab_command import serve_lab  # tests/lab_command.py
 
+from tests.support.lab_command import serve_lab
 from workbench.kernel.skeleton import solutions
 
 ROOT = Path(__file__).resolve().parents[2]

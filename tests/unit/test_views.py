@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import traitlets
-from test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 
+from tests.unit.test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 from workbench.guest.machine import Machine
 from workbench.kernel.build import BuildError, Diagnostic
 from workbench.kernel.image import Image
