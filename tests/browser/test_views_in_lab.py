@@ -159,6 +159,7 @@ def test_build_view_shows_the_error_at_its_line(notebook: NotebookPage, artifact
     view.screenshot(path=artifacts / "build-view.png")
 
 
+@pytest.mark.slow(30)
 @pytest.mark.parametrize("lesson", [p.name for p in LESSONS if "workbench.views" in p.read_text()])
 def test_lesson_views_render(lab: LabServer, browser: Browser, artifacts: Path, lesson: str) -> None:
     notebook = NotebookPage(lab, browser, lesson).open()

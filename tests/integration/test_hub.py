@@ -57,6 +57,7 @@ async def wait_until_culled(students: list[Student]) -> list[str]:
     return running
 
 
+@pytest.mark.slow(36)
 def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
     with ClassroomHub(idle_timeout=IDLE_TIMEOUT) as hub:
         hub_pid = hub.process.pid if hub.process else 0

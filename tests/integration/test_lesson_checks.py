@@ -27,6 +27,7 @@ def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
     fill(notebook, {grade_id: textwrap.dedent(source).strip()})
 
 
+@pytest.mark.slow(53)
 def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> None:
     course = Course(tmp_path, [DEBUGGING])
     course.release()
@@ -58,6 +59,7 @@ def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> 
     assert "still hold the planted line" in feedback
 
 
+@pytest.mark.slow(73)
 def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_path: Path) -> None:
     course = Course(tmp_path, [ATTACK_SURFACE])
     course.release()

@@ -464,6 +464,7 @@ def linux(request: pytest.FixtureRequest) -> Iterator[tuple[Machine, int]]:
         machine.close()
 
 
+@pytest.mark.slow(20)  # each: a boot of Linux under TCG
 def test_a_stock_linux_kernel(linux: tuple[Machine, int]) -> None:
     machine, levels = linux
     snapshot = machine.snapshot("linux")
