@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -406,17 +408,21 @@ def run_reaping(command: list[str], report: Path, env: dict[str, str]) -> tuple[
 
 def verify_grades_flags_only(course: Course, forgers: set[str]) -> None:
     """What the sandbox cannot stop, points forged in the student's kernel, verify-grades finds."""
-    scratch = course.root.parent / "verify-grades-tmp"  # its temporary directories, and nothing else's
-    scratch.mkdir()
-    verified, left = run_reaping(
-        [sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root), HOSTILE_LESSON, "--jobs", "2"],
-        course.root.parent / "verify-grades-left.json", {**course.environment(), "TMPDIR": str(scratch)})
+    # Its temporary directories, and nothing else's; short, for the kernels' IPC socket paths.
+    scratch = Path(tempfile.mkdtemp(prefix="verify-"))
+    try:
+        verified, left = run_reaping(
+            [sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root), HOSTILE_LESSON, "--jobs", "2"],
+            course.root.parent / "verify-grades-left.json", {**course.environment(), "TMPDIR": str(scratch)})
+        leftovers = list(scratch.iterdir())
+    finally:
+        shutil.rmtree(scratch)
     flagged = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
     assert verified.returncode == 1 and flagged == forgers, verified.stdout + verified.stderr[-3000:]
     autograded = list((course.root / "autograded").glob(f"*/{HOSTILE_LESSON}"))  # a killed kernel may leave none
     assert f"{len(autograded)} submissions checked" in verified.stdout.splitlines()[-1]
     qemus = {pid: command for pid, command in left.items() if "qemu-system" in command}
-    assert not qemus and not list(scratch.iterdir()), (qemus, list(scratch.iterdir()))
+    assert not qemus and not leftovers, (qemus, leftovers)
 
 
 @pytest.mark.slow(64)
