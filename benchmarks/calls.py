@@ -11,7 +11,7 @@ Prints, for the unikernel built from kernel-src/ (gcc, or --toolchain clang):
       the loop around each call, printed alone ("the empty loop") and subtracted in the ratio;
   (d) the published figures (Unikraft, EuroSys 2021) with their conditions.
 
-    .venv/bin/python benchmarks/calls.py [--rounds 21] [--iterations 1000] [--toolchain gcc] [--kvm]
+    .venv/bin/python -m benchmarks.calls [--rounds 21] [--iterations 1000] [--toolchain gcc] [--kvm]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A class on one machine: how many students it holds.
 
 For each class size N (default 5, 10, 20 and 40), a real JupyterHub with deploy/jupyterhub_config.py
-(tests/hub_classroom.py: here without systemd, so without its limits) serves N simulated
+(tests/support/hub_classroom.py: here without systemd, so without its limits) serves N simulated
 students. At the same moment, each starts their server and runs lesson 01 top to bottom through
 a real Jupyter kernel, then boots one more guest and leaves it at its prompt, as a student who
 reads on. Printed for each N:
@@ -18,7 +18,7 @@ reads on. Printed for each N:
 This is heavy (N=40 is 40 JupyterLab servers, 40 kernels and 40 guests on this machine): check
 the load first, and say whether the machine was shared.
 
-    .venv/bin/python benchmarks/classroom.py [--students 5 10 20 40] [--idle-seconds 20]
+    .venv/bin/python -m benchmarks.classroom [--students 5 10 20 40] [--idle-seconds 20]
 """
 
 from __future__ import annotations
@@ -32,11 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path.insert(0, str(TESTS))
-
-import hub_classroom  # noqa: E402 - after the path to tests/ is known
-from hub_classroom import ClassroomHub, Student  # noqa: E402
+from tests.support import hub_classroom
+from tests.support.hub_classroom import ClassroomHub, Student
 
 LESSON = "01-hello-unikernel.ipynb"
 FIRST_BOOT = 'machine.wait_for("app: ")'

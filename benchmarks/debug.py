@@ -10,7 +10,7 @@ Prints:
       forwards and backwards, median and worst.
 Targets: (b) under 200 ms; (d) every jump under 1 s.
 
-    .venv/bin/python benchmarks/debug.py [--runs 5] [--seconds 10] [--jumps 20]
+    .venv/bin/python -m benchmarks.debug [--runs 5] [--seconds 10] [--jumps 20]
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import summary, timed  # benchmarks/_timing.py
-
+from benchmarks._timing import summary, timed
 from workbench.debug.debugger import Debugger
 from workbench.guest.machine import Machine
 from workbench.kernel.workspace import Workspace

@@ -13,7 +13,7 @@ verify, or the figures are not printed.
 Target on 2 cores: 30 students x 6 lessons = 180 notebooks autograded and verified in under 10
 minutes (the six lessons the target was set for: --lessons 01 02 03 04 05 06).
 
-    .venv/bin/python benchmarks/grading.py [--students 30] [--jobs 2] [--lessons 01 02 ...]
+    .venv/bin/python -m benchmarks.grading [--students 30] [--jobs 2] [--lessons 01 02 ...]
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from grading_course import REPOSITORY, Course, fill, points, solution_cells  # tests/grading_course.py
-
+from tests.support.grading_course import REPOSITORY, Course, fill, points, solution_cells
 from workbench.kernel.workspace import Workspace
 
 ALL_LESSONS = sorted(path.stem for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))

@@ -1,7 +1,7 @@
 """Page-table snapshot and walk, against QEMU's own page-table dump of the same paused guest.
 
 Prints median and min-max over N runs (wall-clock time) of:
-  (a) a stock Linux kernel (tests/linux_kernel.py) paused with its final page tables:
+  (a) a stock Linux kernel (tests/support/linux_kernel.py) paused with its final page tables:
       ours  Machine.snapshot() (registers over QMP, every table read from shared memory, every
             leaf found) plus mappings() (the leaves coalesced into ranges);
       QEMU  HMP `info tlb` over QMP, its text only (parsing it would cost more);
@@ -12,7 +12,7 @@ Before any timing, both sides must describe the same pages: QEMU's `info tlb` pa
 leaves as `info tlb` lines, and with 4-level paging QEMU's `info mem` parsed equals mappings().
 Each run repeats the first check, outside the timed part.
 
-    .venv/bin/python benchmarks/pagewalk.py [--runs 10] [--unikernel-runs 50] [--levels 4]
+    .venv/bin/python -m benchmarks.pagewalk [--runs 10] [--unikernel-runs 50] [--levels 4]
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import linux_kernel  # tests/linux_kernel.py, shared with the tests
-
+from tests.support import linux_kernel
 from workbench.guest.machine import Machine
 from workbench.kernel.workspace import Workspace
 from workbench.models.paging import MappedRange, parse_info_mem, parse_info_tlb, tlb_lines

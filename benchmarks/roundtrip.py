@@ -7,7 +7,7 @@ Prints median and min-max over N runs of:
       (a PVH guest that only writes one byte and exits), same machine type, same run.
 Targets on a 2-core machine: (b) median <= 250 ms, (c) <= 1.3.
 
-    .venv/bin/python benchmarks/roundtrip.py [--runs 10] [--machine-type microvm]
+    .venv/bin/python -m benchmarks.roundtrip [--runs 10] [--machine-type microvm]
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import summary, timed  # benchmarks/_timing.py
-
+from benchmarks._timing import summary, timed
 from workbench.guest.machine import Machine
 from workbench.kernel.toolchains import TOOLCHAINS
 from workbench.kernel.workspace import Workspace

@@ -6,7 +6,7 @@ image size, boot to the application's first output (median of the runs, wall-clo
 guest memory in use, processes, programs that could be executed, system calls offered. The
 smallest unikernel that prints hello is the figure to beat: target below 16 KiB.
 
-    .venv/bin/python benchmarks/specialise.py [--runs 5] [--linux-runs 1] [--toolchain gcc]
+    .venv/bin/python -m benchmarks.specialise [--runs 5] [--linux-runs 1] [--toolchain gcc]
 
 Memory in use: for the unikernel, its image and the frames its allocator handed out, read from
 the guest stopped at app_main; for Linux, the guest's RAM minus MemFree, read in the guest once

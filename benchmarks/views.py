@@ -1,7 +1,7 @@
 """The live views, in a real JupyterLab in real Chromium, on big and busy guests.
 
 Prints, measured in the page (performance.now(), so browser time, not Python time):
-  (a) a stock Linux kernel (tests/linux_kernel.py) paused with its final page tables
+  (a) a stock Linux kernel (tests/support/linux_kernel.py) paused with its final page tables
       (about 74,000 pages):
       - the page-table explorer: from Shift-Enter (just before `notebook:run-cell`) to its first
         level painted (two requestAnimationFrame callbacks after it appeared); target <= 150 ms;
@@ -16,7 +16,7 @@ Prints, measured in the page (performance.now(), so browser time, not Python tim
 Each update is numbered and acknowledged by the page once drawn (View.flow): a backlog would show
 as a growing sent->drawn time, and as updates the page never acknowledged.
 
-    .venv/bin/python benchmarks/views.py [--seconds 5] [--skip-linux]
+    .venv/bin/python -m benchmarks.views [--seconds 5] [--skip-linux]
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ import argparse
 import itertools
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path.insert(0, str(TESTS))
+import nbformat
 
-import nbformat  # noqa: E402 - after the path to tests/ is known
-from jupyterlab_session import Browser, LabServer, NotebookPage  # noqa: E402
+from tests.support import linux_kernel
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
+# The Linux notebook's kernel imports tests/support/linux_kernel.py from its own directory, the
+# lab's root, where a copy of it is put (LINUX_FILES): the kernel's working directory is on its path.
+LINUX_FILES = {"linux_kernel.py": Path(linux_kernel.__file__).read_text()}
 LINUX_CELLS = [
-    f'''import json, sys, time
-sys.path.insert(0, {str(TESTS)!r})
+    '''import json, time
 import linux_kernel
 from workbench.views import AddressSpaceMap, PageTableExplorer
 machine = linux_kernel.boot_paused(linux_kernel.stock_kernel())
@@ -171,7 +171,7 @@ def live_figures(page: NotebookPage, view: str, since: float) -> str:
 
 
 def linux(browser: Browser, seconds: float) -> None:
-    with LabServer([], extra_files={"linux.ipynb": notebook(LINUX_CELLS, seconds)}) as server:
+    with LabServer([], extra_files={**LINUX_FILES, "linux.ipynb": notebook(LINUX_CELLS, seconds)}) as server:
         page = NotebookPage(server, browser, "linux.ipynb").open()
         try:
             run_cell(page, 0)

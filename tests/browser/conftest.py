@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyterlab_session import Browser, LabServer, LabUnavailable, chromium_missing
-from lab_notebooks import ARTIFACTS, DEBUG_CELLS, DEBUG_NOTEBOOK, LESSONS, VIEWS_NOTEBOOK, views_notebook
+
+from tests.browser.lab_notebooks import ARTIFACTS, DEBUG_CELLS, DEBUG_NOTEBOOK, LESSONS, VIEWS_NOTEBOOK, views_notebook
+from tests.support.jupyterlab_session import Browser, LabServer, LabUnavailable, chromium_missing
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyterlab_session import Browser, LabServer, NotebookPage
-from lab_notebooks import DEBUG_NOTEBOOK
 from playwright.sync_api import expect
+
+from tests.browser.lab_notebooks import DEBUG_NOTEBOOK
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
 BOOT_S = Path(__file__).resolve().parents[2] / "kernel-src" / "kernel" / "boot.S"

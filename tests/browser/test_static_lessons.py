@@ -15,8 +15,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyterlab_session import Browser
-from lab_notebooks import LESSONS
+
+from tests.browser.lab_notebooks import LESSONS
+from tests.support.jupyterlab_session import Browser
 
 pytestmark = pytest.mark.browser
 

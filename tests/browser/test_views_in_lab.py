@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyterlab_session import Browser, LabServer, NotebookPage
-from lab_notebooks import LESSONS, VIEWS_NOTEBOOK
 from playwright.sync_api import expect
+
+from tests.browser.lab_notebooks import LESSONS, VIEWS_NOTEBOOK
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
 ANSWER_MS = 15_000  # the longest any view may take to answer a click (QEMU under TCG, a busy CI)
@@ -164,6 +165,7 @@ def test_build_view_shows_the_error_at_its_line(notebook: NotebookPage, artifact
     expect(lines).to_have_count(shown + hidden)
 
 
+@pytest.mark.slow(30)
 @pytest.mark.parametrize("lesson", [p.name for p in LESSONS if "workbench.views" in p.read_text()])
 def test_lesson_views_render(lab: LabServer, browser: Browser, artifacts: Path, lesson: str) -> None:
     notebook = NotebookPage(lab, browser, lesson).open()

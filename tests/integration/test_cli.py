@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import linux_kernel  # tests/linux_kernel.py
 import pytest
 
+from tests.support import linux_kernel
 from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu

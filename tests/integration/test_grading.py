@@ -8,8 +8,10 @@ nor change anything outside their own directory.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import (  # tests/grading_course.py
+
+from tests.support.grading_course import (
     REPOSITORY,
     Course,
     fill,
@@ -29,7 +32,6 @@ from grading_course import (  # tests/grading_course.py
     secrets_of_the_course,
     solution_cells,
 )
-
 from workbench.classroom import variant
 from workbench.kernel.skeleton import solutions
 from workbench.kernel.workspace import Workspace
@@ -70,6 +72,7 @@ def qemus_under(path: Path) -> list[str]:
     return [command for command in qemu_processes().values() if str(path) in command]
 
 
+@pytest.mark.slow(175)
 def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
     lesson = "04-page-faults"
     course = Course(tmp_path, [lesson])
@@ -269,6 +272,7 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,  # no
             "nina": reads_the_solutions}
 
 
+@pytest.mark.slow(400)
 def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tmp_path: Path) -> None:
     lesson = HOSTILE_LESSON
     course = Course(tmp_path, [lesson])
@@ -356,20 +360,72 @@ def sandbox_held(course: Course, scores: dict[str, dict[str, float]], full: dict
     assert scores["mona"] == full  # nbgrader's points, computed in mona's own kernel: forged
 
 
+# Runs a command as a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so that whatever the command
+# leaves running when it exits is reparented here, not to init: then writes those processes'
+# command lines, as JSON, to the file argv[1], kills them and exits with the command's status.
+# Exact on a machine where other tests start and stop QEMUs of their own at the same time.
+SUBREAPER = """
+import ctypes, json, os, signal, subprocess, sys
+from pathlib import Path
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+status = subprocess.call(sys.argv[2:])
+parents = {}
+for stat in Path("/proc").glob("[0-9]*/stat"):
+    try:
+        parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+def descends(pid):
+    while pid > 1:
+        pid = parents.get(pid, 0)
+        if pid == os.getpid():
+            return True
+    return False
+left = {}
+for pid in filter(descends, parents):
+    try:
+        left[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\\0", b" ").decode(errors="replace")
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+Path(sys.argv[1]).write_text(json.dumps(left))
+for _ in left:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+sys.exit(status)
+"""
+
+
+def run_reaping(command: list[str], report: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str],
+                                                                              dict[str, str]]:
+    """Run `command`; its output, and every process it left running (killed since), by pid."""
+    done = subprocess.run([sys.executable, "-c", SUBREAPER, str(report), *command], capture_output=True, text=True,
+                          timeout=1800, check=False, env=env)
+    return done, json.loads(report.read_text())
+
+
 def verify_grades_flags_only(course: Course, forgers: set[str]) -> None:
     """What the sandbox cannot stop, points forged in the student's kernel, verify-grades finds."""
-    running = qemu_processes()  # other tests' live kernels (the browser tests' lab) may hold guests of their own
-    verified = subprocess.run([sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root),
-                               HOSTILE_LESSON, "--jobs", "2"], capture_output=True, text=True, timeout=1800,
-                              check=False, env=course.environment())
+    # Its temporary directories, and nothing else's; short, for the kernels' IPC socket paths.
+    scratch = Path(tempfile.mkdtemp(prefix="verify-"))
+    try:
+        verified, left = run_reaping(
+            [sys.executable, "-m", "workbench.cli", "verify-grades", str(course.root), HOSTILE_LESSON, "--jobs", "2"],
+            course.root.parent / "verify-grades-left.json", {**course.environment(), "TMPDIR": str(scratch)})
+        leftovers = list(scratch.iterdir())
+    finally:
+        shutil.rmtree(scratch)
     flagged = {line.split()[0] for line in verified.stdout.splitlines()[:-1]}
     assert verified.returncode == 1 and flagged == forgers, verified.stdout + verified.stderr[-3000:]
     autograded = list((course.root / "autograded").glob(f"*/{HOSTILE_LESSON}"))  # a killed kernel may leave none
     assert f"{len(autograded)} submissions checked" in verified.stdout.splitlines()[-1]
-    left = {pid: command for pid, command in qemu_processes().items() if pid not in running}
-    assert not left and not list(Path(tempfile.gettempdir()).glob("workbench-verify-*")), left
+    qemus = {pid: command for pid, command in left.items() if "qemu-system" in command}
+    assert not qemus and not leftovers, (qemus, leftovers)
 
 
+@pytest.mark.slow(64)
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
     """nbgrader's own check of a source notebook: it runs, and every test cell passes."""
     lessons = sorted(str(path) for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))

@@ -1,5 +1,5 @@
 """A class on a real JupyterHub: deploy/jupyterhub_config.py (with the overrides this machine needs,
-see tests/hub_classroom.py) serves three students at once; each runs lesson 01 top to bottom in
+see tests/support/hub_classroom.py) serves three students at once; each runs lesson 01 top to bottom in
 their own server through a real Jupyter kernel and walks away with a guest still running; the
 idle culler stops their servers, and nothing the hub started is left: no server, no kernel, no
 QEMU, no memfd, no temporary file."""
@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hub_classroom import ClassroomHub, Student, run_async  # tests/hub_classroom.py
+
+from tests.support.hub_classroom import ClassroomHub, Student, run_async
 
 pytestmark = pytest.mark.qemu
 
@@ -56,6 +57,7 @@ async def wait_until_culled(students: list[Student]) -> list[str]:
     return running
 
 
+@pytest.mark.slow(36)
 def test_a_class_runs_lesson_01_and_the_culler_leaves_nothing() -> None:
     with ClassroomHub(idle_timeout=IDLE_TIMEOUT) as hub:
         hub_pid = hub.process.pid if hub.process else 0

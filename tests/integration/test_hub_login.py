@@ -1,7 +1,7 @@
 """The shipped one-server hub (deploy/jupyterhub_config.py, its login untouched) fails closed: it
 does not start without the class password, and once started it lets in only the class list with
 the class password, and the teacher only with the admin password. A real JupyterHub, logged in
-to through its own login form (tests/hub_classroom.py overrides only the spawner and the ports)."""
+to through its own login form (tests/support/hub_classroom.py overrides only the spawner and the ports)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import secrets
 
 import pytest
 import requests
-from hub_classroom import ClassroomHub  # tests/hub_classroom.py
+
+from tests.support.hub_classroom import ClassroomHub
 
 CLASS_PASSWORD = secrets.token_urlsafe(12)
 ADMIN_PASSWORD = secrets.token_urlsafe(32)  # JupyterHub wants 32 characters or more

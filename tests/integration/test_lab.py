@@ -6,8 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lab_command import serve_lab  # tests/lab_command.py
-
+from tests.support.lab_command import serve_lab
 from workbench import resources
 
 

@@ -1,4 +1,4 @@
-"""Lesson checks that measure: graded with real nbgrader (tests/grading_course.py), a submission
+"""Lesson checks that measure: graded with real nbgrader (tests/support/grading_course.py), a submission
 that forges what a check used to trust gets nothing for it, and a correct one gets every point.
 
 Lesson 07's first check once searched the recording's console for the reply, and the guest
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_course import Course, fill, points, solution_cells  # tests/grading_course.py
+
+from tests.support.grading_course import Course, fill, points, solution_cells
 
 pytestmark = pytest.mark.qemu
 
@@ -26,6 +27,7 @@ def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
     fill(notebook, {grade_id: textwrap.dedent(source).strip()})
 
 
+@pytest.mark.slow(53)
 def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> None:
     course = Course(tmp_path, [DEBUGGING])
     course.release()
@@ -57,6 +59,7 @@ def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> 
     assert "still hold the planted line" in feedback
 
 
+@pytest.mark.slow(73)
 def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_path: Path) -> None:
     course = Course(tmp_path, [ATTACK_SURFACE])
     course.release()

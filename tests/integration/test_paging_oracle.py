@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
-import linux_kernel  # tests/linux_kernel.py
 import pytest
 
+from tests.support import linux_kernel
 from workbench.guest.machine import Machine, MachineState
 from workbench.guest.memory import GuestRAM, MonitorMemory
 from workbench.kernel.image import Image
@@ -464,6 +464,7 @@ def linux(request: pytest.FixtureRequest) -> Iterator[tuple[Machine, int]]:
         machine.close()
 
 
+@pytest.mark.slow(20)  # each: a boot of Linux under TCG
 def test_a_stock_linux_kernel(linux: tuple[Machine, int]) -> None:
     machine, levels = linux
     snapshot = machine.snapshot("linux")

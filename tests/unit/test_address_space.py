@@ -10,8 +10,8 @@ import random
 import re
 
 import numpy as np
-from test_paging import KERNEL, RW, US, XD, A, P, Tables, _rom_and_device_memory, entry_for
 
+from tests.unit.test_paging import KERNEL, RW, US, XD, A, P, Tables, _rom_and_device_memory, entry_for
 from workbench.models.address_space import ADDRESS_SPACE_END, MAX_ROWS, Region, Summary
 from workbench.models.snapshot import Snapshot
 from workbench.views import AddressSpaceMap

@@ -290,4 +290,14 @@ class NotebookPage:
         return self.page.locator(f".wb.{css_class}").nth(index)
 
     def close(self) -> None:
-        self.page.context.close()
+        """Shut the notebook's kernel down (and with it every QEMU it started), then close the page.
+
+        Otherwise the kernel, and its guests, idle on until the server stops at the end of the run."""
+        from playwright.sync_api import Error  # noqa: PLC0415 - optional test dependency
+
+        try:
+            self.page.evaluate("() => window.jupyterapp.shell.currentWidget?.sessionContext.shutdown()")
+        except Error:
+            pass  # a page that broke: LabServer.stop() shuts every kernel down
+        finally:
+            self.page.context.close()

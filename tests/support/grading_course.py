@@ -19,7 +19,7 @@ from nbgrader.api import Gradebook
 
 from workbench.kernel.skeleton import parse, skeleton_source
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 COURSE = REPOSITORY / "course"
 NBGRADER_TIMEOUT = 1800.0
 

@@ -1,7 +1,7 @@
 """The views at the Python level: their traits, messages from the page, validation, throttling,
 and the text/plain and text/html they put in a notebook.
 
-The inspection views are given hand-built page tables (the `Tables` builder of test_paging);
+The inspection views are given hand-built page tables (the `Tables` builder of tests/unit/test_paging.py);
 the machine view needs QEMU and says so with its marker. What the page would send is fed to
 `_dispatch` exactly as ipywidgets would; what the view sends is caught in `sent`.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import traitlets
-from test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 
+from tests.unit.test_paging import KERNEL, RW, US, XD, A, D, P, Tables
 from workbench.guest.machine import Machine
 from workbench.kernel.build import BuildError, Diagnostic
 from workbench.kernel.image import Image

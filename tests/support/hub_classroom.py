@@ -41,7 +41,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_CONFIG = ROOT / "deploy" / "jupyterhub_config.py"
 PROXY = Path(sys.prefix) / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 MARKER = "WORKBENCH_CLASSROOM_RUN"  # in the environment of every process the hub starts

@@ -1,0 +1,1 @@
+"""A real JupyterLab driven in real Chromium."""

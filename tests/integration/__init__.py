@@ -1,0 +1,1 @@
+"""Tests against the real thing: QEMU, nbgrader, JupyterLab, JupyterHub, the built wheel."""
