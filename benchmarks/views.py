@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
+ARTIFACTS = TESTS.parent / "test-artifacts"  # a screenshot of each frame map
 sys.path.insert(0, str(TESTS))
 
 import nbformat  # noqa: E402 - after the path to tests/ is known
@@ -182,6 +183,8 @@ def frame_map(page: NotebookPage, index: int, guest: str, target: int) -> None:
     """Run the cell that shows a FrameMap; print Shift-Enter to the map painted."""
     drawn = run_cell(page, index, ".wb-frame-map[data-drawn]")
     shape = page.page.evaluate("() => document.querySelector('.wb-frame-map').dataset.shape")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.page.locator(".wb-frame-map").screenshot(path=ARTIFACTS / f"frame-map-{shape}-benchmark.png")
     print(f"frame map, {guest} ({shape}): Shift-Enter to the map painted {drawn['painted'] - drawn['started']:6.1f} ms "
           f"(target <= {target} ms; the cell's execution count arrived at {drawn['done'] - drawn['started']:6.1f} ms)")
 

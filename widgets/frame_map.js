@@ -5,12 +5,15 @@
 // the majority), with a tick above it wherever the run holds an error (red) or a changed frame
 // (blue), so none is lost. A click on the strip zooms into an eighth of it around the click, a
 // drag into the range dragged over; once the range is GRID_MAX frames or fewer it is a grid.
+// A grid first shows the frames up to the last one in use (rounded up to FOCUS frames), when
+// those are a quarter of memory or less: the unikernel's 300 or so, not its 16,000 free ones.
 // Click a cell for its owner, every vaddr that maps it, its errors and first bytes.
 
 const GRID_MAX = 16384;
 const STRIP_HEIGHT = 48;
 const TICKS = 8; // the band above the strip that marks errors and changes
 const GRID_HEIGHT = 720; // pixels a grid aims to fit in
+const FOCUS = 512; // frames: a grid's first range ends at a multiple of this
 
 function unpack(text) {
   const raw = atob(text || "");
@@ -67,10 +70,11 @@ function render({ model, el }) {
   const frameCount = () => unpack(model.get("owners")).length;
   const colours = () => Object.fromEntries(model.get("legend").map(([value, , colour]) => [value, colour]));
 
+  // Show frames [first, end), widened to whole rows of 64 so that each row starts at a round paddr.
   function zoom(first, end) {
     const total = frameCount();
-    first = Math.max(0, Math.min(first, total - 1));
-    end = Math.max(first + 1, Math.min(end, total));
+    first = Math.max(0, Math.min(Math.floor(first / 64) * 64, total - 1));
+    end = Math.max(first + 1, Math.min(Math.ceil(end / 64) * 64, total));
     view.first = first;
     view.end = end;
     draw();
@@ -79,12 +83,22 @@ function render({ model, el }) {
   function draw() {
     const owners = unpack(model.get("owners"));
     const marks = unpack(model.get("marks"));
-    if (view.end === 0 || view.end > owners.length) { view.first = 0; view.end = owners.length; }
+    if (view.end === 0 || view.end > owners.length) [view.first, view.end] = firstRange(owners);
     const width = Math.max(el.clientWidth || 800, 400) - 16;
     const count = view.end - view.first;
     view.strip = count > GRID_MAX || (model.get("shape") === "strip" && count === owners.length);
     const ctx = view.strip ? drawStrip(owners, marks, width) : drawGrid(owners, marks, width);
     describe(owners.length, count, ctx);
+  }
+
+  // The whole memory, or for a grid only the frames up to the last one in use, if few.
+  function firstRange(owners) {
+    if (model.get("shape") === "strip") return [0, owners.length];
+    const empty = new Set(model.get("summary").empty || []);
+    let last = owners.length - 1;
+    while (last > 0 && empty.has(owners[last])) last--;
+    const end = Math.max(FOCUS, Math.ceil((last + 1) / FOCUS) * FOCUS);
+    return [0, end <= owners.length / 4 ? end : owners.length];
   }
 
   function drawStrip(owners, marks, width) {
@@ -126,7 +140,7 @@ function render({ model, el }) {
     if (cell >= 6) gridLines(ctx, rows, columns, cell);
     for (let i = 0; i < count; i++) if (marks[view.first + i]) outline(ctx, i, marks[view.first + i]);
     const chosen = selectedFrame();
-    if (chosen >= view.first && chosen < view.end) outline(ctx, chosen - view.first, 4);
+    if (chosen >= view.first && chosen < view.end) outline(ctx, chosen - view.first, 4 | marks[chosen]);
     return ctx;
   }
 
@@ -136,12 +150,20 @@ function render({ model, el }) {
     for (let r = 0; r <= rows; r++) { ctx.beginPath(); ctx.moveTo(0, r * cell); ctx.lineTo(columns * cell, r * cell); ctx.stroke(); }
   }
 
+  // Red: an error; blue: changed owner; black around it: the frame selected.
   function outline(ctx, i, mark) {
     const { columns, cell } = view;
     const x = (i % columns) * cell, y = Math.floor(i / columns) * cell;
-    ctx.strokeStyle = mark & 4 ? "#111827" : mark & 1 ? "#dc2626" : "#2563eb";
-    ctx.lineWidth = Math.max(2, cell / 4);
-    ctx.strokeRect(x, y, cell, cell);
+    const width = Math.max(2, cell / 4);
+    ctx.lineWidth = width;
+    if (mark & 4) {
+      ctx.strokeStyle = "#111827";
+      ctx.strokeRect(x - width / 2, y - width / 2, cell + width, cell + width);
+    }
+    if (mark & 3) {
+      ctx.strokeStyle = mark & 1 ? "#dc2626" : "#2563eb";
+      ctx.strokeRect(x + width / 2, y + width / 2, cell - width, cell - width);
+    }
   }
 
   function hex(frame) { return "0x" + (frame * 4096).toString(16); }

@@ -9,9 +9,10 @@ WeensyOS's memory viewer, from outside the guest: a grid of cells for a small gu
 131,072 frames) is a strip one zooms into: each pixel column a run of frames, coloured by its
 most important owner (a page table or a ring-3 page, else the majority), with a red tick above
 any run that holds an error; a click or a drag zooms in, and a range small enough is a grid
-again. `strip=True` shows any guest that way. Clicking a cell shows its owner, every vaddr
-that maps it with its rights, its errors explained, and its first bytes. All of it is asked of
-`workbench.models.frames`; the view decodes nothing itself.
+again (`strip=True` shows any guest that way). A grid first shows the frames up to the last one
+in use, when those are few ("Whole memory" shows the rest). Clicking a cell shows its owner,
+every vaddr that maps it with its rights, its errors explained, and its first bytes. All of it
+is asked of `workbench.models.frames`; the view decodes nothing itself.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ COLOURS = {
     Owner.DIRECT_ONLY: "#e5e7eb", Owner.UNMAPPED: "#f9fafb",
 }
 SMALL = 16384  # frames: up to this many, a grid; more, a strip to zoom into (widgets/frame_map.js GRID_MAX)
+EMPTY = (Owner.HOLE, Owner.FREE, Owner.DIRECT_ONLY, Owner.UNMAPPED)  # a grid first shows the frames below these
 IMPORTANT = frozenset({Owner.PML4, Owner.PDPT, Owner.PD, Owner.PT, Owner.USER})  # win a strip's pixel column
 STATIC_RUNS = 60
 FIRST_BYTES = 32
@@ -122,7 +124,8 @@ class FrameMap(FollowingView):
             self.summary = {"frames": frame_map.frame_count, "errors": len(frame_map.errors), "changed": changed,
                             "direct_map": (f"{frame_map.direct_map_offset:#x}"
                                            if frame_map.direct_map_offset is not None else "none"),
-                            "error_lines": [error.message for error in frame_map.errors[:20]]}
+                            "error_lines": [error.message for error in frame_map.errors[:20]],
+                            "empty": [int(owner) for owner in EMPTY]}
 
     def open_frame(self, paddr: int) -> dict[str, Any]:
         """Select the frame holding `paddr`: what the map knows of it, shown under the grid."""
