@@ -20,7 +20,7 @@ def test_the_view_draws_every_frame_and_answers_a_click(image: Image) -> None:
         machine.wait_for("> ")
         view = FrameMap(machine)
         owners = base64.b64decode(view.owners)
-        assert len(owners) == view.summary["frames"] == 16384 and view.columns == 64
+        assert len(owners) == view.summary["frames"] == 16384 and view.shape == "grid"
         cr3 = machine.registers().cr3 & ~0xFFF
         assert owners[cr3 // 4096] == Owner.PML4
         chosen = view._dispatch(view, {"kind": "open", "frame": cr3 // 4096}, [])
@@ -37,3 +37,7 @@ def test_the_view_draws_every_frame_and_answers_a_click(image: Image) -> None:
         assert view.error.startswith("a frame number")
         with pytest.raises(WorkbenchError):
             FrameMap("nothing")  # type: ignore[arg-type]
+        assert FrameMap(machine, strip=True).shape == "strip"
+        assert [entry[4] for entry in view.legend if entry[0] == Owner.PML4] == [True]  # wins a strip's column
+        with pytest.raises(WorkbenchError, match="strip is True"):
+            FrameMap(machine, strip="yes")  # type: ignore[arg-type]

@@ -328,9 +328,8 @@ class _Rights:
         user = (rights & paging.RIGHTS_USER) != 0
 
         def per_frame(which: npt.NDArray[np.bool_]) -> _Counts:
-            change = np.zeros(frames + 1, np.int32)
-            np.add.at(change, start[which], 1)
-            np.add.at(change, stop[which], -1)
+            change = (np.bincount(start[which], minlength=frames + 1)
+                      - np.bincount(stop[which], minlength=frames + 1))  # bincount: far faster than add.at
             return np.cumsum(change[:-1], dtype=np.int32)
 
         return cls(per_frame(valid), per_frame(outside), per_frame(outside & writable),

@@ -4,11 +4,15 @@
     FrameMap(snapshot, image)          a fixed snapshot (no allocator state: no free frames)
     FrameMap(before_map, after_map)    two `frames.FrameMap`s: frames that changed owner marked
 
-WeensyOS's memory viewer, from outside the guest: 64 cells to a row for a small guest, and for
-a large one (the Linux guest's 131,072 frames) 512 to a row of 1-pixel cells; frames with an
-error are outlined red. Clicking a cell shows its owner, every vaddr that maps it with its
-rights, its errors explained, and its first bytes. All of it is asked of
-`workbench.models.frames`; the view decodes nothing itself.
+WeensyOS's memory viewer, from outside the guest: a grid of cells for a small guest (up to
+16,384 frames, 64 MiB), frames with an error outlined red. A large one (the Linux guest's
+131,072 frames) is a strip one zooms into: each pixel column a run of frames, coloured by its
+most important owner (a page table or a ring-3 page, else the majority), with a red tick above
+any run that holds an error; a click or a drag zooms in, and a range small enough is a grid
+again (`strip=True` shows any guest that way). A grid first shows the frames up to the last one
+in use, when those are few ("Whole memory" shows the rest). Clicking a cell shows its owner,
+every vaddr that maps it with its rights, its errors explained, and its first bytes. All of it
+is asked of `workbench.models.frames`; the view decodes nothing itself.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ COLOURS = {
     Owner.ALLOCATED: "#a3e635", Owner.FREE: "#f3f4f6", Owner.MAPPED: "#4ade80",
     Owner.DIRECT_ONLY: "#e5e7eb", Owner.UNMAPPED: "#f9fafb",
 }
-SMALL = 32768  # frames: up to this many, 64 cells to a row
+SMALL = 16384  # frames: up to this many, a grid; more, a strip to zoom into (widgets/frame_map.js GRID_MAX)
+EMPTY = (Owner.HOLE, Owner.FREE, Owner.DIRECT_ONLY, Owner.UNMAPPED)  # a grid first shows the frames below these
+IMPORTANT = frozenset({Owner.PML4, Owner.PDPT, Owner.PD, Owner.PT, Owner.USER})  # win a strip's pixel column
 STATIC_RUNS = 60
 FIRST_BYTES = 32
 
@@ -63,14 +69,18 @@ class FrameMap(FollowingView):
     owners = traitlets.Unicode(help="One byte per frame, its Owner, base64.").tag(sync=True)
     marks = traitlets.Unicode(help="One byte per frame: 1 an error, 2 changed owner (diff), base64.").tag(sync=True)
     legend: traitlets.List[Any] = traitlets.List(
-        help="[owner value, label, colour, frames] for each owner present.").tag(sync=True)
-    columns = traitlets.Int(64, help="Cells to a row.").tag(sync=True)
+        help="[owner value, label, colour, frames, important] for each owner present.").tag(sync=True)
+    shape = traitlets.Enum(("grid", "strip"), default_value="grid",
+                            help="The whole memory as a grid, or as a strip to zoom into.").tag(sync=True)
     summary = traitlets.Dict(help="Frames, errors and the direct map, in words.").tag(sync=True)
     selected = traitlets.Dict(help="The frame last clicked: owner, mappings, errors, first bytes.").tag(sync=True)
     source = traitlets.Enum(("snapshot", "machine", "diff"), default_value="snapshot").tag(sync=True)
 
     def __init__(self, source: Snapshot | Machine | frames.FrameMap,
-                 image: Image | frames.FrameMap | None = None) -> None:
+                 image: Image | frames.FrameMap | None = None, *, strip: bool = False) -> None:
+        if not isinstance(strip, bool):
+            raise ViewError(f"strip is True (a strip to zoom into) or False (a grid when small), not {strip!r}")
+        self._strip = strip
         self.machine: Machine | None = None
         self.image: Image | None = None
         self._pending: frames.FrameMap | None = None
@@ -106,14 +116,16 @@ class FrameMap(FollowingView):
             changed = len(moved)
         counts = frame_map.owner_counts()
         with self.hold_sync():
-            self.columns = 64 if frame_map.frame_count <= SMALL else 512
+            self.shape = "strip" if self._strip or frame_map.frame_count > SMALL else "grid"
             self.owners = _packed(frame_map.owners)
             self.marks = _packed(marks)
-            self.legend = [[int(owner), owner.label, COLOURS[owner], count] for owner, count in counts.items()]
+            self.legend = [[int(owner), owner.label, COLOURS[owner], count, owner in IMPORTANT]
+                           for owner, count in counts.items()]
             self.summary = {"frames": frame_map.frame_count, "errors": len(frame_map.errors), "changed": changed,
                             "direct_map": (f"{frame_map.direct_map_offset:#x}"
                                            if frame_map.direct_map_offset is not None else "none"),
-                            "error_lines": [error.message for error in frame_map.errors[:20]]}
+                            "error_lines": [error.message for error in frame_map.errors[:20]],
+                            "empty": [int(owner) for owner in EMPTY]}
 
     def open_frame(self, paddr: int) -> dict[str, Any]:
         """Select the frame holding `paddr`: what the map knows of it, shown under the grid."""
@@ -178,7 +190,7 @@ class FrameMap(FollowingView):
                  f"style='max-width:1000px;display:block;border:1px solid #d1d5db'>{''.join(shapes)}</svg>")
         legend = " ".join(f"<span style='display:inline-block;margin-right:8px'><i style='display:inline-block;"
                           f"width:10px;height:10px;background:{colour};border:1px solid #9ca3af'></i> "
-                          f"{esc(label)}: {count:,}</span>" for _v, label, colour, count in self.legend)
+                          f"{esc(label)}: {count:,}</span>" for _v, label, colour, count, _i in self.legend)
         rows = "".join(f"<tr><td><code>{first * 4096:#x}</code></td><td><code>{end * 4096 - 1:#x}</code></td>"
                        f"<td style='text-align:right'>{end - first:,}</td><td>{esc(owner.label)}</td></tr>"
                        for first, end, owner in parts[:STATIC_RUNS])
