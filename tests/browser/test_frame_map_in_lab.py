@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyterlab_session import Browser, LabServer, NotebookPage
 from lab_notebooks import views_notebook
 from playwright.sync_api import expect
 
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 from workbench.models.frames import Owner
 from workbench.views.frame_map import COLOURS
 
