@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_notebooks import views_notebook
 from playwright.sync_api import expect
 
+from tests.browser.lab_notebooks import views_notebook
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 from workbench.models.frames import Owner
 from workbench.views.frame_map import COLOURS
