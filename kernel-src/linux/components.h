@@ -14,6 +14,7 @@
 #define COMPONENT_SYMBOLS        0
 #define COMPONENT_SYSCALL        0
 #define COMPONENT_SCENARIOS      0
+#define COMPONENT_SMP            0
 #define COMPONENTS_SELECTED      "console-input"
 
 #endif

@@ -7,6 +7,7 @@ one. Each is built once (in one workspace, a build directory per selection) and 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -76,6 +77,10 @@ def test_the_menu_and_the_makefile_agree(workspace: Workspace) -> None:
     assert all(MENU[name].description for name in EVERYTHING)
     image = workspace.build()  # the application's own selection: everything but smp (apps/smp has it)
     assert image.components == tuple(name for name in EVERYTHING if name != "smp")
+    # The Linux build's hand-written components.h names every component too (0 where it has none):
+    # a name it lacks breaks every PART_OF declaration of that component in kernel.h.
+    hosted = (workspace.root / "linux" / "components.h").read_text()
+    assert set(re.findall(r"#define COMPONENT_(\w+) ", hosted)) == {n.upper().replace("-", "_") for n in EVERYTHING}
 
 
 def test_the_selections_cover_each_component_alone_and_each_left_out() -> None:
