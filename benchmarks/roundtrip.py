@@ -84,7 +84,8 @@ def edit_loop(workspace: Workspace, runs: range, machine_type: str) -> tuple[lis
 
 def timed_steps(workspace: Workspace, log: Path, runs: range) -> dict[str, list[float]]:
     """Seconds of make's steps in edit-and-build runs with each recipe line timed."""
-    steps: dict[str, list[float]] = {f"make: {name}": [] for name in (*STEPS, "other lines", "make itself")}
+    rest = "make itself (with the timing shell's starts)"
+    steps: dict[str, list[float]] = {name: [] for name in (*STEPS, "other recipe lines", rest)}
     os.environ.update(MAKEFLAGS=f"SHELL={TIMED_SHELL}", ROUNDTRIP_STEPS=str(log))
     try:
         for run in runs:
@@ -93,15 +94,15 @@ def timed_steps(workspace: Workspace, log: Path, runs: range) -> dict[str, list[
             total = workspace.build().build_seconds
             spent = dict.fromkeys(steps, 0.0)
             for started, ended, line in (entry.split(" ", 2) for entry in log.read_text().splitlines()):
-                name = next((name for name, mark in STEPS.items() if mark in line), "other lines")
-                spent[f"make: {name}"] += float(ended) - float(started)
-            spent["make: make itself"] = total - sum(spent.values())  # its steps run one after another
+                name = next((name for name, mark in STEPS.items() if mark in line), "other recipe lines")
+                spent[name] += float(ended) - float(started)
+            spent[rest] = total - sum(spent.values())  # an edit's steps run one after another
             for name, seconds in spent.items():
                 steps[name].append(seconds)
     finally:
         for name in ("MAKEFLAGS", "ROUNDTRIP_STEPS"):
             os.environ.pop(name, None)
-    return steps
+    return {f"make: {name}": seconds for name, seconds in steps.items()}
 
 
 def main() -> int:
