@@ -36,7 +36,7 @@ FLOOR_SOURCE = Path(__file__).resolve().parent / "floor-guest"
 TIMED_SHELL = Path(__file__).resolve().parent / "timed-shell"
 BANNER = "Hello from the unikernel!"
 # make's steps, told apart by their recipe lines (kernel-src/Makefile).
-STEPS = {"compile": " -c -o ", "link": "--print-gc-sections", "symbols": "readelf", "objcopy": "objcopy"}
+STEPS = {"compile": " -c -o ", "link": " -T ", "symbols": "readelf", "objcopy": "objcopy"}
 
 
 def build_floor_guest(directory: Path) -> Path:
