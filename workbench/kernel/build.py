@@ -251,7 +251,7 @@ def link_log(image: Image, *, timeout: float = 120.0) -> str:
     if build_dir.is_relative_to(image.source_dir):  # as build_image named it, so make's names match
         build_dir = build_dir.relative_to(image.source_dir)
     variables = {"BUILD_DIR": str(build_dir), "SCENARIO": image.scenario, "APP": image.app,
-                 "COMPONENTS": " ".join(image.components or ())}
+                 "COMPONENTS": " ".join(image.components)}
     _make(image.source_dir, image.toolchain, variables, [f"{build_dir}/link.log"], timeout)
     return (image.source_dir / build_dir / "link.log").read_text()
 
