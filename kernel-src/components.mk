@@ -14,7 +14,7 @@ NEEDS.heap          := page-tables              # heap_alloc_pages: fresh pages,
 NEEDS.page-tables   :=                          # final page tables: W^X, guard pages, direct map
 NEEDS.interrupts    :=                          # GDT with TSS and IST stacks, IDT, entry stubs
 NEEDS.fault-report  := interrupts               # one FAULT line for each CPU exception
-NEEDS.symbols       := fault-report             # function names in the fault report (two links)
+NEEDS.symbols       := fault-report             # function names in the fault report (a table)
 NEEDS.syscall       := page-tables interrupts   # the classic path: ring 3 and syscall
 NEEDS.scenarios     := heap fault-report        # faults on purpose: SCENARIO=..., "fault"
 NEEDS.smp           := page-tables interrupts   # the other CPUs: cpu_start, spin locks, TLB shootdown

@@ -55,7 +55,7 @@ SECTIONS
 		__bss_end = .;
 	} :data
 
-	/* Last, so that its size, different in the two link passes, moves no other address. */
+	/* Last, a page (kernel/symbols.S), filled in after the link: see the Makefile. */
 	.kernel_symbols : AT(ADDR(.kernel_symbols) - KERNEL_VIRTUAL_BASE) {
 		__symbols_start = .;
 		*(.kernel_symbols)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from workbench.kernel.build import BuildError
+from workbench.errors import WorkbenchError
+from workbench.kernel.build import BuildError, link_log
 from workbench.kernel.image import Image
 from workbench.kernel.toolchains import TOOLCHAINS
 from workbench.kernel.workspace import Workspace
@@ -112,6 +113,22 @@ def test_a_link_error_is_reported_in_words(workspace: Workspace) -> None:
                       "void no_such_kernel_service(void);\nvoid app_main(void)\n{\n    no_such_kernel_service();")
     with pytest.raises(BuildError, match="no_such_kernel_service"):
         workspace.build()
+
+
+def test_a_symbol_table_too_large_for_its_space_stops_the_build(workspace: Workspace) -> None:
+    workspace.replace("kernel/symbols.S", "SYMBOL_TABLE_SIZE  PAGE_SIZE", "SYMBOL_TABLE_SIZE  256")
+    with pytest.raises(BuildError, match=r"^The build failed: the symbol table needs \d+ bytes; "
+                                         r"kernel/symbols.S reserves 256 \(SYMBOL_TABLE_SIZE\)"):
+        workspace.build()
+
+
+def test_the_link_log_is_made_when_asked_for_and_only_for_a_built_image(workspace: Workspace, tmp_path: Path) -> None:
+    image = workspace.build()
+    assert not (image.path.parent / "link.log").exists(), "an edit's build should not write the link log"
+    assert "removing unused section" in link_log(image)
+    (tmp_path / "foreign").write_bytes(b"\x7fELF")
+    with pytest.raises(WorkbenchError, match="was not built by the workbench, so it has no link log"):
+        link_log(Image.foreign(tmp_path / "foreign"))
 
 
 def test_switching_scenario_in_one_build_directory_rebuilds(workspace: Workspace) -> None:

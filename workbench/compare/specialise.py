@@ -21,6 +21,7 @@ from pathlib import Path
 
 from workbench.debug.disassembly import instructions
 from workbench.guest.machine import Machine
+from workbench.kernel.build import link_log
 from workbench.kernel.image import Image
 from workbench.kernel.workspace import Workspace
 
@@ -138,17 +139,13 @@ def memory_in_use(machine: Machine, image: Image) -> int:
 
 
 def dropped_sections(image: Image) -> list[tuple[str, str]]:
-    """(object file, section) for every section the image's final link dropped, from link.log.
+    """(object file, section) for every section the image's link dropped, from its link log.
 
     Object files are named by their source (`kernel/timer.c`), as in the Makefile's build tree.
     """
     build = image.path.parent
-    try:
-        log = (build / "link.log").read_text()
-    except OSError:
-        return []
     dropped = []
-    for line in log.splitlines():
+    for line in link_log(image).splitlines():
         match = _GNU_DROPPED.search(line) or _LLD_DROPPED.search(line)
         if match is None:
             continue

@@ -38,9 +38,10 @@ _DIAGNOSTIC = re.compile(
     re.MULTILINE,
 )
 # GNU ld and lld: "ld: ...: undefined reference to `x'", "ld.lld: error: undefined symbol: x";
-# make itself: "Makefile:27: *** SCENARIO must be one of: ...  Stop."
+# the Makefile's scripts: "symbols.awk: the symbol table needs ..."; make itself:
+# "Makefile:27: *** SCENARIO must be one of: ...  Stop."
 _LINKER_ERROR = re.compile(
-    r"^(?:\S*ld(?:\.lld)?|make|Makefile:\d+): (?:\*\*\* )?(?:error: )?(?P<message>.*?)(?:\.\s+Stop\.)?$",
+    r"^(?:\S*ld(?:\.lld)?|\S+\.awk|make|Makefile:\d+): (?:\*\*\* )?(?:error: )?(?P<message>.*?)(?:\.\s+Stop\.)?$",
     re.MULTILINE)
 
 
@@ -235,6 +236,24 @@ def build_linux_program(source_dir: Path, *, app: str, toolchain: str = DEFAULT_
     build_dir = _build_directory(source_dir, toolchain, "none", app, None)
     _make(source_dir, toolchain, {"BUILD_DIR": build_dir, "APP": app}, ["linux"], timeout)
     return source_dir / build_dir / "linux" / Path(app).name
+
+
+def link_log(image: Image, *, timeout: float = 120.0) -> str:
+    """The messages of `image`'s link with --print-gc-sections: each section it dropped.
+
+    make writes them to link.log beside the image only when asked, here, by linking again, so
+    that an edit's build skips it. It asks with the image's own build facts; the build directory
+    is brought up to date first, like a build.
+    """
+    if image.source_dir is None or image.components is None:
+        raise InvalidInput(f"{image.path.name} was not built by the workbench, so it has no link log")
+    build_dir = image.path.parent
+    if build_dir.is_relative_to(image.source_dir):  # as build_image named it, so make's names match
+        build_dir = build_dir.relative_to(image.source_dir)
+    variables = {"BUILD_DIR": str(build_dir), "SCENARIO": image.scenario, "APP": image.app,
+                 "COMPONENTS": " ".join(image.components)}
+    _make(image.source_dir, image.toolchain, variables, [f"{build_dir}/link.log"], timeout)
+    return (image.source_dir / build_dir / "link.log").read_text()
 
 
 def build_image(

@@ -10,6 +10,7 @@ import bisect
 import functools
 import html
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,30 @@ class Segment:
         return self.vaddr <= vaddr < self.vaddr + self.size
 
 
+# st_info's low four bits: the symbol types the workbench names.
+_SYMBOL_KINDS = {0: "label", 1: "object", 2: "function"}  # STT_NOTYPE, STT_OBJECT, STT_FUNC
+# Elf64_Sym and Elf32_Sym as (name, info, section index, value, size), for struct: each build
+# loads a new image, and pyelftools' symbol by symbol parsing took most of Image.load's time.
+_SYMBOL_LAYOUTS = {64: ("IBBHQQ", (0, 1, 3, 4, 5)), 32: ("IIIBBH", (0, 3, 5, 1, 2))}
+
+
+def _read_symbols(elf: ELFFile) -> dict[str, Symbol]:
+    """The defined functions, objects and labels of the ELF's .symtab, by name."""
+    table = elf.get_section_by_name(".symtab")
+    if not isinstance(table, SymbolTableSection):
+        return {}
+    layout, fields = _SYMBOL_LAYOUTS[elf.elfclass]
+    strings = table.stringtable.data()
+    symbols: dict[str, Symbol] = {}
+    for entry in struct.iter_unpack(("<" if elf.little_endian else ">") + layout, table.data()):
+        name_at, info, section, vaddr, size = (entry[i] for i in fields)
+        kind = _SYMBOL_KINDS.get(info & 0xF)
+        if kind and name_at and section != 0:  # 0: SHN_UNDEF
+            name = strings[name_at:strings.index(b"\0", name_at)].decode(errors="replace")
+            symbols[name] = Symbol(name, vaddr, size, kind)
+    return symbols
+
+
 @dataclass(frozen=True)
 class Image:
     """A unikernel ELF on disk and what the build knows about it."""
@@ -143,14 +168,7 @@ class Image:
                 for s in elf.iter_sections()
                 if s["sh_flags"] & SHF_ALLOC and s["sh_size"] > 0
             )
-            symbols: dict[str, Symbol] = {}
-            table = elf.get_section_by_name(".symtab")
-            if isinstance(table, SymbolTableSection):
-                kinds = {"STT_FUNC": "function", "STT_OBJECT": "object", "STT_NOTYPE": "label"}
-                for sym in table.iter_symbols():
-                    kind = kinds.get(sym["st_info"]["type"])
-                    if kind and sym.name and sym["st_shndx"] != "SHN_UNDEF":
-                        symbols[sym.name] = Symbol(sym.name, sym["st_value"], sym["st_size"], kind)
+            symbols = _read_symbols(elf)
             entry = elf["e_entry"]
             segments = tuple(Segment(p["p_vaddr"], p["p_paddr"], p["p_memsz"]) for p in elf.iter_segments()
                              if p["p_type"] == "PT_LOAD" and p["p_memsz"] > 0)

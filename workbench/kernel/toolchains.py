@@ -6,8 +6,8 @@ import shutil
 
 # The toolchains the unikernel's Makefile supports, as make variables.
 TOOLCHAINS: dict[str, dict[str, str]] = {
-    "gcc": {"CC": "gcc", "LD": "ld", "NM": "nm", "OBJCOPY": "objcopy"},
-    "clang": {"CC": "clang", "LD": "ld.lld", "NM": "nm", "OBJCOPY": "objcopy"},
+    "gcc": {"CC": "gcc", "LD": "ld", "READELF": "readelf", "OBJCOPY": "objcopy"},
+    "clang": {"CC": "clang", "LD": "ld.lld", "READELF": "readelf", "OBJCOPY": "objcopy"},
 }
 TOOLCHAIN_PACKAGES = {"gcc": "gcc binutils make", "clang": "clang lld binutils make"}
 
