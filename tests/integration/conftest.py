@@ -12,17 +12,23 @@ from workbench.resources import kernel_source
 
 
 @pytest.fixture(scope="session")
-def cpu_held_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+def smp_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """apps/smp (lesson 10's application: the smp component and its requests), built once."""
+    build = tmp_path_factory.mktemp("smp") / "build"
+    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
+                   capture_output=True, text=True)
+    return Image.load(build / "unikernel.elf")
+
+
+@pytest.fixture(scope="session")
+def cpu_held_back(smp_image: Image) -> None:
     """Skip unless QEMU's gdbstub can let some CPUs run while another stays stopped.
 
     The tests of a CPU that never arrives hold one back that way (`vCont;c:1;c:2;c:4`). QEMU 7.2
     runs the CPUs named; QEMU 10.0 runs none of them (measured: naming every CPU runs them all),
     so there the held-back CPU cannot be made, and the reason is printed with the skip.
     """
-    build = tmp_path_factory.mktemp("held-back-probe") / "build"
-    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
-                   capture_output=True, text=True)
-    machine = Machine(Image.load(build / "unikernel.elf"), name="held-back-probe", cpus=2, gdb=True)
+    machine = Machine(smp_image, name="held-back-probe", cpus=2, gdb=True)
     machine.start(paused=True)
     try:
         machine.gdb.resume_threads((1,))  # CPU 0 alone: it boots and says so, or nothing runs

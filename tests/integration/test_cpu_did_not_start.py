@@ -9,14 +9,12 @@ with the place QEMU's `info registers -a` gives for that CPU, and leaves the mac
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
 from workbench.guest.cpus import CpuDidNotStart, cpus_that_did_not_start
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
-from workbench.resources import kernel_source
 
 pytestmark = pytest.mark.qemu
 
@@ -24,11 +22,8 @@ HELD_BACK = 2
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    build = tmp_path_factory.mktemp("did-not-start") / "build"
-    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
-                   capture_output=True, text=True)
-    return Image.load(build / "unikernel.elf")
+def image(smp_image: Image) -> Image:
+    return smp_image
 
 
 @pytest.mark.usefixtures("cpu_held_back")

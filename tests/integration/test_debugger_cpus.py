@@ -8,7 +8,6 @@ moves that CPU alone.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,6 @@ from workbench.debug.debugger import Debugger
 from workbench.errors import InvalidInput
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
-from workbench.resources import kernel_source
 
 pytestmark = pytest.mark.qemu
 
@@ -25,11 +23,8 @@ READER_CPU = 2
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    build = tmp_path_factory.mktemp("debug-cpus") / "build"
-    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
-                   capture_output=True, text=True)
-    return Image.load(build / "unikernel.elf")
+def image(smp_image: Image) -> Image:
+    return smp_image
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from workbench.errors import InvalidInput
 from workbench.guest.machine import GuestTimeout, Machine, MachineState
 from workbench.kernel.image import Image
 from workbench.kernel.skeleton import skeleton_source
-from workbench.resources import kernel_source
 from workbench.views import MachineView
 
 pytestmark = pytest.mark.qemu
@@ -28,11 +27,8 @@ BOOT_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    build = tmp_path_factory.mktemp("smp") / "build"
-    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
-                   capture_output=True, text=True)
-    return Image.load(build / "unikernel.elf")
+def image(smp_image: Image) -> Image:
+    return smp_image
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ new one. The guest's own reply is the oracle: its old-frame, new-frame, value an
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
-from workbench.resources import kernel_source
 from workbench.views import StaleTlbView, ViewError
 
 pytestmark = pytest.mark.qemu
@@ -21,11 +19,8 @@ READER_CPU = 2
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    build = tmp_path_factory.mktemp("stale-tlb") / "build"
-    subprocess.run(["make", "-s", f"BUILD_DIR={build}", "APP=apps/smp"], cwd=kernel_source(), check=True,
-                   capture_output=True, text=True)
-    return Image.load(build / "unikernel.elf")
+def image(smp_image: Image) -> Image:
+    return smp_image
 
 
 @pytest.fixture
