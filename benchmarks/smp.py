@@ -12,15 +12,17 @@
       count depends on how fast they answer), and the receiver's, from smp_interrupt_entry to
       its return to the interrupted reader (the whole IPI handler, one CPU stepped alone);
   (d) the hello image (the default application with COMPONENTS= , so no smp) from this tree,
-      byte for byte against the same build of the last commit before smp was merged.
+      byte for byte against the same build of this tree with kernel/smp/ deleted: a build that
+      does not select the component carries nothing of its code.
 
-    .venv/bin/python benchmarks/smp.py [--runs 5] [--rounds 20]
+    .venv/bin/python -m benchmarks.smp [--runs 5] [--rounds 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,16 +30,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from _timing import summary, timed  # benchmarks/_timing.py
-
+from benchmarks._timing import summary, timed
 from workbench.debug.debugger import Debugger
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.resources import kernel_source
 
-BEFORE_SMP = "f160185"  # main's last commit before `Merge branch 'smp-kernel'` (f59d160)
 MAX_STEPS = 20000
-REPOSITORY = Path(__file__).resolve().parents[1]
 IPI_HANDLER = frozenset({"smp_interrupt_entry", "smp_interrupt", "this_cpu", "invlpg", "apic_write"})
 
 
@@ -97,12 +96,10 @@ def instructions(image: Image, cpus: int) -> tuple[int, int]:
 
 def hello_is_unchanged(directory: Path) -> bool:
     now = build(kernel_source(), directory / "now", "COMPONENTS=")
-    before_source = directory / "before"
-    before_source.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", BEFORE_SMP, "kernel-src"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(before_source)], input=archive, check=True)
-    before = build(before_source / "kernel-src", directory / "before-build", "COMPONENTS=")
+    without = directory / "without-smp"
+    shutil.copytree(kernel_source(), without, ignore=shutil.ignore_patterns("build"))
+    shutil.rmtree(without / "kernel" / "smp")
+    before = build(without, directory / "without-smp-build", "COMPONENTS=")
     return filecmp.cmp(now, before, shallow=False)
 
 
@@ -129,7 +126,7 @@ def main() -> int:
             print(f"(c) {what}: sender {sent} guest instructions in tlb_shootdown (spin-wait included), "
                   f"receiver {received} in the IPI handler")
         unchanged = hello_is_unchanged(directory)
-        print(f"(d) hello (COMPONENTS=) byte for byte as before smp ({BEFORE_SMP}): "
+        print("(d) hello (COMPONENTS=) byte for byte as without kernel/smp/: "
               f"{'yes' if unchanged else 'NO'}   target yes")
     return 0
 
