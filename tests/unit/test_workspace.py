@@ -99,6 +99,8 @@ def test_exercise_markers_are_found(workspace: Workspace) -> None:
     places = workspace.find("EXERCISE(01)")
     assert ("app/main.c", places[-1][1], places[-1][2]) in places
     assert all("EXERCISE(01)" in line for _, _, line in places)
+    assert "EXERCISE(01)" in workspace.read("app/README.md")  # named there, but not a place to edit
+    assert not [path for path, _, _ in places if path.endswith(".md")]
 
 
 def test_workspace_names_are_checked(tmp_path: Path) -> None:

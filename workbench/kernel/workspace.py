@@ -258,9 +258,13 @@ class Workspace:
         return excerpt(str(relative), text, first, last, marked=marked)
 
     def find(self, marker: str) -> list[tuple[str, int, str]]:
-        """(path, line number, line) for each line containing `marker`, e.g. 'EXERCISE(01)'."""
+        """(path, line number, line) for each source line containing `marker`, e.g. 'EXERCISE(01)'.
+
+        The READMEs, which name the markers to explain them, are not places to edit."""
         found = []
         for relative in self.files():
+            if relative.endswith(".md"):
+                continue
             for number, line in enumerate(self.read(relative).splitlines(), 1):
                 if marker in line:
                     found.append((relative, number, line.strip()))
