@@ -74,3 +74,43 @@ def test_a_step_of_one_cpu_moves_it_alone(debugger: Debugger) -> None:
     assert stop.cpu == READER_CPU and after[READER_CPU] != before[READER_CPU]
     assert after[0] == before[0] and after[1] == before[1]
     assert debugger.registers()["rip"] == after[READER_CPU]
+
+
+def qemus_view_of(machine: Machine, cpu: int) -> tuple[str, int]:
+    """The CPU's mode and the linear address of its next instruction, from QEMU's monitor."""
+    registers = machine.cpus()[cpu].registers
+    return registers.mode.value, registers.cs.base + registers.rip
+
+
+def test_a_woken_cpu_is_followed_from_real_mode_into_long_mode(image: Image) -> None:
+    """Lesson 10's bring-up: a breakpoint on the start-up code stops the first CPU to run its
+    copy at 0x8000, in real mode, at its line of entry.S; stepping that CPU alone goes through
+    each mode, every stop agreeing with the monitor on the mode and the address."""
+    debugger = Debugger.boot(image, cpus=2)
+    try:
+        debugger.break_at("smp_trampoline")
+        stop = debugger.cont(timeout=60)
+        assert (stop.reason, stop.cpu, stop.pc, stop.mode) == ("breakpoint", 1, 0x8000, "real mode")
+        assert (stop.function, stop.path) == ("smp_trampoline", "kernel/smp/entry.S")
+        modes = [stop.mode]
+        while stop.function != "smp_cpu_entry":
+            stop = debugger.stepi(cpu=1)
+            assert (stop.cpu, stop.path) == (1, "kernel/smp/entry.S")
+            assert (stop.mode, stop.pc) == qemus_view_of(debugger.machine, 1)
+            if stop.mode != modes[-1]:
+                modes.append(stop.mode)
+        assert modes == ["real mode", "16-bit protected mode", "32-bit protected mode",
+                         "compatibility mode (long mode, 32-bit code)", "64-bit long mode"]
+        assert stop.pc == image.symbol("smp_cpu_entry").vaddr
+    finally:
+        debugger.close()
+
+
+def test_code_the_linker_dropped_is_not_found_at_address_0(image: Image) -> None:
+    """apps/smp links no timer: the DWARF of timer.c says address 0, which is no code."""
+    debugger = Debugger.boot(image, cpus=1)
+    try:
+        assert "timer_init" not in image.symbols and "timer_init" not in debugger.info.functions
+        assert debugger.info.location(0) is None and debugger.info.function_at(0x10) is None
+    finally:
+        debugger.close()

@@ -32,11 +32,21 @@ from workbench.debug.debuginfo import DebugInfo, DebugInfoError, NoSuchLine, Typ
 from workbench.debug.dwarf.expressions import DWARF_NUMBER, REGISTER_NAMES, RIP, format_value
 from workbench.debug.stepping import MAX_LINE_STEPS, SETTLE_SECONDS, Execution, Reporter, enters_inlined_call
 from workbench.debug.stops import Breakpoint, DebuggerError, Stop, Watchpoint
-from workbench.debug.unwind import Frame, Value, backtrace, frame_variables, linked_vaddr, read_variable
+from workbench.debug.unwind import (
+    Frame,
+    Value,
+    backtrace,
+    frame_variables,
+    linear_pc,
+    linked_vaddr,
+    read_variable,
+    running_address,
+)
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.guest.gdbstub import SIGTRAP, GdbClient, GdbError, StopReply
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image, SymbolNotFound
+from workbench.models.cpu import Registers
 from workbench.models.snapshot import Snapshot
 
 __all__ = ["Breakpoint", "Debugger", "DebuggerError", "Stop", "Watchpoint"]
@@ -144,6 +154,7 @@ class Debugger:
             _function, path, line, _depth = self._execution.present(vaddrs[0])
         else:
             raise InvalidInput(f"a breakpoint is at a function name, file:line or a vaddr, not {where!r}")
+        vaddrs = tuple(running_address(self.image, vaddr) for vaddr in vaddrs)
         self._numbers += 1
         found = Breakpoint(self._numbers, str(where) if not isinstance(where, int) else f"{where:#x}", vaddrs,
                            path, line)
@@ -391,7 +402,7 @@ class Debugger:
 
     def _user_breakpoint_at(self, pc: int) -> Breakpoint | None:
         vaddr = linked_vaddr(self.image, pc)
-        return next((b for b in self.breakpoints.values() if vaddr in b.vaddrs), None)
+        return next((b for b in self.breakpoints.values() if pc in b.vaddrs or vaddr in b.vaddrs), None)
 
     def _after_stop(self, reply: StopReply) -> Stop:
         if reply.exited:
@@ -459,16 +470,23 @@ class Debugger:
                    new: bytes = b"") -> Stop:
         registers = self.gdb.registers()
         self._previous, self._execution.registers = dict(self._last_stop_registers), registers
-        pc = registers["rip"]
+        cpu = self._stopped_cpu()
+        state = self._registers_of(cpu)
+        pc = linear_pc(registers) if state is None else state.fetch_address
         vaddr = linked_vaddr(self.image, pc)
         function, path, line, _depth = self._execution.present(vaddr)
-        try:
-            mode = self.machine.registers().mode.value
-        except WorkbenchError:
-            mode = ""
-        stop = Stop(reason, pc, vaddr, function, path, line, mode, detail, number, old, new, self._stopped_cpu())
+        mode = state.mode.value if state is not None else ""
+        stop = Stop(reason, pc, vaddr, function, path, line, mode, detail, number, old, new, cpu)
         self.stop = stop
         return stop
+
+    def _registers_of(self, cpu: int | None) -> Registers | None:
+        """The stopped CPU's registers with its segments, which gdb's lack: another CPU may still
+        be in real mode while CPU 0 is in long mode."""
+        try:
+            return self.machine.registers() if cpu is None else self.machine.cpus()[cpu].registers
+        except (WorkbenchError, IndexError):
+            return None
 
     def _stopped_cpu(self) -> int | None:
         """The CPU the last stop reply named, on a machine of several CPUs."""

@@ -154,8 +154,11 @@ class DebugInfo:
                 index = state.file if version >= 5 else state.file - 1
                 name = names[index] if 0 <= index < len(names) else "?"
                 if state.end_sequence:
-                    self._sequences.append((rows[start].vaddr if start < len(rows) else state.address,
-                                            state.address, start, len(rows)))
+                    low = rows[start].vaddr if start < len(rows) else state.address
+                    if self.image.section_at(low) is None:
+                        del rows[start:]  # code the linker dropped (--gc-sections): its rows say 0
+                    else:
+                        self._sequences.append((low, state.address, start, len(rows)))
                     start = len(rows)
                     continue
                 rows.append(LineRow(state.address, name, state.line, bool(state.is_stmt)))
@@ -163,6 +166,10 @@ class DebugInfo:
         self._row_vaddrs = [r.vaddr for r in rows]
         self._sequences.sort()
         self._sequence_lows = [low for low, _, _, _ in self._sequences]
+        self._read_functions_and_globals(dwarf)
+        self._read_cfi(dwarf)
+
+    def _read_functions_and_globals(self, dwarf: Any) -> None:
         locations = LocationParser(dwarf.location_lists())
         ranges = dwarf.range_lists()
         for cu in dwarf.iter_CUs():
@@ -170,13 +177,14 @@ class DebugInfo:
             for die in cu.get_top_DIE().iter_children():
                 found = reader.top_level(die)
                 if isinstance(found, Function):
+                    if self.image.section_at(found.low) is None:
+                        continue  # dropped by the linker, as above
                     self._function_list.append(found)
                     self.functions.setdefault(found.name, found)
                 elif found is not None:
                     self.globals.setdefault(found.name, found)
         self._function_list.sort(key=lambda f: f.low)
         self._function_lows = [f.low for f in self._function_list]
-        self._read_cfi(dwarf)
 
     def _row_at(self, vaddr: int) -> tuple[int, int, int, int] | None:
         """(index of the last row at or before `vaddr`, its sequence's first row, end row and

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from workbench.debug import disassembly
 from workbench.debug.debuginfo import DebugInfo, LineRow
 from workbench.debug.stops import DebuggerError, Stop
-from workbench.debug.unwind import Frame, linked_vaddr
+from workbench.debug.unwind import Frame, linear_pc, linked_vaddr
 from workbench.errors import WorkbenchError
 from workbench.guest.gdbstub import SIGTRAP, GdbClient, GdbError, GdbTimeout, StopReply
 from workbench.guest.machine import Machine, MachineState
@@ -144,7 +144,7 @@ class Execution:
 
     def pc(self) -> int:
         self.registers = self.gdb.registers()
-        return self.registers["rip"]
+        return linear_pc(self.registers)
 
     def single_step(self) -> StopReply | None:
         """One instruction; a `rep` instruction that did not move on is run to its end. Returns
@@ -255,9 +255,9 @@ class Execution:
                     return stop_reply
                 registers = self.gdb.registers()
                 self.registers = registers
-                if registers["rip"] == address and registers["rsp"] >= cfa:
+                if linear_pc(registers) == address and registers["rsp"] >= cfa:
                     return None
-                user = self._reporter.user_breakpoint_at(registers["rip"])
+                user = self._reporter.user_breakpoint_at(linear_pc(registers))
                 if stop_reply.watch is not None or stop_reply.signal != SIGTRAP or user is not None:
                     return self._reporter.after_stop(stop_reply)
         finally:
@@ -277,7 +277,7 @@ class Execution:
     def step_over_instruction(self) -> StopReply | None:
         """One instruction, or a whole call if the instruction is one."""
         registers = self.gdb.registers()
-        rsp, pc = registers["rsp"], registers["rip"]
+        rsp, pc = registers["rsp"], linear_pc(registers)
         reply = self.single_step()
         if reply is not None:
             return reply

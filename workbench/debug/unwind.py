@@ -23,7 +23,7 @@ put it) and goes on into the code that was interrupted: the frame there is marke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from workbench.debug.debuginfo import CfaRule, DebugInfo, Scope, Variable
@@ -182,13 +182,50 @@ def _caller(known: dict[int, int], rule: CfaRule | None, cfa: int | None, read: 
     return caller, ""
 
 
+# Code the kernel copies before it runs it, by symbols around the copied bytes and the address
+# the copy runs at (docs/guest-contract.md): the DWARF knows it where it is linked.
+COPIED_CODE = (("smp_trampoline", "smp_trampoline_end", 0x8000),)  # the other CPUs' start-up code
+CR0_PE = 1
+
+
+def linear_pc(registers: Mapping[str, int]) -> int:
+    """The address the CPU fetches from, which breakpoints match. In real mode that is CS:IP,
+    CS's base being CS * 16 (a woken CPU starts at 0800:0000); otherwise rip, on the flat
+    segments every kernel here sets up."""
+    if "cr0" in registers and not registers["cr0"] & CR0_PE:
+        return (registers.get("cs", 0) << 4) + (registers["rip"] & 0xFFFF)
+    return registers["rip"]
+
+
 def linked_vaddr(image: Image, pc: int) -> int:
     """Where the instruction at `pc` is linked: boot code runs at its load address before
-    paging (and, in boot.S, just after it), which the DWARF does not know."""
+    paging (and, in boot.S, just after it), copied code where it was copied to; the DWARF
+    knows neither."""
     if image.section_at(pc) is not None:
         return pc
     linked = image.vaddr_of_paddr(pc)
-    return linked if linked is not None else pc
+    if linked is not None:
+        return linked
+    for source, size, runs_at in _copies(image):
+        if runs_at <= pc < runs_at + size:
+            return source + pc - runs_at
+    return pc
+
+
+def running_address(image: Image, vaddr: int) -> int:
+    """Where the code linked at `vaddr` runs, where a breakpoint on it must go: the copy's
+    address for copied code, else `vaddr`."""
+    for source, size, runs_at in _copies(image):
+        if source <= vaddr < source + size:
+            return runs_at + vaddr - source
+    return vaddr
+
+
+def _copies(image: Image) -> Iterator[tuple[int, int, int]]:
+    """(linked vaddr, size, address it runs at) of each copied piece of code the image has."""
+    for start, end, runs_at in COPIED_CODE:
+        if start in image.symbols and end in image.symbols:
+            yield image.symbols[start].vaddr, image.symbols[end].vaddr - image.symbols[start].vaddr, runs_at
 
 
 def frame_variables(info: DebugInfo, frame: Frame, read: Reader) -> list[Value]:

@@ -619,6 +619,14 @@ class Registers:
         return CpuMode.PROTECTED_32 if self.cs.default_32 else CpuMode.PROTECTED_16
 
     @property
+    def fetch_address(self) -> int:
+        """The linear address of the next instruction: CS's base plus rip, except in 64-bit
+        mode, where CS has no base (a woken CPU starts at base 0x8000, ip 0)."""
+        if self.mode is CpuMode.LONG_64:
+            return self.rip
+        return (self.cs.base + self.rip) & 0xFFFF_FFFF
+
+    @property
     def general(self) -> dict[str, int]:
         """The general registers by lowercase name, in QEMU's order, without absent ones."""
         out: dict[str, int] = {}

@@ -1,5 +1,5 @@
 /* The other CPUs. kernel_main calls smp_init() once the final page tables are in: it finds the
- * CPUs in the firmware's table (tables.c) and wakes them one at a time with INIT-SIPI-SIPI
+ * CPUs in the firmware's table (tables.c) and wakes them all at once with INIT-SIPI-SIPI
  * (SDM Vol. 3A 9.4.4, "MP Initialization Example") into the start-up code (entry.S). Each
  * gets its own stack, a copy of the GDT with its own TSS and interrupt stacks, the shared IDT,
  * and its block in cpus[] through GS; then it waits, halted, until cpu_start gives it a
@@ -112,7 +112,7 @@ void apic_send(uint32_t apic_id, uint32_t command)
 #define PIT_RATE_FULL_COUNT  0x34    /* channel 0, low then high byte, mode 2; count 0 = 65536 */
 #define PIT_LATCH_CHANNEL_0  0x00    /* hold channel 0's count for reading */
 
-#define INIT_DELAY_US        10000   /* SDM 9.4.4: 10 ms after INIT */
+#define INIT_DELAY_US        10000   /* SDM 9.4.4: 10 ms after INIT, for older CPUs */
 #define STARTUP_DELAY_US     200     /* 200 us after the first SIPI, then the second */
 #define START_TIMEOUT_US     1000000 /* then up to 1 s to arrive */
 
@@ -137,38 +137,79 @@ static void pit_start(void)
     pit_ticks();
 }
 
-/* Wait up to microseconds for the CPU to leave CPU_STARTING (or just wait, without a CPU);
- * once it has arrived, wait for it to finish its line. False if it has not arrived. */
-static bool wait_for(struct cpu *cpu, uint64_t microseconds)
+static void pause_for(uint64_t microseconds)
 {
     uint64_t start = pit_ticks(), ticks = microseconds * PIT_FREQUENCY / 1000000;
     while (pit_ticks() - start < ticks)
-        if (cpu != NULL && __atomic_load_n(&cpu->state, __ATOMIC_ACQUIRE) != CPU_STARTING)
-            break;
-    if (cpu == NULL)
-        return true;
+        cpu_relax();
+}
+
+/* Wait until the CPU leaves CPU_STARTING or the PIT reaches deadline; once it has arrived,
+ * wait for it to finish its line. False if it has not arrived. */
+static bool arrived_by(struct cpu *cpu, uint64_t deadline)
+{
+    while (__atomic_load_n(&cpu->state, __ATOMIC_ACQUIRE) == CPU_STARTING && pit_ticks() < deadline)
+        cpu_relax();
     while (__atomic_load_n(&cpu->state, __ATOMIC_ACQUIRE) == CPU_ARRIVED)
         cpu_relax();
     return cpu->state == CPU_IDLE;
 }
 
-static bool wake(struct cpu *cpu)
+/* Too late: if it still arrives, it finds CPU_FAILED and halts (smp_cpu_main). */
+static bool give_up_on(struct cpu *cpu)
 {
-    cpu->state = CPU_STARTING;
-    apic_send(cpu->apic_id, ICR_INIT | ICR_ASSERT | ICR_LEVEL_TRIGGERED);
-    wait_for(NULL, INIT_DELAY_US);
-    apic_send(cpu->apic_id, ICR_STARTUP | TRAMPOLINE_PADDR / PAGE_SIZE);
-    if (wait_for(cpu, STARTUP_DELAY_US))
-        return true;
-    apic_send(cpu->apic_id, ICR_STARTUP | TRAMPOLINE_PADDR / PAGE_SIZE);
-    if (wait_for(cpu, START_TIMEOUT_US))
-        return true;
-    /* Too late: if it still arrives, it finds CPU_FAILED and halts (smp_cpu_main). */
     uint32_t starting = CPU_STARTING;
     if (__atomic_compare_exchange_n(&cpu->state, &starting, CPU_FAILED, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return false;
-    return wait_for(cpu, 0);            /* it arrived just now */
+    return arrived_by(cpu, 0);          /* it arrived just now */
+}
+
+static bool starting(unsigned index)
+{
+    return __atomic_load_n(&cpus[index].state, __ATOMIC_ACQUIRE) == CPU_STARTING;
+}
+
+/* The SDM's example waits 10 ms after INIT; Linux waits on none of the CPUs it calls modern,
+ * Intel's family 6 and AMD's from family 0xf on (smp_quirk_init_udelay in
+ * arch/x86/kernel/smpboot.c). The workbench's qemu64 is AMD family 0xf. */
+static bool init_needs_delay(void)
+{
+    uint32_t eax, ebx, ecx, edx;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0), "c"(0));
+    uint32_t vendor = ebx;              /* the first 4 letters of "GenuineIntel", "AuthenticAMD" */
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+    uint32_t family = eax >> 8 & 0xf;
+    if (family == 0xf)
+        family += eax >> 20 & 0xff;
+    bool intel = vendor == 0x756e6547, amd = vendor == 0x68747541;     /* "Genu", "Auth" */
+    return !(intel && family == 6) && !(amd && family >= 0xf);
+}
+
+/* All of them at once: a CPU that needs the wait after INIT then pays it once, not once a CPU. They arrive
+ * in any order, each saying so under console_lock; those that do not are named after. */
+static void wake_all(void)
+{
+    for (unsigned i = 1; i < cpu_found; i++) {
+        cpus[i].state = CPU_STARTING;
+        apic_send(cpus[i].apic_id, ICR_INIT | ICR_ASSERT | ICR_LEVEL_TRIGGERED);
+    }
+    if (init_needs_delay())
+        pause_for(INIT_DELAY_US);
+    for (unsigned i = 1; i < cpu_found; i++)
+        apic_send(cpus[i].apic_id, ICR_STARTUP | TRAMPOLINE_PADDR / PAGE_SIZE);
+    pause_for(STARTUP_DELAY_US);
+    for (unsigned i = 1; i < cpu_found; i++)
+        if (starting(i))
+            apic_send(cpus[i].apic_id, ICR_STARTUP | TRAMPOLINE_PADDR / PAGE_SIZE);
+    uint64_t deadline = pit_ticks() + (uint64_t)START_TIMEOUT_US * PIT_FREQUENCY / 1000000;
+    for (unsigned i = 1; i < cpu_found; i++) {
+        if (arrived_by(&cpus[i], deadline) || give_up_on(&cpus[i]))
+            continue;
+        spin_lock(&console_lock);
+        console_printf("kernel: cpu %u did not start (APIC id %u)\n", i, cpus[i].apic_id);
+        spin_unlock(&console_lock);
+    }
 }
 
 /* A page in the image, out of the page tables: touching it is a page fault. */
@@ -267,7 +308,7 @@ void smp_init(uint32_t start_info_paddr)
     pd[0] = 0 | PTE_PRESENT | PTE_WRITABLE | PTE_HUGE;
     __asm__ volatile("sgdt %0" : "=m"(kernel_gdt));
 
-    /* 5. One at a time, each with its stack ready and its guard pages unmapped. */
+    /* 5. Each one's stacks ready and guard pages unmapped; then all are woken together. */
     pit_start();
     for (unsigned i = 1; i < cpu_found; i++) {
         struct cpu *cpu = &cpus[i];
@@ -277,12 +318,8 @@ void smp_init(uint32_t start_info_paddr)
         for (int s = 0; s < INTERRUPT_STACK_COUNT; s++)
             unmap_guard_page(cpu_interrupt_stacks[i - 1][s].guard);
         cpu_by_apic_id[cpu->apic_id] = cpu;
-        if (!wake(cpu)) {
-            spin_lock(&console_lock);
-            console_printf("kernel: cpu %u did not start (APIC id %u)\n", i, cpu->apic_id);
-            spin_unlock(&console_lock);
-        }
     }
+    wake_all();
 }
 
 unsigned cpu_count(void)

@@ -12,8 +12,9 @@
 #define LOW(label)          (TRAMPOLINE_PADDR + (label) - smp_trampoline)
 #define TRAMPOLINE_CODE_32  3           /* its GDT's slot for 32-bit code, used on the way */
 
-/* Only copied, never run in place: so it lies in .rodata. */
-	.section .rodata.smp_trampoline, "a"
+/* Only copied, never run in place; but code, in .text, so that the assembler gives its lines
+ * to the debugger (which finds them at the copy: workbench/debug/unwind.py, COPIED_CODE). */
+	.section .text.smp_trampoline, "ax"
 	.balign 16
 	.globl smp_trampoline, smp_trampoline_end
 	.code16
