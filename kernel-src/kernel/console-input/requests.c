@@ -1,5 +1,5 @@
-/* The request server of the component console-input: the loop every application's app_main
- * ends in, with the application's own table of requests. One request a line: the words
+/* The request server of the component console-input: the loop an application's app_main ends
+ * in, with the application's own table of requests. One request a line: the words
  * between spaces, the first naming the request, the rest its arguments; one reply line each
  * (the protocol: app/README.md and docs/guest-contract.md). "help" is the server's own: it
  * lists the table. */
