@@ -1,6 +1,8 @@
 /* The application: the one program in this unikernel. kernel_main calls app_main() when the
  * kernel is ready. It serves requests from the serial console (protocol: app/README.md) by
- * calling the kernel's API in include/kernel.h: plain function calls, no system calls.
+ * calling the kernel's API in include/kernel.h: plain function calls, no system calls. The
+ * commands are its own, in the table commands[]; the loop that reads and serves each request
+ * is the kernel's (console_serve, component console-input).
  * Its configuration (app/config.mk) selects the kernel components it is built with; a request
  * that needs a component is there only when that component is (#if COMPONENT_...), and
  * without console input the application says hello and returns. */
@@ -8,50 +10,8 @@
 #include "kernel.h"
 
 #define LINE_SIZE  128
-#define MAX_WORDS  4                /* a command and up to three arguments */
 
 #if COMPONENT_CONSOLE_INPUT
-/* A number in decimal, or in hexadecimal after "0x". Returns false if it is not one. */
-static bool parse_number(const char *text, uint64_t *value)
-{
-    unsigned base = 10;
-    if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        base = 16;
-        text += 2;
-    }
-    if (*text == '\0')
-        return false;
-    for (*value = 0; *text != '\0'; text++) {
-        unsigned digit;
-        if (*text >= '0' && *text <= '9')
-            digit = *text - '0';
-        else if (base == 16 && *text >= 'a' && *text <= 'f')
-            digit = *text - 'a' + 10;
-        else if (base == 16 && *text >= 'A' && *text <= 'F')
-            digit = *text - 'A' + 10;
-        else
-            return false;
-        if (*value > (UINT64_MAX - digit) / base)
-            return false;               /* does not fit in 64 bits */
-        *value = *value * base + digit;
-    }
-    return true;
-}
-
-/* Parse count numbers from words into values, or reply with an error and return false. */
-static bool parse_numbers(const char *command, char **words, int count, uint64_t *values)
-{
-    for (int i = 0; i < count; i++) {
-        if (!parse_number(words[i], &values[i])) {
-            console_printf("error %s not a number: %s\n", command, words[i]);
-            return false;
-        }
-    }
-    return true;
-}
-
-static void command_help(char **arguments);
-
 #if COMPONENT_TIMER
 static void command_ticks(char **arguments)
 {
@@ -196,13 +156,8 @@ static void command_call_vaddr(char **arguments)
     console_printf("ok call-vaddr value=0x%lx\n", function(numbers[1]));
 }
 /* END SOLUTION(call-vaddr) */
-static const struct command {
-    const char *name;
-    const char *usage;              /* the reply when the number of arguments is wrong */
-    int argument_count;
-    void (*run)(char **arguments);
-} commands[] = {
-    {"help", "help", 0, command_help},
+/* Name, usage, argument count, function (struct command: kernel.h); "help" is console_serve's. */
+static const struct command commands[] = {
 #if COMPONENT_TIMER
     {"ticks", "ticks", 0, command_ticks},
 #endif
@@ -232,48 +187,6 @@ static const struct command {
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
-static void command_help(char **arguments)
-{
-    (void)arguments;
-    console_printf("ok help commands=");
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        console_printf("%s%s", i == 0 ? "" : ",", commands[i].name);
-    console_printf("\n");
-}
-
-/* Split line at spaces, in place. Returns the number of words, at most MAX_WORDS + 1. */
-static int split(char *line, char *words[MAX_WORDS + 1])
-{
-    int count = 0;
-    for (;;) {
-        while (*line == ' ')
-            *line++ = '\0';
-        if (*line == '\0' || count == MAX_WORDS + 1)
-            return count;
-        words[count++] = line;
-        while (*line != ' ' && *line != '\0')
-            line++;
-    }
-}
-
-static void serve(char *line)
-{
-    char *words[MAX_WORDS + 1];
-    int count = split(line, words);
-    if (count == 0)
-        return;
-
-    for (const struct command *command = commands; command < commands + COMMAND_COUNT; command++) {
-        if (strcmp(words[0], command->name) != 0)
-            continue;
-        if (count - 1 != command->argument_count)
-            console_printf("error %s usage: %s\n", command->name, command->usage);
-        else
-            command->run(words + 1);
-        return;
-    }
-    console_printf("error %s unknown command\n", words[0]);
-}
 #endif /* COMPONENT_CONSOLE_INPUT */
 
 void app_main(void)
@@ -282,11 +195,7 @@ void app_main(void)
     console_printf("app: Hello from the unikernel!\n");
 #if COMPONENT_CONSOLE_INPUT
     char line[LINE_SIZE];
-    for (;;) {
-        console_printf("> ");
-        console_read_line(line, sizeof(line));
-        serve(line);
-    }
+    console_serve(commands, COMMAND_COUNT, line, sizeof(line));  /* prompt, read, serve, for ever */
 #endif
 }
 

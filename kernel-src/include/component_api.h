@@ -26,6 +26,10 @@
 #endif
 
 PART_OF(console-input, COMPONENT_CONSOLE_INPUT) size_t console_read_line(char *line, size_t size);
+PART_OF(console-input, COMPONENT_CONSOLE_INPUT)
+void console_serve(const struct command *commands, size_t count, char *line, size_t size);
+PART_OF(console-input, COMPONENT_CONSOLE_INPUT)
+bool parse_numbers(const char *command, char **words, int count, uint64_t *values);
 PART_OF(heap, COMPONENT_HEAP) void *heap_alloc_pages(size_t count);
 PART_OF(timer, COMPONENT_TIMER) extern volatile uint64_t timer_ticks;
 PART_OF(syscall, COMPONENT_SYSCALL) uint64_t user_syscall(uint64_t number, bool switch_cr3);

@@ -76,6 +76,25 @@ void app_main(void);
  * (which drops every section that no code uses, see components.mk) must keep it all the same. */
 #define KEPT_FOR_THE_HOST  __attribute__((used, retain))
 
+/* Requests from the console (component console-input, kernel/console-input/requests.c): the
+ * loop an application ends in. A request is a line of words between spaces; the first names
+ * one of the application's commands, the others are its arguments (protocol: app/README.md). */
+struct command {
+    const char *name;
+    const char *usage;              /* the reply when the number of arguments is wrong */
+    int argument_count;             /* at most 3 */
+    void (*run)(char **arguments);  /* the words after the name; it prints the one reply line */
+};
+/* For ever: print the prompt "> ", read a line into line[0 .. size - 1] (console_read_line)
+ * and serve it with commands[0 .. count - 1]: "error NAME unknown command" or "error NAME
+ * usage: USAGE" for a line that fits none, nothing for an empty line, and the request "help"
+ * itself: "ok help commands=help,NAME,...". */
+__attribute__((noreturn))
+void console_serve(const struct command *commands, size_t count, char *line, size_t size);
+/* Read count numbers (decimal, or hexadecimal after "0x") from words into values; if one is not
+ * a number, reply "error COMMAND not a number: WORD" and return false. */
+bool parse_numbers(const char *command, char **words, int count, uint64_t *values);
+
 /* Several CPUs in the one address space (component smp, kernel/smp/). CPU 0 booted the machine
  * and runs app_main; the others, started at boot, wait halted until cpu_start gives them a
  * function to run. All share the memory, the page tables and this API. Declared here, below the

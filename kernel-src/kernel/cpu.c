@@ -4,27 +4,9 @@
 #include "internal.h"
 #include "x86.h"
 
-/* The operand of lgdt and lidt (SDM Vol. 3A 2.4.1). */
-struct descriptor_table_pointer {
-    uint16_t limit;                 /* size in bytes, minus one */
-    uint64_t base;
-} __attribute__((packed));
-
-/* 64-bit task-state segment (SDM Vol. 3A, "Task Management in 64-bit Mode"). No tasks here:
- * the CPU reads only the interrupt stack table from it. */
-struct task_state_segment {
-    uint32_t reserved0;
-    uint64_t privilege_stack[3];    /* RSP0-2: RSP0 for interrupts from ring 3 */
-    uint64_t reserved1;
-    uint64_t interrupt_stack[7];    /* IST1-7 */
-    uint64_t reserved2;
-    uint16_t reserved3;
-    uint16_t io_map_base;           /* beyond the limit: no I/O permission bitmap */
-} __attribute__((packed));
-
 static struct task_state_segment tss;
 
-/* Slots as in x86.h; the TSS descriptor's two slots are filled in by gdt_init(). */
+/* Slots as in x86.h; the TSS descriptor's two slots are filled in by gdt_load(). */
 static uint64_t gdt[GDT_ENTRIES] = {
     [GDT_KERNEL_CODE] = SEGMENT_KERNEL_CODE,
     [GDT_KERNEL_DATA] = SEGMENT_KERNEL_DATA,
@@ -42,22 +24,22 @@ static uint64_t gdt[GDT_ENTRIES] = {
 
 struct guarded_stack interrupt_stacks[INTERRUPT_STACK_COUNT];
 
-void gdt_init(void)
+void gdt_load(uint64_t *table, struct task_state_segment *tss, struct guarded_stack *stacks)
 {
-    uint64_t base = (uint64_t)&tss;
-    uint64_t limit = sizeof(tss) - 1;
+    uint64_t base = (uint64_t)tss;
+    uint64_t limit = sizeof(*tss) - 1;
 
     for (int i = 0; i < INTERRUPT_STACK_COUNT; i++)
-        tss.interrupt_stack[i] = (uint64_t)(interrupt_stacks[i].stack + INTERRUPT_STACK_SIZE);
-    tss.io_map_base = sizeof(tss);
+        tss->interrupt_stack[i] = (uint64_t)(stacks[i].stack + INTERRUPT_STACK_SIZE);
+    tss->io_map_base = sizeof(*tss);
 
     /* A system descriptor is 16 bytes: base and limit scattered over the first 8, the upper
      * half of the base in the next (SDM Vol. 3A 3.4.5, figure "Segment Descriptor"). */
-    gdt[GDT_TSS] = (limit & 0xffff) | (base & 0xffffff) << 16 | SEGMENT_TSS_64 |
-                   SEGMENT_PRESENT | (limit >> 16 & 0xf) << 48 | (base >> 24 & 0xff) << 56;
-    gdt[GDT_TSS + 1] = base >> 32;
+    table[GDT_TSS] = (limit & 0xffff) | (base & 0xffffff) << 16 | SEGMENT_TSS_64 |
+                     SEGMENT_PRESENT | (limit >> 16 & 0xf) << 48 | (base >> 24 & 0xff) << 56;
+    table[GDT_TSS + 1] = base >> 32;
 
-    struct descriptor_table_pointer pointer = { sizeof(gdt) - 1, (uint64_t)gdt };
+    struct descriptor_table_pointer pointer = { GDT_ENTRIES * sizeof(table[0]) - 1, (uint64_t)table };
     /* CS can only be reloaded by a far transfer: return to the next line through lretq. */
     __asm__ volatile("lgdt %0\n\t"
                      "pushq %1\n\t"
@@ -72,6 +54,11 @@ void gdt_init(void)
                      : : "m"(pointer), "i"(SELECTOR(GDT_KERNEL_CODE)),
                        "r"(SELECTOR(GDT_KERNEL_DATA)), "r"(SELECTOR(GDT_TSS))
                      : "rax", "memory");
+}
+
+void gdt_init(void)
+{
+    gdt_load(gdt, &tss, interrupt_stacks);
 }
 
 /* An interrupt or exception in ring 3 switches to this stack, unless its gate names an IST stack

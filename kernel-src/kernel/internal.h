@@ -60,7 +60,32 @@ struct guarded_stack {
 
 #define INTERRUPT_STACK_COUNT 4     /* #DF, #NMI, #MC, #PF: see cpu.c */
 extern struct guarded_stack interrupt_stacks[INTERRUPT_STACK_COUNT];
+
+/* The operand of lgdt, lidt, sgdt and sidt (SDM Vol. 3A 2.4.1). */
+struct descriptor_table_pointer {
+    uint16_t limit;                 /* size in bytes, minus one */
+    uint64_t base;
+} __attribute__((packed));
+
+/* 64-bit task-state segment (SDM Vol. 3A, "Task Management in 64-bit Mode"). No tasks here:
+ * the CPU reads only the interrupt stack table from it. Each CPU needs its own: loading one
+ * (ltr) marks its descriptor busy, and the interrupt stacks must be the CPU's own. */
+struct task_state_segment {
+    uint32_t reserved0;
+    uint64_t privilege_stack[3];    /* RSP0-2: RSP0 for interrupts from ring 3 */
+    uint64_t reserved1;
+    uint64_t interrupt_stack[7];    /* IST1-7 */
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t io_map_base;           /* beyond the limit: no I/O permission bitmap */
+} __attribute__((packed));
+
 void gdt_init(void);
+/* What gdt_init does for CPU 0, and the component smp for each other CPU with a copy of the
+ * GDT: the TSS gets the tops of stacks[0 .. INTERRUPT_STACK_COUNT - 1], table (a GDT of
+ * GDT_ENTRIES slots) the TSS's descriptor; then this CPU loads the GDT, CS, the data segments
+ * and the TSS. */
+void gdt_load(uint64_t *table, struct task_state_segment *tss, struct guarded_stack *stacks);
 void idt_init(void);
 void tss_set_ring0_stack(uint64_t rsp);  /* where interrupts from ring 3 push their frame */
 

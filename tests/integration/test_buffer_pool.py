@@ -48,3 +48,17 @@ def test_a_frame_freed_while_mapped_is_mapped_twice(tmp_path_factory: pytest.Tem
             assert gva2gpa(machine, vaddrs[1]) == gva2gpa(machine, reopened)
             assert [(e.kind, e.paddr, e.vaddrs) for e in frame_map.errors] == [
                 (ErrorKind.MAPPED_TWICE, new_frame, (vaddrs[1], reopened))]
+
+
+def test_the_pool_serves_its_table_through_the_kernels_request_loop(tmp_path_factory: pytest.TempPathFactory) -> None:
+    image = Workspace.open("requests", parent=tmp_path_factory.mktemp("pool")).build(app="apps/frames")
+    with Machine(image, name="buffer-pool-requests") as machine:
+        machine.wait_for("> ")
+        assert machine.request("help").line == "ok help commands=help,open,close,read,write"
+        assert machine.request("close").line == "error close usage: close N"
+        assert machine.request("close x").line == "error close not a number: x"
+        assert machine.request("close 0x100000000").line == "error close buffer 4294967296 is not open"
+        assert machine.request("frobnicate").line == "error frobnicate unknown command"
+        vaddr = machine.request("open").number("vaddr")
+        assert machine.request(f"write {vaddr:#x} 0x2a").line == f"ok write vaddr={vaddr:#x} value=0x2a"
+        assert machine.request(f"read {vaddr:#x}").line == f"ok read vaddr={vaddr:#x} value=0x2a"

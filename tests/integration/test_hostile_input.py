@@ -157,7 +157,8 @@ def test_send_refuses_a_flood_and_what_cannot_be_typed(image: Image) -> None:
 
 
 def test_a_guest_that_prompts_without_replying_stays_alive(workspace: Workspace) -> None:
-    workspace.replace("app/main.c", 'console_printf("ok help commands=");', 'console_printf("help: commands=");')
+    workspace.replace("kernel/console-input/requests.c", 'console_printf("ok help commands=%s", help.name);',
+                      'console_printf("help: commands=%s", help.name);')
     with Machine(workspace.build()) as machine:
         machine.wait_for("> ")
         started = time.monotonic()

@@ -3,7 +3,7 @@
  * takes one back, so the pool keeps its own free list: a closed buffer's frame goes on the list,
  * and the next buffer opened gets it again instead of a fresh one. Each buffer is mapped at a
  * vaddr of its own, one page after the other from BUFFERS_BASE, never reused. Requests, one per
- * line on the console (docs/guest-contract.md):
+ * line on the console, served by the kernel's console_serve (docs/guest-contract.md):
  *
  *     open           ok open buffer=N vaddr=0x...      a new buffer, zeroed
  *     close N        ok close buffer=N                 its frame back on the free list
@@ -63,75 +63,62 @@ static void close_buffer(unsigned number)
     console_printf("ok close buffer=%u\n", number);
 }
 
-/* A number in decimal, or in hexadecimal after 0x; the rest of the text after it in *rest. */
-static uint64_t number(const char *text, const char **rest)
+static void command_open(char **arguments)
 {
-    uint64_t value = 0;
-    unsigned base = 10;
-    if (text[0] == '0' && text[1] == 'x') {
-        base = 16;
-        text += 2;
-    }
-    for (;; text++) {
-        unsigned digit;
-        if (*text >= '0' && *text <= '9')
-            digit = (unsigned)(*text - '0');
-        else if (base == 16 && *text >= 'a' && *text <= 'f')
-            digit = (unsigned)(*text - 'a' + 10);
-        else
-            break;
-        value = value * base + digit;
-    }
-    while (*text == ' ')
-        text++;
-    *rest = text;
-    return value;
+    (void)arguments;
+    open_buffer();
 }
 
-/* An unmapped vaddr is not checked for: the page fault that follows shows it. */
-static void read_write(bool write, const char *argument)
+static void command_close(char **arguments)
 {
-    uint64_t vaddr = number(argument, &argument);
-    volatile uint64_t *where = (volatile uint64_t *)vaddr;
-    if (write) {
-        uint64_t value = number(argument, &argument);
-        *where = value;
-        console_printf("ok write vaddr=0x%lx value=0x%lx\n", vaddr, value);
-    } else {
-        console_printf("ok read vaddr=0x%lx value=0x%lx\n", vaddr, *where);
-    }
+    uint64_t number;
+    if (!parse_numbers("close", arguments, 1, &number))
+        return;
+    if (number >= BUFFERS)
+        console_printf("error close buffer %lu is not open\n", number);
+    else
+        close_buffer((unsigned)number);
 }
 
-/* One request: a command word, a space, and the rest of the line as its argument. */
-static void serve(char *line)
+/* 8 bytes at arguments[0], wherever it points: an unmapped vaddr is not checked for, the page
+ * fault that follows shows it. write stores arguments[1] there first. */
+static void read_write(char **arguments, bool write)
 {
-    char *argument = line;
-    while (*argument != ' ' && *argument != '\0')
-        argument++;
-    if (*argument == ' ')
-        *argument++ = '\0';
-    const char *rest;
-
-    if (strcmp(line, "open") == 0)
-        open_buffer();
-    else if (strcmp(line, "close") == 0)
-        close_buffer((unsigned)number(argument, &rest));
-    else if (strcmp(line, "read") == 0 || strcmp(line, "write") == 0)
-        read_write(line[0] == 'w', argument);
-    else if (line[0] != '\0')
-        console_printf("error %s unknown command; try open, close N, read VADDR or write VADDR VALUE\n", line);
+    const char *command = write ? "write" : "read";
+    uint64_t numbers[2];                   /* vaddr, value */
+    if (!parse_numbers(command, arguments, write ? 2 : 1, numbers))
+        return;
+    volatile uint64_t *where = (volatile uint64_t *)numbers[0];
+    if (write)
+        *where = numbers[1];
+    else
+        numbers[1] = *where;
+    console_printf("ok %s vaddr=0x%lx value=0x%lx\n", command, numbers[0], numbers[1]);
 }
+
+static void command_read(char **arguments)
+{
+    read_write(arguments, false);
+}
+
+static void command_write(char **arguments)
+{
+    read_write(arguments, true);
+}
+
+static const struct command commands[] = {
+    {"open", "open", 0, command_open},
+    {"close", "close N", 1, command_close},
+    {"read", "read VADDR", 1, command_read},
+    {"write", "write VADDR VALUE", 2, command_write},
+};
 
 void app_main(void)
 {
     static char line[LINE_SIZE];
 
     console_printf("app: buffer pool, %u buffers of one page from 0x%lx\n", BUFFERS, BUFFERS_BASE);
-    for (;;) {
-        console_printf("> ");
-        console_read_line(line, sizeof(line));
-        serve(line);
-    }
+    console_serve(commands, sizeof(commands) / sizeof(commands[0]), line, sizeof(line));
 }
 
 /* For the host: the longest request app_main reads whole (docs/guest-contract.md). */

@@ -1,6 +1,7 @@
 /* Several CPUs in the one address space: lesson 10's application (make APP=apps/smp). CPU 0
- * serves requests from the console, one per line, as app/main.c does; the other CPUs run what
- * it gives them with cpu_start (include/kernel.h, the component smp):
+ * serves requests from the console, one per line, with the kernel's console_serve as app/main.c
+ * does; the other CPUs run what it gives them with cpu_start (include/kernel.h, the component
+ * smp):
  *
  *     cpus                   ok cpus count=N up=0,1,... apic-ids=A,B,...
  *     reader CPU             ok reader cpu=K vaddr=0x... frame=0x... value=0x1
@@ -21,54 +22,13 @@
 #include "kernel.h"
 
 #define LINE_SIZE       128
-#define MAX_WORDS       4                   /* a command and up to three arguments */
 #define REMAP_READS     1000                /* reads the reader makes before remap replies */
 #define MAX_ITERATIONS  100000000
-
-/* A number in decimal, or in hexadecimal after "0x". Returns false if it is not one. */
-static bool parse_number(const char *text, uint64_t *value)
-{
-    unsigned base = 10;
-    if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-        base = 16;
-        text += 2;
-    }
-    if (*text == '\0')
-        return false;
-    for (*value = 0; *text != '\0'; text++) {
-        unsigned digit;
-        if (*text >= '0' && *text <= '9')
-            digit = *text - '0';
-        else if (base == 16 && *text >= 'a' && *text <= 'f')
-            digit = *text - 'a' + 10;
-        else if (base == 16 && *text >= 'A' && *text <= 'F')
-            digit = *text - 'A' + 10;
-        else
-            return false;
-        if (*value > (UINT64_MAX - digit) / base)
-            return false;
-        *value = *value * base + digit;
-    }
-    return true;
-}
-
-static bool parse_numbers(const char *command, char **words, int count, uint64_t *values)
-{
-    for (int i = 0; i < count; i++) {
-        if (!parse_number(words[i], &values[i])) {
-            console_printf("error %s not a number: %s\n", command, words[i]);
-            return false;
-        }
-    }
-    return true;
-}
 
 static void wait_a_little(void)
 {
     __builtin_ia32_pause();
 }
-
-static void command_help(char **arguments);
 
 static void command_cpus(char **arguments)
 {
@@ -254,13 +214,7 @@ static void command_exit(char **arguments)
         machine_exit((uint32_t)status);
 }
 
-static const struct command {
-    const char *name;
-    const char *usage;                      /* the reply when the number of arguments is wrong */
-    int argument_count;
-    void (*run)(char **arguments);
-} commands[] = {
-    {"help", "help", 0, command_help},
+static const struct command commands[] = {
     {"cpus", "cpus", 0, command_cpus},
     {"reader", "reader CPU", 1, command_reader},
     {"remap", "remap shootdown|local", 1, command_remap},
@@ -270,57 +224,11 @@ static const struct command {
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
-static void command_help(char **arguments)
-{
-    (void)arguments;
-    console_printf("ok help commands=");
-    for (size_t i = 0; i < COMMAND_COUNT; i++)
-        console_printf("%s%s", i == 0 ? "" : ",", commands[i].name);
-    console_printf("\n");
-}
-
-/* Split line at spaces, in place. Returns the number of words, at most MAX_WORDS + 1. */
-static int split(char *line, char *words[MAX_WORDS + 1])
-{
-    int count = 0;
-    for (;;) {
-        while (*line == ' ')
-            *line++ = '\0';
-        if (*line == '\0' || count == MAX_WORDS + 1)
-            return count;
-        words[count++] = line;
-        while (*line != ' ' && *line != '\0')
-            line++;
-    }
-}
-
-static void serve(char *line)
-{
-    char *words[MAX_WORDS + 1];
-    int count = split(line, words);
-    if (count == 0)
-        return;
-    for (const struct command *command = commands; command < commands + COMMAND_COUNT; command++) {
-        if (strcmp(words[0], command->name) != 0)
-            continue;
-        if (count - 1 != command->argument_count)
-            console_printf("error %s usage: %s\n", command->name, command->usage);
-        else
-            command->run(words + 1);
-        return;
-    }
-    console_printf("error %s unknown command\n", words[0]);
-}
-
 void app_main(void)
 {
     console_printf("app: %u CPU%s, one address space\n", cpu_count(), cpu_count() == 1 ? "" : "s");
     char line[LINE_SIZE];
-    for (;;) {
-        console_printf("> ");
-        console_read_line(line, sizeof(line));
-        serve(line);
-    }
+    console_serve(commands, COMMAND_COUNT, line, sizeof(line));
 }
 
 /* For the host: the longest request app_main reads whole (see app/main.c). */

@@ -32,12 +32,6 @@ struct cpu_stack {
 static struct cpu_stack cpu_stacks[MAX_CPUS - 1];
 static struct guarded_stack cpu_interrupt_stacks[MAX_CPUS - 1][INTERRUPT_STACK_COUNT];
 
-/* The operand of lgdt, lidt, sgdt and sidt (SDM Vol. 3A 2.4.1). */
-struct descriptor_table_pointer {
-    uint16_t limit;
-    uint64_t base;
-} __attribute__((packed));
-
 static struct descriptor_table_pointer kernel_gdt;     /* kernel/cpu.c's, copied for each CPU */
 static struct descriptor_table_pointer idt_pointer;
 static uint64_t idt[2 * SMP_VECTOR_COUNT] __attribute__((aligned(16)));   /* 16 bytes a gate */
@@ -61,36 +55,12 @@ static bool idt_extend(void)
     return true;
 }
 
-/* On an arriving CPU: its GDT (the kernel's, with its own TSS), the IDT, and GS. */
+/* On an arriving CPU: its GDT (a copy of the kernel's, with its own TSS), the IDT, and GS. */
 static void load_tables(struct cpu *cpu)
 {
-    struct guarded_stack *stacks = cpu_interrupt_stacks[cpu->index - 1];
-    for (int i = 0; i < INTERRUPT_STACK_COUNT; i++)
-        cpu->tss.interrupt_stack[i] = (uint64_t)(stacks[i].stack + INTERRUPT_STACK_SIZE);
-    cpu->tss.io_map_base = sizeof(cpu->tss);
-
     memcpy(cpu->gdt, (const void *)kernel_gdt.base, sizeof(cpu->gdt));
-    uint64_t base = (uint64_t)&cpu->tss, limit = sizeof(cpu->tss) - 1;
-    cpu->gdt[GDT_TSS] = (limit & 0xffff) | (base & 0xffffff) << 16 | SEGMENT_TSS_64 |
-                        SEGMENT_PRESENT | (limit >> 16 & 0xf) << 48 | (base >> 24 & 0xff) << 56;
-    cpu->gdt[GDT_TSS + 1] = base >> 32;
-
-    struct descriptor_table_pointer gdt = { sizeof(cpu->gdt) - 1, (uint64_t)cpu->gdt };
-    /* As in kernel/cpu.c: CS is reloaded by a far return to the next line. */
-    __asm__ volatile("lgdt %0\n\t"
-                     "pushq %1\n\t"
-                     "leaq 1f(%%rip), %%rax\n\t"
-                     "pushq %%rax\n\t"
-                     "lretq\n"
-                     "1:\n\t"
-                     "mov %w2, %%ds\n\t"
-                     "mov %w2, %%es\n\t"
-                     "mov %w2, %%ss\n\t"
-                     "ltr %w3\n\t"
-                     "lidt %4"
-                     : : "m"(gdt), "i"(SELECTOR(GDT_KERNEL_CODE)),
-                       "r"(SELECTOR(GDT_KERNEL_DATA)), "r"(SELECTOR(GDT_TSS)), "m"(idt_pointer)
-                     : "rax", "memory");
+    gdt_load(cpu->gdt, &cpu->tss, cpu_interrupt_stacks[cpu->index - 1]);
+    __asm__ volatile("lidt %0" : : "m"(idt_pointer));
     write_msr(MSR_GS_BASE, (uint64_t)cpu);
 }
 

@@ -30,18 +30,6 @@
 #define CPU_FAILED            5
 
 #ifndef __ASSEMBLER__
-/* The 64-bit task-state segment, as in kernel/cpu.c: each CPU needs its own, since loading one
- * (ltr) marks its descriptor busy, and each CPU needs its own interrupt stacks. */
-struct task_state_segment {
-    uint32_t reserved0;
-    uint64_t privilege_stack[3];
-    uint64_t reserved1;
-    uint64_t interrupt_stack[7];
-    uint64_t reserved2;
-    uint16_t reserved3;
-    uint16_t io_map_base;
-} __attribute__((packed));
-
 /* One per CPU, in the array cpus[], found through GS: GS's base is the CPU's own block. */
 struct cpu {
     struct cpu *self;               /* CPU_SELF */
@@ -55,7 +43,7 @@ struct cpu {
     volatile uint64_t flush_vaddr;  /* a TLB shootdown's address ... */
     volatile uint32_t flush_requested;  /* ... and its flag, cleared by the CPU when done */
     uint64_t gdt[GDT_ENTRIES] __attribute__((aligned(8)));  /* a copy, with its own TSS */
-    struct task_state_segment tss;
+    struct task_state_segment tss;  /* its own (internal.h) */
 } __attribute__((aligned(64)));     /* a cache line each: CPUs write their own blocks */
 
 extern struct cpu cpus[MAX_CPUS];
