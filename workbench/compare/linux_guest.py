@@ -97,8 +97,8 @@ while read -r command; do
         echo "guest: container exited status=$status tmp=$(ls /container/tmp | tr '\n' ',')"
         ;;
     spin)
-        cpu=0
-        while [ $cpu -lt $(nproc) ]; do
+        cpu=0 cpus=$(nproc)
+        while [ $cpu -lt $cpus ]; do
             taskset $(printf %x $((1 << cpu))) sh -c 'echo "guest: spinning on cpu $0"; while :; do :; done' $cpu &
             cpu=$((cpu + 1))
         done
