@@ -8,7 +8,9 @@ translate every leaf QEMU lists to the frame QEMU names, and fault in the gaps b
 - hand-built tables that cover every page size and every flag combination, with 4-level and
   5-level paging, written into a guest that only holds them (tests/guests/tables);
 - a stock Debian or Ubuntu Linux kernel booted without an initrd and paused once it has its
-  final page tables: 2 MiB pages, NX, global pages, tens of thousands of leaves.
+  final page tables: 2 MiB pages, NX, global pages, tens of thousands of leaves;
+- lesson 09's Linux guest on two CPUs, each running a process of its own: per CPU, the tables
+  its CR3 points to, against what QEMU prints for that CPU.
 
 QEMU 7.2's `info mem` is wrong with 5-level paging, and takes minutes on large tables (see
 `paging.qemu_text._qemu_mem_events_emulated`), so 5-level guests are checked against `info tlb` alone.
@@ -17,6 +19,7 @@ QEMU 7.2's `info mem` is wrong with 5-level paging, and takes minutes on large t
 from __future__ import annotations
 
 import bisect
+import re
 import struct
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -27,10 +30,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import linux_kernel
+from workbench.compare.linux_guest import GuestFiles, LinuxGuest, build_initramfs
 from workbench.guest.machine import Machine, MachineState
 from workbench.guest.memory import GuestRAM, MonitorMemory
 from workbench.kernel.image import Image
 from workbench.kernel.toolchains import TOOLCHAINS
+from workbench.kernel.workspace import Workspace
+from workbench.models.cpu import Cr3
 from workbench.models.paging import (
     ENTRY_ACCESSED,
     ENTRY_CACHE_DISABLE,
@@ -93,14 +99,17 @@ def assert_agree(ours: Sequence[object], qemu: Sequence[object], what: str) -> N
 
 
 def compare_with_qemu(machine: Machine, snapshot: Snapshot, *, info_mem: bool) -> tuple[TlbLine, ...]:
-    """Our `info tlb` (and `info mem`) against QEMU's, as text and parsed; QEMU's parsed lines."""
-    qemu_tlb = machine.hmp("info tlb", MONITOR_TIMEOUT)
+    """Our `info tlb` (and `info mem`) against QEMU's, as text and parsed; QEMU's parsed lines.
+
+    QEMU's are those of the snapshot's CPU (its `cpu-index`, as HMP's `cpu N` chooses it).
+    """
+    qemu_tlb = machine.hmp("info tlb", MONITOR_TIMEOUT, cpu=snapshot.cpu)
     assert_agree(snapshot.info_tlb().splitlines(), qemu_tlb.splitlines(), "info tlb text")
     assert snapshot.info_tlb() == qemu_tlb, "info tlb: same lines, different line endings"
     qemu_lines = parse_info_tlb(qemu_tlb)
     assert_agree(tlb_lines(snapshot.leaves), qemu_lines, "info tlb parsed")
     if info_mem:
-        qemu_mem = machine.hmp("info mem", MONITOR_TIMEOUT)
+        qemu_mem = machine.hmp("info mem", MONITOR_TIMEOUT, cpu=snapshot.cpu)
         assert_agree(snapshot.info_mem().splitlines(), qemu_mem.splitlines(), "info mem text")
         assert snapshot.info_mem() == qemu_mem, "info mem: same lines, different line endings"
         assert_agree(snapshot.mappings(), parse_info_mem(qemu_mem), "info mem parsed")
@@ -478,3 +487,41 @@ def test_a_stock_linux_kernel(linux: tuple[Machine, int]) -> None:
     assert any(f[1] == "G" for f in flags), "global pages"
     ranges = parse_info_mem(machine.hmp("info mem", MONITOR_TIMEOUT)) if levels == 4 else None
     check_walks(snapshot, lines, ranges, sample=WALK_SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def guest_files(tmp_path_factory: pytest.TempPathFactory) -> GuestFiles:
+    """Lesson 09's Linux guest: the stock kernel, and an initramfs with the greeter."""
+    workspace = Workspace.open("oracle-linux-guest", parent=tmp_path_factory.mktemp("linux-guest"))
+    program = workspace.build_linux_program(app="apps/greeter")
+    return build_initramfs(program, linux_kernel.stock_kernel(), workspace.root / "build" / "guest.cpio")
+
+
+def qemus_cr3(machine: Machine, cpu: int) -> int:
+    """CR3 as the monitor prints it for `cpu` alone (`info registers` with that CPU chosen)."""
+    found = re.search(r"\bCR3=([0-9a-f]+)", machine.hmp("info registers", cpu=cpu))
+    assert found is not None, f"no CR3 in QEMU's registers of cpu {cpu}"
+    return int(found[1], 16)
+
+
+@pytest.mark.slow(25)  # a boot of Linux on two CPUs under TCG, and two CPUs' tables compared
+def test_the_linux_guest_on_two_cpus_per_cpu(guest_files: GuestFiles) -> None:
+    with LinuxGuest(guest_files, name="oracle-linux-two-cpus", cpus=2) as guest:
+        guest.spin()  # a busy process pinned to each CPU: two address spaces
+        machine = guest.machine
+        machine.pause()
+        cpus = machine.cpus()
+        assert [cpu.index for cpu in cpus] == [0, 1]
+        assert [cpu.cr3 for cpu in cpus] == [qemus_cr3(machine, 0), qemus_cr3(machine, 1)]
+        assert Cr3(cpus[0].cr3).table_paddr != Cr3(cpus[1].cr3).table_paddr, "each CPU runs a process of its own"
+        user_pages = []
+        for cpu in cpus:
+            snapshot = machine.snapshot(f"linux, cpu {cpu.index}", cpu=cpu.index)
+            assert snapshot.cpu == cpu.index and snapshot.registers.cr3 == cpu.cr3
+            assert snapshot.cpu_cr3 == tuple(each.cr3 for each in cpus)
+            lines = compare_with_qemu(machine, snapshot, info_mem=True)
+            check_walks(snapshot, lines, parse_info_mem(machine.hmp("info mem", MONITOR_TIMEOUT, cpu=cpu.index)),
+                        sample=WALK_SAMPLE)
+            user_pages.append({(line.vaddr, line.paddr) for line in lines if line.flags[7] == "U"})
+        assert user_pages[0] and user_pages[1], "each CPU's process has user pages"
+        assert user_pages[0] != user_pages[1], "two processes: their user pages differ in some frames"

@@ -121,6 +121,25 @@ def test_a_snapshot_keeps_each_cpus_cr3(four: Machine) -> None:
     assert snapshot.cpus_on_table(pml4 + 4096) == ()
 
 
+def test_one_cpus_monitor_and_tables_are_chosen_by_its_index(four: Machine) -> None:
+    four.request("reader 2")
+    four.pause()
+    said = blocks(four.hmp("info registers -a"))
+    for index in range(4):  # QEMU's monitor for that CPU alone, and a snapshot of its registers
+        assert field("RIP", four.hmp("info registers", cpu=index)) == field("RIP", said[index])
+        snapshot = four.snapshot(f"cpu {index}", cpu=index)
+        assert snapshot.cpu == index and snapshot.registers.rip == field("RIP", said[index])
+    assert len({field("RIP", said[index]) for index in range(4)}) > 1, "the reader is elsewhere than the idle CPUs"
+
+
+@pytest.mark.parametrize("cpu", [4, -1, True, "1"])
+def test_a_cpu_the_machine_does_not_have_is_one_line(four: Machine, cpu: object) -> None:
+    for asked in (lambda: four.hmp("info tlb", cpu=cpu), lambda: four.snapshot(cpu=cpu)):  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput) as raised:
+            asked()
+        assert str(raised.value) == f"cpu must be a CPU of this machine, 0 to 3, not {cpu!r}"
+
+
 def test_one_cpu_snapshot_has_its_cr3(image: Image) -> None:
     with Machine(image, name="test-smp-1") as machine:
         machine.wait_for("> ", timeout=BOOT_TIMEOUT)

@@ -42,6 +42,7 @@ BOOT_TIMEOUT = 180.0  # about 6 s here under TCG; generous for a loaded CI machi
 READY = re.compile(r"guest: ready (?P<facts>[^\n]*)\n")
 FACTS = re.compile(r"guest: facts (?P<facts>[^\n]*)\n")  # may follow the prompt: printed meanwhile
 EXITED = re.compile(r"guest: container exited (?P<facts>[^\n]*)\n")
+SPINNING = re.compile(r"guest: spinning on cpu (?P<cpu>\d+)\r?\n")
 CONTAINER_ROOT = "container"
 PF_EXECUTE = 0x1  # an ELF segment's flag: executable
 
@@ -52,6 +53,8 @@ INIT_SCRIPT = r"""#!/bin/busybox sh
 #   container   run /greeter in a container, on this console, until it exits: in new pid,
 #               mount, uts, ipc and network namespaces, with /container as its root and its
 #               own /proc (so it sees its own processes only).
+#   spin        start one busy loop per CPU, each pinned to its CPU and saying so once it runs
+#               there: every CPU then runs a process of its own, in an address space of its own.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -93,8 +96,15 @@ while read -r command; do
         wait
         echo "guest: container exited status=$status tmp=$(ls /container/tmp | tr '\n' ',')"
         ;;
+    spin)
+        cpu=0 cpus=$(nproc)
+        while [ $cpu -lt $cpus ]; do
+            taskset $(printf %x $((1 << cpu))) sh -c 'echo "guest: spinning on cpu $0"; while :; do :; done' $cpu &
+            cpu=$((cpu + 1))
+        done
+        ;;
     "") ;;
-    *) echo "guest: unknown command $command; the command is: container" ;;
+    *) echo "guest: unknown command $command; the commands are: container, spin" ;;
     esac
 done
 """
@@ -237,10 +247,12 @@ class ContainerRun:
 class LinuxGuest:
     """The stock Linux kernel, booted with the initramfs of `files`, driven over its console."""
 
-    def __init__(self, files: GuestFiles, *, name: str = "linux-guest", memory_mib: int = MEMORY_MIB) -> None:
+    def __init__(self, files: GuestFiles, *, name: str = "linux-guest", memory_mib: int = MEMORY_MIB,
+                 cpus: int = 1) -> None:
         self.files = files
         self.machine = Machine(Image.foreign(files.kernel.vmlinuz), machine_type="pc", memory_mib=memory_mib,
-                               append=COMMAND_LINE, extra_args=("-initrd", str(files.initramfs)), name=name)
+                               cpus=cpus, append=COMMAND_LINE, extra_args=("-initrd", str(files.initramfs)),
+                               name=name)
         self.seconds_to_ready = 0.0  # from starting QEMU to the init script's first line
         self.guest_programs = 0  # links and files in the guest's /bin
 
@@ -268,6 +280,18 @@ class LinuxGuest:
         return ContainerRun(seconds, facts["memory-free-kib"], facts["memory-total-kib"], facts["processes"],
                             facts["kernel-threads"], facts["container-processes"], facts["container-programs"],
                             facts["system-calls"])
+
+    def spin(self, timeout: float = 60.0) -> None:
+        """Put a busy process on every CPU, each pinned to its own, and wait until each runs there.
+
+        Until the guest is closed, each CPU's CR3 is then its own process's page tables.
+        """
+        self.machine.console.skip_to_end()
+        self.machine.send_line("spin")
+        arrived = {int(self.machine.wait_for(SPINNING, timeout)["cpu"]) for _ in range(self.machine.cpu_count)}
+        if arrived != set(range(self.machine.cpu_count)):
+            raise LinuxGuestError(f"the guest's busy loops said they run on CPUs {sorted(arrived)}, "
+                                  f"not on each of its {self.machine.cpu_count}")
 
     def wait_for_exit(self, timeout: float = 60.0) -> tuple[int, list[str]]:
         """After the application ended: its exit status (128 + signal when killed by one), and

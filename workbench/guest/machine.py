@@ -653,9 +653,19 @@ class Machine:
         """Execute one QMP command and return its result."""
         return self._monitor.qmp(command, timeout, **arguments)
 
-    def hmp(self, command_line: str, timeout: float = 5.0) -> str:
-        """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
-        return self._monitor.hmp(command_line, timeout)
+    def hmp(self, command_line: str, timeout: float = 5.0, *, cpu: int = 0) -> str:
+        """Run a human-monitor command (`info registers`, `info tlb`, ...) and return its text.
+
+        `cpu` chooses the CPU whose registers and page tables the command reads (QEMU's
+        `cpu-index`, as HMP's `cpu N` would for a monitor of its own): CPU 0 unless said.
+        """
+        return self._monitor.hmp(command_line, timeout, cpu=self._checked_cpu(cpu) or None)
+
+    def _checked_cpu(self, cpu: object) -> int:
+        """`cpu` if this machine has a CPU of that index; else one line saying which it has."""
+        if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.cpu_count:
+            raise BadMachineSetting(f"cpu must be a CPU of this machine, 0 to {self.cpu_count - 1}, not {cpu!r}")
+        return cpu
 
     def pause(self, timeout: float = 5.0) -> None:
         timeout = check_timeout(timeout)
@@ -762,18 +772,22 @@ class Machine:
         """Change a C variable of the unikernel, also while it runs."""
         self._inspector.write_symbol(name, value)
 
-    def snapshot(self, label: str = "", timeout: float = 5.0) -> Snapshot:
-        """Registers and page tables at one instant; a running guest is paused meanwhile."""
+    def snapshot(self, label: str = "", timeout: float = 5.0, *, cpu: int = 0) -> Snapshot:
+        """Registers and page tables at one instant; a running guest is paused meanwhile.
+
+        The tables walked are those of `cpu`'s CR3 (CPU 0's unless said); every CPU's CR3 is kept.
+        """
         timeout = check_timeout(timeout)
+        cpu = self._checked_cpu(cpu)
         was_running = self.state is MachineState.RUNNING
         if was_running:
             self.pause(timeout)
         try:
             inspector = self._inspector
             every_cpu = inspector.all_registers(timeout)
-            return Snapshot.take(inspector.memory, every_cpu[0], maxphyaddr=inspector.maxphyaddr(timeout),
+            return Snapshot.take(inspector.memory, every_cpu[cpu], maxphyaddr=inspector.maxphyaddr(timeout),
                                  seconds=time.monotonic() - self._started_at, label=label,
-                                 cpu_cr3=tuple(registers.cr3 for registers in every_cpu))
+                                 cpu_cr3=tuple(registers.cr3 for registers in every_cpu), cpu=cpu)
         finally:
             if was_running:
                 self.resume(timeout)

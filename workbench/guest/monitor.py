@@ -59,11 +59,17 @@ class Monitor:
         timeout = check_timeout(timeout)
         return self._execute(command, arguments, timeout, f"the QMP command {command!r}")
 
-    def hmp(self, command_line: str, timeout: float = 5.0) -> str:
-        """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text."""
+    def hmp(self, command_line: str, timeout: float = 5.0, *, cpu: int | None = None) -> str:
+        """Run a human-monitor command (`info registers`, `info mem`, ...) and return its text.
+
+        `cpu` is the CPU the command reads (its registers, its page tables): QEMU's `cpu-index`.
+        Each command gets a monitor of its own, so HMP's `cpu N` would not outlive its command.
+        """
         timeout = check_timeout(timeout)
-        return str(self._execute("human-monitor-command", {"command-line": command_line}, timeout,
-                                 f"the monitor command {command_line!r}"))
+        arguments: dict[str, Any] = {"command-line": command_line}
+        if cpu is not None:
+            arguments["cpu-index"] = cpu
+        return str(self._execute("human-monitor-command", arguments, timeout, f"the monitor command {command_line!r}"))
 
     def _execute(self, command: str, arguments: dict[str, Any], timeout: float, what: str) -> Any:
         try:

@@ -85,19 +85,20 @@ class Snapshot:
     label: str = ""
     maxphyaddr: int = 52  # the CPU's physical-address width: entry bits 51:maxphyaddr are reserved
     cpu_cr3: tuple[int, ...] = ()  # each CPU's CR3, CPU 0 first (a machine's snapshot has them all)
+    cpu: int = 0  # the CPU whose registers these are, and whose CR3's tables were walked
 
     @classmethod
     def take(cls, memory: PhysicalMemory, registers: Registers, *, seconds: float = 0.0,
-             label: str = "", maxphyaddr: int = 52, cpu_cr3: tuple[int, ...] = ()) -> Snapshot:
+             label: str = "", maxphyaddr: int = 52, cpu_cr3: tuple[int, ...] = (), cpu: int = 0) -> Snapshot:
         """Walk every table from `memory` now; the caller makes sure the guest is paused.
 
         `maxphyaddr` is the CPU's (Machine.maxphyaddr(), 40 for QEMU's qemu64); 52, the
         architectural maximum, only for hand-built tables. `cpu_cr3` holds every CPU's CR3,
-        CPU 0 first; `registers` are one CPU's (CPU 0's), whose tables are walked.
+        CPU 0 first; `registers` are CPU `cpu`'s, whose tables are walked.
         """
         found = paging.leaves(memory, registers, maxphyaddr=maxphyaddr)
         return cls(registers, FrozenMemory.copy(memory, found.table_paddrs), found, seconds, label, maxphyaddr,
-                   cpu_cr3 or (registers.cr3,))
+                   cpu_cr3 or (registers.cr3,), cpu)
 
     def cpus_on_table(self, paddr: int) -> tuple[int, ...]:
         """The CPUs whose CR3 points at the page table at `paddr` (its PML4)."""
@@ -146,4 +147,5 @@ class Snapshot:
 
     def __repr__(self) -> str:
         name = f" {self.label!r}" if self.label else ""
-        return f"<Snapshot{name}: {len(self.leaves)} pages, cr3={self.registers.cr3:#x}>"
+        cpu = f" (cpu {self.cpu})" if self.cpu else ""
+        return f"<Snapshot{name}: {len(self.leaves)} pages, cr3={self.registers.cr3:#x}{cpu}>"

@@ -4,12 +4,12 @@
     StaleTlbView(machine, vaddr, frames=[...]) another vaddr; frames it may have been mapped to
 
 Left, the tables: the walk of the vaddr by the model (models/paging), the frame it ends in and
-the word there now. Right, the CPU that reads the page (apps/smp's reader, on the CPU in
-`reader_cpu`): the last value it read (`reader_value`) and the frame whose word equals it, which
-is the frame it read from. When that is not the frame the tables map, the CPU read through a
-translation its own TLB kept: stale. The frames compared are the one mapped now, every frame the
-view saw mapped at an earlier refresh, and `frames`. Everything is read from guest memory by
-symbol, with the machine paused for one instant; refresh() (or the page's button) reads again.
+the word there now. Right, the CPU that reads the page (apps/smp's reader): the last value it
+read and the frame whose word equals it, the frame it read from; when that is not the frame the
+tables map, it is marked stale. The frames compared are the one mapped now, every frame the view
+saw mapped at an earlier refresh, and `frames`. The reading and the comparison are
+workbench/guest/stale_tlb.py's and workbench/models/stale_tlb.py's; this view shows them, and
+refresh() (or the page's button) reads again.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from typing import Any
 
 import traitlets
 
-from workbench.errors import WorkbenchError
-from workbench.guest.machine import Machine, MachineState
-from workbench.models.paging import Walk
+from workbench.guest import stale_tlb
+from workbench.guest.machine import Machine
+from workbench.models.stale_tlb import PageNotMapped, ReadSource, StaleTlb
 from workbench.views._base import View, ViewError, box, chip, esc, module
-
-WORD = 8  # the reader reads one 64-bit word
 
 
 class StaleTlbView(View):
@@ -38,6 +36,8 @@ class StaleTlbView(View):
     frames = traitlets.List(traitlets.Dict(), help="Every frame compared: frame, value, mapped (by the tables "
                             "now).").tag(sync=True)
     refreshes = traitlets.Int(0, help="Readings taken since the view was made.").tag(sync=True)
+    summary = traitlets.Unicode("", help="One line: what the tables map, what each CPU read, stale or "
+                                "fresh.").tag(sync=True)
 
     def __init__(self, machine: Machine, vaddr: int | None = None, *, frames: tuple[int, ...] | list[int] = ()) -> None:
         if not isinstance(machine, Machine):
@@ -51,43 +51,22 @@ class StaleTlbView(View):
 
     def refresh(self) -> None:
         """Read the tables, the reader and the frames again, with the machine paused meanwhile."""
-        was_running = self.machine.state is MachineState.RUNNING
-        if was_running:
-            self.machine.pause()
         try:
-            walk = self.machine.snapshot("stale TLB").walk(self._vaddr)
-            readers = self._readers()
-        finally:
-            if was_running:
-                self.machine.resume()
-        self._show(walk, readers)
+            moment = stale_tlb.read(self.machine, self._vaddr, self._known_frames)
+        except (stale_tlb.NoReader, PageNotMapped) as error:
+            raise ViewError(str(error)) from None
+        self._known_frames = list(moment.words)
+        self._show(moment)
 
-    def _readers(self) -> list[dict[str, Any]]:
-        """apps/smp's reader, when one runs: its CPU, its place and the value it read last."""
-        cpu = _symbol(self.machine, "reader_cpu")
-        if cpu == 0:
-            return []
-        state = self.machine.cpus()[cpu]
-        return [{"cpu": cpu, "state": "halted" if state.halted else "running", "where": state.where,
-                 "value": _symbol(self.machine, "reader_value")}]
-
-    def _show(self, walk: Walk, readers: list[dict[str, Any]]) -> None:
-        if walk.frame_paddr is None or walk.paddr is None:
-            raise ViewError(f"the tables do not map {self.vaddr}: {walk.fault.message if walk.fault else ''}")
-        offset = walk.paddr - walk.frame_paddr
-        if walk.frame_paddr not in self._known_frames:
-            self._known_frames.append(walk.frame_paddr)
-        words = {frame: self._word(frame + offset) for frame in self._known_frames}
+    def _show(self, moment: StaleTlb) -> None:
         with self.hold_sync():
-            self.tables = {"walk": walk.to_json(), "frame": f"{walk.frame_paddr:#x}", "paddr": f"{walk.paddr:#x}",
-                           "value": f"{words[walk.frame_paddr]:#x}"}
-            self.frames = [{"frame": f"{frame:#x}", "value": f"{value:#x}", "mapped": frame == walk.frame_paddr}
-                           for frame, value in words.items()]
-            self.readers = [_reader_row(reader, words, walk.frame_paddr) for reader in readers]
+            self.tables = {"walk": moment.walk.to_json(), "frame": f"{moment.frame:#x}",
+                           "paddr": f"{moment.paddr:#x}", "value": f"{moment.value:#x}"}
+            self.frames = [{"frame": f"{frame:#x}", "value": f"{word:#x}", "mapped": frame == moment.frame}
+                           for frame, word in moment.words.items()]
+            self.readers = [_reader_row(source) for source in moment.reads]
+            self.summary = moment.summary()
             self.refreshes += 1
-
-    def _word(self, paddr: int) -> int:
-        return int.from_bytes(self.machine.memory.read(paddr, WORD), "little")
 
     @property
     def stale(self) -> bool:
@@ -98,7 +77,7 @@ class StaleTlbView(View):
         self.refresh()
 
     def __repr__(self) -> str:
-        return f"<StaleTlbView: {self.vaddr}; {summary(self.tables, self.readers)}>"
+        return f"<StaleTlbView: {self.vaddr}; {self.summary}>"
 
     def static_html(self) -> str:
         title = f"Stale TLB <span style='font-weight:normal'>page <code>{esc(self.vaddr)}</code></span>"
@@ -108,27 +87,15 @@ class StaleTlbView(View):
         body = (f"<table><tr><th style='text-align:left'>the page tables now</th>"
                 f"<th style='text-align:left'>what the CPU read</th></tr>"
                 f"<tr>{cell}{left}</td>{cell}{right}</td></tr></table>"
-                f"<div>{esc(summary(self.tables, self.readers))}</div>")
+                f"<div>{esc(self.summary)}</div>")
         return box(title, body)
 
 
-def _reader_row(reader: dict[str, Any], words: dict[int, int], mapped: int) -> dict[str, Any]:
-    """The reader's row: the frame whose word is the value it read (the mapped one first)."""
-    holding = sorted((frame for frame, word in words.items() if word == reader["value"]),
-                     key=lambda frame: frame != mapped)
-    frame = holding[0] if holding else None
-    return {**reader, "value": f"{reader['value']:#x}", "frame": f"{frame:#x}" if frame is not None else "",
-            "stale": frame != mapped}
-
-
-def summary(tables: dict[str, Any], readers: list[dict[str, Any]]) -> str:
-    """One line: what the tables map, what each reader read, and whether it is stale."""
-    said = f"the tables map frame {tables.get('frame', '?')} holding {tables.get('value', '?')}"
-    for reader in readers:
-        source = f"from frame {reader['frame']}" if reader["frame"] else "from no frame the view knows"
-        verdict = "stale: its TLB kept the old translation" if reader["stale"] else "fresh"
-        said += f"; cpu {reader['cpu']} read {reader['value']} {source}, {verdict}"
-    return said if readers else said + "; no CPU reads the page"
+def _reader_row(source: ReadSource) -> dict[str, Any]:
+    read = source.read
+    return {"cpu": read.cpu, "state": "halted" if read.halted else "running", "where": read.where,
+            "value": f"{read.value:#x}", "frame": f"{source.frame:#x}" if source.frame is not None else "",
+            "stale": source.stale}
 
 
 def _static_tables(tables: dict[str, Any]) -> str:
@@ -147,17 +114,10 @@ def _static_reader(reader: dict[str, Any]) -> str:
 
 
 def _page_vaddr(machine: Machine) -> int:
-    vaddr = _symbol(machine, "reader_page")
-    if vaddr == 0:
-        raise ViewError("no reader has run yet, so there is no page to show: send 'reader CPU' first")
-    return vaddr
-
-
-def _symbol(machine: Machine, name: str) -> int:
     try:
-        return machine.read_symbol(name)
-    except WorkbenchError as error:
-        raise ViewError(f"StaleTlbView needs apps/smp's reader ({name}): {error}") from None
+        return stale_tlb.reader_page(machine)
+    except stale_tlb.NoReader as error:
+        raise ViewError(str(error)) from None
 
 
 def _checked_vaddr(value: object) -> int:
