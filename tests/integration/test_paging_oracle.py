@@ -22,6 +22,7 @@ import bisect
 import re
 import struct
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -31,6 +32,7 @@ import pytest
 
 from tests.support import linux_kernel
 from workbench.compare.linux_guest import GuestFiles, LinuxGuest, build_initramfs
+from workbench.guest.cpus import CpuState
 from workbench.guest.machine import Machine, MachineState
 from workbench.guest.memory import GuestRAM, MonitorMemory
 from workbench.kernel.image import Image
@@ -505,15 +507,27 @@ def qemus_cr3(machine: Machine, cpu: int) -> int:
 
 
 @pytest.mark.slow(25)  # a boot of Linux on two CPUs under TCG, and two CPUs' tables compared
+def paused_in_two_address_spaces(machine: Machine, tries: int = 20) -> tuple[CpuState, ...]:
+    """The guest paused at an instant when its two CPUs are on different tables. Each runs its
+    own busy process, but Linux may run another task there for a moment (a kworker, the shell
+    answering): then resume and pause again."""
+    for _ in range(tries):
+        machine.pause()
+        cpus = machine.cpus()
+        if Cr3(cpus[0].cr3).table_paddr != Cr3(cpus[1].cr3).table_paddr:
+            return cpus
+        machine.resume()
+        time.sleep(0.05)
+    raise AssertionError(f"the two CPUs were on the same tables at each of {tries} pauses")
+
+
 def test_the_linux_guest_on_two_cpus_per_cpu(guest_files: GuestFiles) -> None:
     with LinuxGuest(guest_files, name="oracle-linux-two-cpus", cpus=2) as guest:
         guest.spin()  # a busy process pinned to each CPU: two address spaces
         machine = guest.machine
-        machine.pause()
-        cpus = machine.cpus()
+        cpus = paused_in_two_address_spaces(machine)
         assert [cpu.index for cpu in cpus] == [0, 1]
         assert [cpu.cr3 for cpu in cpus] == [qemus_cr3(machine, 0), qemus_cr3(machine, 1)]
-        assert Cr3(cpus[0].cr3).table_paddr != Cr3(cpus[1].cr3).table_paddr, "each CPU runs a process of its own"
         user_pages = []
         for cpu in cpus:
             snapshot = machine.snapshot(f"linux, cpu {cpu.index}", cpu=cpu.index)
