@@ -17,6 +17,7 @@ is asked of `workbench.models.frames`; the view decodes nothing itself.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -81,11 +82,16 @@ class FrameMap(FollowingView):
         self.image: Image | None = None
         self._pending: frames.FrameMap | None = None
         self.before: frames.FrameMap | None = None
+        # Milliseconds in this process, for benchmarks/views.py: reading the guest (paused),
+        # classifying its frames, and making the widget (its state, and the message to the page).
+        self.timings: dict[str, float] = {}
+        started = time.perf_counter()
         if isinstance(source, frames.FrameMap):
             if not isinstance(image, frames.FrameMap):
                 raise ViewError("a diff shows two frame maps: FrameMap(before, after)")
             self.before = source
             super().__init__(source="diff", **self._state(image))
+            self.timings["widget"] = _since(started)
             return
         if image is not None and not isinstance(image, Image):
             raise ViewError(f"the image is an Image (ws.build()) or None, not {type(image).__name__}")
@@ -94,11 +100,14 @@ class FrameMap(FollowingView):
         # The map is made before the widget, so that the page gets it with the widget itself: one
         # message, drawn once, instead of an empty map followed by an update.
         if machine is not None:
-            frame_map = _take_map(machine, self.image)
+            frame_map = _take_map(machine, self.image, self.timings)
         else:
             assert isinstance(source, Snapshot)
             frame_map = frames.classify(source, self.image, None)
+            self.timings["classify"] = _since(started)
+        made = time.perf_counter()
         super().__init__(source="machine" if machine is not None else "snapshot", **self._state(frame_map))
+        self.timings["widget"] = _since(made)
         self._follow_machine()
 
     def _state(self, frame_map: frames.FrameMap) -> dict[str, Any]:
@@ -211,9 +220,11 @@ class FrameMap(FollowingView):
         return box(title, body)
 
 
-def _take_map(machine: Machine, image: Image | None) -> frames.FrameMap:
+def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] | None = None) -> frames.FrameMap:
     """A snapshot and the allocator's state at one instant: the guest paused once for both (not
-    again for the classifying, which needs only what was read)."""
+    again for the classifying, which needs only what was read). `timings` gets the milliseconds
+    of each."""
+    started = time.perf_counter()
     was_running = machine.state is MachineState.RUNNING
     if was_running:
         machine.pause()
@@ -223,4 +234,13 @@ def _take_map(machine: Machine, image: Image | None) -> frames.FrameMap:
     finally:
         if was_running:
             machine.resume()
-    return frames.classify(snapshot, image, allocator)
+    read = time.perf_counter()
+    frame_map = frames.classify(snapshot, image, allocator)
+    if timings is not None:
+        timings.update(read=_since(started, read), classify=_since(read))
+    return frame_map
+
+
+def _since(start: float, end: float | None = None) -> float:
+    """Milliseconds from `start` to `end` (now), rounded to a tenth."""
+    return round(((time.perf_counter() if end is None else end) - start) * 1000, 1)
