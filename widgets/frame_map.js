@@ -8,6 +8,8 @@
 // A grid first shows the frames up to the last one in use (rounded up to FOCUS frames), when
 // those are a quarter of memory or less: the unikernel's 300 or so, not its 16,000 free ones.
 // Click a cell for its owner, every vaddr that maps it, its errors and first bytes.
+// The owners and marks arrive as binary buffers (one byte a frame); the cells are painted as one
+// image, a pixel a frame, scaled up to the cell size (no canvas call per cell).
 
 const GRID_MAX = 16384;
 const STRIP_HEIGHT = 48;
@@ -15,26 +17,29 @@ const TICKS = 8; // the band above the strip that marks errors and changes
 const GRID_HEIGHT = 720; // pixels a grid aims to fit in
 const FOCUS = 512; // frames: a grid's first range ends at a multiple of this
 
-function unpack(text) {
-  const raw = atob(text || "");
-  const out = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-  return out;
+// A binary trait (Python bytes) arrives as a DataView over the message's buffer.
+function bytes(value) {
+  return value && value.buffer ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(0);
+}
+
+// "#rrggbb" as the 32-bit word an ImageData holds for it (RGBA in memory: little-endian ABGR).
+function rgba(colour) {
+  const value = parseInt(colour.slice(1), 16);
+  return (0xff000000 | ((value & 0xff) << 16) | (value & 0xff00) | (value >> 16)) >>> 0;
 }
 
 // The owner a pixel column of the strip shows for frames [first, end): an important owner if
-// the run has one, else the owner of most frames.
-function stripOwner(owners, first, end, important) {
-  const counts = new Map();
-  let best = owners[first], bestCount = 0;
+// the run has one, else the owner of most frames. `counts` is 256 zeros, left zeroed.
+function stripOwner(owners, first, end, important, counts) {
+  let best = owners[first], bestCount = 0, found = -1;
   for (let i = first; i < end; i++) {
     const owner = owners[i];
-    if (important.has(owner)) return owner;
-    const count = (counts.get(owner) || 0) + 1;
-    counts.set(owner, count);
+    if (important[owner]) { found = owner; break; }
+    const count = ++counts[owner];
     if (count > bestCount) { best = owner; bestCount = count; }
   }
-  return best;
+  counts.fill(0);
+  return found >= 0 ? found : best;
 }
 
 function strongestMark(marks, first, end) {
@@ -67,8 +72,20 @@ function render({ model, el }) {
   let view = { first: 0, end: 0, strip: false, columns: 64, cell: 1, perPixel: 1 };
   let drag = null;
 
-  const frameCount = () => unpack(model.get("owners")).length;
-  const colours = () => Object.fromEntries(model.get("legend").map(([value, , colour]) => [value, colour]));
+  let data = read();
+  const frameCount = () => data.owners.length;
+
+  // The traits as the drawing wants them, read again on every change.
+  function read() {
+    const legend = model.get("legend");
+    const words = new Uint32Array(256).fill(rgba("#ffffff"));
+    const important = new Uint8Array(256);
+    for (const [value, , colour, , wins] of legend) {
+      words[value] = rgba(colour);
+      important[value] = wins ? 1 : 0;
+    }
+    return { owners: bytes(model.get("owners")), marks: bytes(model.get("marks")), words, important };
+  }
 
   // Show frames [first, end), widened to whole rows of 64 so that each row starts at a round paddr.
   function zoom(first, end) {
@@ -81,8 +98,7 @@ function render({ model, el }) {
   }
 
   function draw() {
-    const owners = unpack(model.get("owners"));
-    const marks = unpack(model.get("marks"));
+    const { owners, marks } = data;
     if (view.end === 0 || view.end > owners.length) [view.first, view.end] = firstRange(owners);
     const width = Math.max(el.clientWidth || 800, 400) - 16;
     const count = view.end - view.first;
@@ -94,9 +110,10 @@ function render({ model, el }) {
   // The whole memory, or for a grid only the frames up to the last one in use, if few.
   function firstRange(owners) {
     if (model.get("shape") === "strip") return [0, owners.length];
-    const empty = new Set(model.get("summary").empty || []);
+    const empty = new Uint8Array(256); // a table, not a Set: this looks at up to 16,384 frames
+    for (const owner of model.get("summary").empty || []) empty[owner] = 1;
     let last = owners.length - 1;
-    while (last > 0 && empty.has(owners[last])) last--;
+    while (last > 0 && empty[owners[last]]) last--;
     const end = Math.max(FOCUS, Math.ceil((last + 1) / FOCUS) * FOCUS);
     return [0, end <= owners.length / 4 ? end : owners.length];
   }
@@ -108,18 +125,22 @@ function render({ model, el }) {
     canvas.width = pixels;
     canvas.height = STRIP_HEIGHT + TICKS;
     const ctx = canvas.getContext("2d");
-    const fill = colours();
-    const important = new Set(model.get("legend").filter((entry) => entry[4]).map((entry) => entry[0]));
+    const image = ctx.createImageData(pixels, STRIP_HEIGHT);
+    const out = new Uint32Array(image.data.buffer);
+    const counts = new Uint32Array(256);
+    const ticks = [];
     for (let x = 0; x < pixels; x++) {
       const first = view.first + Math.floor(x * view.perPixel);
       const end = Math.max(first + 1, view.first + Math.floor((x + 1) * view.perPixel));
-      ctx.fillStyle = fill[stripOwner(owners, first, end, important)] ?? "#fff";
-      ctx.fillRect(x, TICKS, 1, STRIP_HEIGHT);
+      const word = data.words[stripOwner(owners, first, end, data.important, counts)];
+      for (let y = 0; y < STRIP_HEIGHT; y++) out[y * pixels + x] = word;
       const mark = strongestMark(marks, first, end);
-      if (mark) {
-        ctx.fillStyle = mark & 1 ? "#dc2626" : "#2563eb";
-        ctx.fillRect(Math.max(0, x - 1), 0, 3, TICKS);
-      }
+      if (mark) ticks.push([x, mark]);
+    }
+    ctx.putImageData(image, 0, TICKS);
+    for (const [x, mark] of ticks) {
+      ctx.fillStyle = mark & 1 ? "#dc2626" : "#2563eb";
+      ctx.fillRect(Math.max(0, x - 1), 0, 3, TICKS);
     }
     return ctx;
   }
@@ -131,12 +152,15 @@ function render({ model, el }) {
     canvas.width = columns * cell;
     canvas.height = rows * cell;
     const ctx = canvas.getContext("2d");
-    const fill = colours();
-    for (let i = 0; i < count; i++) {
-      const x = (i % columns) * cell, y = Math.floor(i / columns) * cell;
-      ctx.fillStyle = fill[owners[view.first + i]] ?? "#fff";
-      ctx.fillRect(x, y, cell, cell);
-    }
+    const small = document.createElement("canvas"); // a pixel a frame; cells past the end stay clear
+    small.width = columns;
+    small.height = rows;
+    const image = new ImageData(columns, rows);
+    const out = new Uint32Array(image.data.buffer);
+    for (let i = 0; i < count; i++) out[i] = data.words[owners[view.first + i]];
+    small.getContext("2d").putImageData(image, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(small, 0, 0, columns * cell, rows * cell);
     if (cell >= 6) gridLines(ctx, rows, columns, cell);
     for (let i = 0; i < count; i++) if (marks[view.first + i]) outline(ctx, i, marks[view.first + i]);
     const chosen = selectedFrame();
@@ -232,11 +256,11 @@ function render({ model, el }) {
     const span = Math.max(1, Math.floor((view.end - view.first) / 8)), at = stripFrame(point.x);
     zoom(Math.max(view.first, at - Math.floor(span / 2)), Math.max(view.first, at - Math.floor(span / 2)) + span);
   });
-  const handlers = [["change:owners", draw], ["change:marks", draw], ["change:selected", draw],
-    ["change:error", draw], ["change:shape", draw]];
-  for (const [event, handler] of handlers) model.on(event, handler);
+  // One redraw for each message, however many traits it changed.
+  const changed = () => { data = read(); draw(); };
+  model.on("change", changed);
   draw();
-  return () => { for (const [event, handler] of handlers) model.off(event, handler); };
+  return () => model.off("change", changed);
 }
 
 export default { render };

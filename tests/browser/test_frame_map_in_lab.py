@@ -1,10 +1,16 @@
-"""The frame map in a real JupyterLab in real Chromium, on a healthy unikernel and a buggy one.
+"""The frame map in a real JupyterLab in real Chromium, on a healthy unikernel, a buggy one and
+the stock Linux guest.
 
 The notebook, written into the lab's folder by this module, boots two unikernels: a healthy one,
 and one whose heap hands each new page's frame out again (the planted bug of
 tests/integration/test_frame_map.py). The test checks on the page itself: the grid paints one
 cell per frame in each frame's owner colour, a click on the PML4's cell shows its owner and the
 vaddrs that map it, the buggy guest's legend and errors show, and its strip zooms into a grid.
+A second notebook boots the stock Linux kernel as the other Linux tests do
+(tests/support/linux_kernel.py, 512 MiB: 131,072 frames, no symbols): its strip paints, page
+tables winning their pixel columns; clicks zoom it down to a grid; a click on its PML4's cell
+shows its owner and its direct-map vaddr, and a click on the frame of the instruction the guest
+stopped at shows the first bytes Python reads there.
 Screenshots go to test-artifacts/frame-map-*.png.
 """
 
@@ -19,6 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.lab_notebooks import views_notebook
+from tests.support import linux_kernel
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 from workbench.models.frames import Owner
 from workbench.views.frame_map import COLOURS
@@ -48,6 +55,22 @@ planted.request("alloc 2")
 FrameMap(planted)''',
     "FrameMap(planted, strip=True)",
 ]
+LINUX_NOTEBOOK = "frame-map-linux.ipynb"
+# The notebook's kernel imports tests/support/linux_kernel.py from the lab's folder, its working
+# directory, where the fixture copies it (as benchmarks/views.py does).
+LINUX_CELLS = [
+    '''import linux_kernel
+from workbench.views import FrameMap
+
+linux = linux_kernel.boot_paused(linux_kernel.stock_kernel())  # unavailable is a failure, as elsewhere
+registers = linux.registers()
+code = linux.snapshot().translate(registers.rip) // 4096  # kernel text: its first bytes are not zeros
+print("pml4 frame", (registers.cr3 & ~0xFFF) // 4096)
+print("code frame", code, "at", hex(registers.rip & ~0xFFF))
+print("first bytes", linux.memory.read(code * 4096, 32).hex(" "))''',
+    "FrameMap(linux)",
+]
+TABLE_COLOURS = {COLOURS[owner] for owner in (Owner.PML4, Owner.PDPT, Owner.PD, Owner.PT)}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +82,18 @@ def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
     yield page
     page.assert_no_script_errors()
     page.close()
+
+
+@pytest.fixture(scope="module")
+def linux_notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
+    (lab.root / "linux_kernel.py").write_text(Path(linux_kernel.__file__).read_text())
+    (lab.root / LINUX_NOTEBOOK).write_text(views_notebook(LINUX_CELLS))
+    page = NotebookPage(lab, browser, LINUX_NOTEBOOK).open()
+    page.run_all()
+    assert page.errors() == [], page.errors()
+    yield page
+    page.assert_no_script_errors()
+    page.close()  # shuts the kernel down, and with it the Linux guest
 
 
 def pixel(view: Any, x: float, y: float) -> str:
@@ -164,3 +199,65 @@ def test_the_strip_marks_errors_and_zooms_into_a_grid(notebook: NotebookPage, ar
     notebook.page.mouse.up()
     expect(view).to_have_attribute("data-shape", "grid", timeout=ANSWER_MS)
     view.screenshot(path=artifacts / "frame-map-zoomed.png")
+
+
+def strip_column(view: Any, frame: int) -> float:
+    """Canvas x of the middle of the strip's pixel column that holds `frame`."""
+    first, end = int(view.get_attribute("data-first")), int(view.get_attribute("data-end"))
+    width: int = view.locator("canvas").evaluate("(c) => c.width")
+    per_pixel = (end - first) / width
+    return (frame - first) // per_pixel + 0.5
+
+
+def zoom_to(view: Any, frame: int) -> None:
+    """From the whole strip, click on `frame`'s column until it shows as a grid's cell."""
+    for _click in range(3):  # each click zooms into an eighth: 16,384 frames or so, then 2,048, a grid
+        if view.get_attribute("data-shape") == "grid":
+            break
+        drawn = view.get_attribute("data-drawn")
+        click_canvas(view, strip_column(view, frame), 30)
+        expect(view).not_to_have_attribute("data-drawn", drawn, timeout=ANSWER_MS)  # drawn again, zoomed
+    expect(view).to_have_attribute("data-shape", "grid")
+    first, end = int(view.get_attribute("data-first")), int(view.get_attribute("data-end"))
+    assert first <= frame < end and end - first <= 16384 and first % 64 == 0
+
+
+def test_the_linux_strip_paints_zooms_and_a_click_shows_a_frame(linux_notebook: NotebookPage, artifacts: Path) -> None:
+    view = linux_notebook.view("wb-frame-map")
+    view.scroll_into_view_if_needed()
+    expect(view).to_have_attribute("data-drawn", re.compile(r"[1-9][0-9]*"), timeout=ANSWER_MS)
+    expect(view).to_have_attribute("data-frames", str(512 * 256))
+    expect(view).to_have_attribute("data-shape", "strip")
+    expect(view).to_have_attribute("data-first", "0")
+    expect(view).to_have_attribute("data-end", str(512 * 256))
+    printed = linux_notebook.page.locator(".jp-OutputArea-output", has_text="pml4 frame").first.inner_text()
+    found = re.search(r"pml4 frame (\d+)\ncode frame (\d+) at (0x[0-9a-f]+)\nfirst bytes ([0-9a-f ]+)", printed)
+    assert found is not None, printed
+    pml4, code, code_page, first_bytes = int(found[1]), int(found[2]), int(found[3], 16), found[4].strip()
+    assert first_bytes.replace("0", "").strip()  # not all zeros: the bytes shown must be the frame's own
+    canvas = view.locator("canvas")
+    assert 400 <= canvas.evaluate("(c) => c.width") < 512 * 256  # a pixel column holds a run of frames
+    colours = set(canvas.evaluate(
+        """(c) => { const d = c.getContext("2d").getImageData(0, 30, c.width, 1).data; const seen = new Set();
+                    for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+                    return [...seen].map((v) => "#" + v.toString(16).padStart(6, "0")); }"""))
+    assert len(colours) >= 3 and colours & TABLE_COLOURS, colours  # painted, page tables among its owners
+    assert pixel(view, strip_column(view, pml4), 30) in TABLE_COLOURS  # a page table wins its column
+    view.screenshot(path=artifacts / "frame-map-linux-strip.png")
+    zoom_to(view, pml4)
+    x, y = cell_centre(view, pml4)
+    assert pixel(view, x, y) == COLOURS[Owner.PML4]
+    click_canvas(view, x, y)
+    details = view.locator(".wb-frame-details")
+    expect(details).to_contain_text(f"frame {pml4 * 4096:#x}: page table: PML4", timeout=ANSWER_MS)
+    expect(details).to_contain_text("(direct map)")
+    view.screenshot(path=artifacts / "frame-map-linux-grid.png")
+    view.locator("button[data-action=whole]").click()
+    expect(view).to_have_attribute("data-shape", "strip")
+    expect(view).to_have_attribute("data-end", str(512 * 256))
+    zoom_to(view, code)
+    assert pixel(view, *cell_centre(view, code)) == COLOURS[Owner.MAPPED]  # no symbols: RAM mapped outside
+    click_canvas(view, *cell_centre(view, code))
+    expect(details).to_contain_text(f"frame {code * 4096:#x}: {Owner.MAPPED.label}", timeout=ANSWER_MS)
+    expect(details).to_contain_text(f"mapped at {code_page:#018x} -r-x")  # kernel only, executable
+    expect(details).to_contain_text(f"first bytes: {first_bytes}")

@@ -100,6 +100,8 @@ _TABLE_OWNERS = {5: Owner.PML4, 4: Owner.PML4, 3: Owner.PDPT, 2: Owner.PD, 1: Ow
 _SECTION_OWNERS = {".text": Owner.TEXT, ".rodata": Owner.RODATA, ".data": Owner.DATA, ".bss": Owner.BSS}
 _STACK_SYMBOLS = (("boot_stack_bottom", "boot_stack_top"),)
 _SIZED_STACKS = ("interrupt_stacks", "syscall_stack", "cpu_stacks")
+# The owners a heap page or a ring-3 page takes a frame from
+_GIVEN_AWAY = np.array([Owner.ALLOCATED, Owner.DIRECT_ONLY, Owner.MAPPED, Owner.UNMAPPED], np.uint8)
 
 
 class ErrorKind(enum.Enum):
@@ -396,11 +398,27 @@ def _leaf_owners(owners: npt.NDArray[np.uint8], image: Image, leaves: paging.Lea
         picks.append(((leaves.vaddrs >= np.uint64(heap_base.vaddr)) & (leaves.vaddrs < np.uint64(kernel_base)),
                       Owner.HEAP))
     for which, owner in picks:
-        for paddr, size in zip(leaves.paddrs[which & ~leaves.reserved].tolist(),
-                               leaves.sizes[which & ~leaves.reserved].tolist(), strict=True):
-            if paddr < frames * FRAME and owners[paddr // FRAME] in (Owner.ALLOCATED, Owner.DIRECT_ONLY,
-                                                                      Owner.MAPPED, Owner.UNMAPPED):
-                owners[paddr // FRAME : min((paddr + size) // FRAME, frames)] = owner
+        chosen = which & ~leaves.reserved & (leaves.paddrs < np.uint64(frames * FRAME))
+        paddrs, sizes = leaves.paddrs[chosen], leaves.sizes[chosen]
+        if (sizes == FRAME).all():
+            _give_frames(owners, (paddrs // np.uint64(FRAME)).astype(np.int64), owner)
+        else:
+            _give_ranges(owners, paddrs.tolist(), sizes.tolist(), owner)
+
+
+def _give_frames(owners: npt.NDArray[np.uint8], numbers: npt.NDArray[np.int64], owner: Owner) -> None:
+    """`owner` takes each 4 KiB frame in `numbers` that is still RAM or handed out (thousands of heap
+    pages at once: a loop over them cost tens of milliseconds)."""
+    owners[numbers[np.isin(owners[numbers], _GIVEN_AWAY)]] = owner
+
+
+def _give_ranges(owners: npt.NDArray[np.uint8], paddrs: list[int], sizes: list[int], owner: Owner) -> None:
+    """`owner` takes each page's frames, in order, when its first frame is still RAM or handed out
+    (pages larger than 4 KiB: an earlier page may have claimed a later one's first frame)."""
+    frames = len(owners)
+    for paddr, size in zip(paddrs, sizes, strict=True):
+        if owners[paddr // FRAME] in _GIVEN_AWAY:
+            owners[paddr // FRAME : min((paddr + size) // FRAME, frames)] = owner
 
 
 def _table_owners(owners: npt.NDArray[np.uint8], roots: dict[int, str], snapshot: Snapshot,

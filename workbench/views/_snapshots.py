@@ -60,18 +60,26 @@ def take(machine: Machine, *, consistent: bool = True) -> Snapshot:
 
 def split_source(source: Snapshot | Machine, image: Image | None) -> tuple[Machine | None, Snapshot, Image | None]:
     """(machine or None, a first snapshot, the image to name addresses with, if it has symbols)."""
+    machine, named = source_parts(source, image)
+    snapshot = source if isinstance(source, Snapshot) else take(source)
+    return machine, snapshot, named
+
+
+def source_parts(source: Snapshot | Machine, image: Image | None) -> tuple[Machine | None, Image | None]:
+    """(machine or None, the image to name addresses with, if it has symbols), taking no snapshot:
+    for a view that takes its own at the instant it wants."""
     if isinstance(source, Machine):
         if source.state is MachineState.CREATED or source.state.terminal:
             raise ViewError(f"the machine is {source.state.value}: boot it first, or show a snapshot "
                             "taken while it ran")
-        image = image or source.image
-        snapshot = take(source)
-        machine: Machine | None = source
-    elif isinstance(source, Snapshot):
-        snapshot, machine = source, None
-    else:
-        raise ViewError(f"show a Snapshot or a Machine, not {type(source).__name__}")
-    return machine, snapshot, image if image is not None and image.symbols else None
+        return source, _with_symbols(image or source.image)
+    if isinstance(source, Snapshot):
+        return None, _with_symbols(image)
+    raise ViewError(f"show a Snapshot or a Machine, not {type(source).__name__}")
+
+
+def _with_symbols(image: Image | None) -> Image | None:
+    return image if image is not None and image.symbols else None
 
 
 def resolve_vaddr(text: object, image: Image | None) -> int:

@@ -17,7 +17,7 @@ is asked of `workbench.models.frames`; the view decodes nothing itself.
 
 from __future__ import annotations
 
-import base64
+import time
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from workbench.models import frames
 from workbench.models.frames import Owner
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import ViewError, box, esc, module
-from workbench.views._snapshots import HELD_STILL, FollowingView, split_source, take
+from workbench.views._snapshots import HELD_STILL, FollowingView, source_parts, take
 
 COLOURS = {
     Owner.HOLE: "#ffffff", Owner.DEVICE: "#6b7280", Owner.ROM: "#a78bfa", Owner.FIRMWARE: "#c4b5fd",
@@ -45,10 +45,6 @@ EMPTY = (Owner.HOLE, Owner.FREE, Owner.DIRECT_ONLY, Owner.UNMAPPED)  # a grid fi
 IMPORTANT = frozenset({Owner.PML4, Owner.PDPT, Owner.PD, Owner.PT, Owner.USER})  # win a strip's pixel column
 STATIC_RUNS = 60
 FIRST_BYTES = 32
-
-
-def _packed(array: np.ndarray[Any, Any]) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, np.uint8).tobytes()).decode("ascii")
 
 
 def runs(owners: np.ndarray[Any, Any]) -> list[tuple[int, int, Owner]]:
@@ -66,8 +62,9 @@ class FrameMap(FollowingView):
 
     _esm = module("frame_map.js")
 
-    owners = traitlets.Unicode(help="One byte per frame, its Owner, base64.").tag(sync=True)
-    marks = traitlets.Unicode(help="One byte per frame: 1 an error, 2 changed owner (diff), base64.").tag(sync=True)
+    # Binary buffers beside the JSON of the message: no base64 to make in Python, nor to undo in the page
+    owners = traitlets.Bytes(help="One byte per frame, its Owner.").tag(sync=True)
+    marks = traitlets.Bytes(help="One byte per frame: 1 an error, 2 changed owner (diff).").tag(sync=True)
     legend: traitlets.List[Any] = traitlets.List(
         help="[owner value, label, colour, frames, important] for each owner present.").tag(sync=True)
     shape = traitlets.Enum(("grid", "strip"), default_value="grid",
@@ -85,25 +82,36 @@ class FrameMap(FollowingView):
         self.image: Image | None = None
         self._pending: frames.FrameMap | None = None
         self.before: frames.FrameMap | None = None
+        # Milliseconds in this process, for benchmarks/views.py: reading the guest (paused),
+        # classifying its frames, and making the widget (its state, and the message to the page).
+        self.timings: dict[str, float] = {}
+        started = time.perf_counter()
         if isinstance(source, frames.FrameMap):
             if not isinstance(image, frames.FrameMap):
                 raise ViewError("a diff shows two frame maps: FrameMap(before, after)")
-            super().__init__(source="diff")
             self.before = source
-            self._install(image)
+            super().__init__(source="diff", **self._state(image))
+            self.timings["widget"] = _since(started)
             return
         if image is not None and not isinstance(image, Image):
             raise ViewError(f"the image is an Image (ws.build()) or None, not {type(image).__name__}")
-        machine, snapshot, named = split_source(source, image)
-        self.machine, self.image = machine, named
-        super().__init__(source="machine" if machine is not None else "snapshot")
-        self._install(self._classify(snapshot) if machine is None else _take_map(machine, named))
+        machine, self.image = source_parts(source, image)
+        self.machine = machine
+        # The map is made before the widget, so that the page gets it with the widget itself: one
+        # message, drawn once, instead of an empty map followed by an update.
+        if machine is not None:
+            frame_map = _take_map(machine, self.image, self.timings)
+        else:
+            assert isinstance(source, Snapshot)
+            frame_map = frames.classify(source, self.image, None)
+            self.timings["classify"] = _since(started)
+        made = time.perf_counter()
+        super().__init__(source="machine" if machine is not None else "snapshot", **self._state(frame_map))
+        self.timings["widget"] = _since(made)
         self._follow_machine()
 
-    def _classify(self, snapshot: Snapshot) -> frames.FrameMap:
-        return frames.classify(snapshot, self.image, None)
-
-    def _install(self, frame_map: frames.FrameMap) -> None:
+    def _state(self, frame_map: frames.FrameMap) -> dict[str, Any]:
+        """The traits that show `frame_map` (kept as `self.map`, which clicks are answered from)."""
         self.map = frame_map
         marks = np.zeros(frame_map.frame_count, np.uint8)
         for error in frame_map.errors:
@@ -115,17 +123,24 @@ class FrameMap(FollowingView):
             marks[moved] |= 2
             changed = len(moved)
         counts = frame_map.owner_counts()
+        return {
+            "shape": "strip" if self._strip or frame_map.frame_count > SMALL else "grid",
+            "owners": np.ascontiguousarray(frame_map.owners, np.uint8).tobytes(),
+            "marks": marks.tobytes(),
+            "legend": [[int(owner), owner.label, COLOURS[owner], count, owner in IMPORTANT]
+                       for owner, count in counts.items()],
+            "summary": {"frames": frame_map.frame_count, "errors": len(frame_map.errors), "changed": changed,
+                        "direct_map": (f"{frame_map.direct_map_offset:#x}"
+                                       if frame_map.direct_map_offset is not None else "none"),
+                        "error_lines": [error.message for error in frame_map.errors[:20]],
+                        "empty": [int(owner) for owner in EMPTY]},
+        }
+
+    def _install(self, frame_map: frames.FrameMap) -> None:
+        state = self._state(frame_map)
         with self.hold_sync():
-            self.shape = "strip" if self._strip or frame_map.frame_count > SMALL else "grid"
-            self.owners = _packed(frame_map.owners)
-            self.marks = _packed(marks)
-            self.legend = [[int(owner), owner.label, COLOURS[owner], count, owner in IMPORTANT]
-                           for owner, count in counts.items()]
-            self.summary = {"frames": frame_map.frame_count, "errors": len(frame_map.errors), "changed": changed,
-                            "direct_map": (f"{frame_map.direct_map_offset:#x}"
-                                           if frame_map.direct_map_offset is not None else "none"),
-                            "error_lines": [error.message for error in frame_map.errors[:20]],
-                            "empty": [int(owner) for owner in EMPTY]}
+            for name, value in state.items():
+                setattr(self, name, value)
 
     def open_frame(self, paddr: int) -> dict[str, Any]:
         """Select the frame holding `paddr`: what the map knows of it, shown under the grid."""
@@ -205,15 +220,27 @@ class FrameMap(FollowingView):
         return box(title, body)
 
 
-def _take_map(machine: Machine, image: Image | None) -> frames.FrameMap:
-    """A snapshot and the allocator's state at one instant: the guest paused for both."""
+def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] | None = None) -> frames.FrameMap:
+    """A snapshot and the allocator's state at one instant: the guest paused once for both (not
+    again for the classifying, which needs only what was read). `timings` gets the milliseconds
+    of each."""
+    started = time.perf_counter()
     was_running = machine.state is MachineState.RUNNING
     if was_running:
         machine.pause()
     try:
         snapshot = take(machine)
         allocator = frames.read_allocator(machine.memory, image) if image is not None else None
-        return frames.classify(snapshot, image, allocator)
     finally:
         if was_running:
             machine.resume()
+    read = time.perf_counter()
+    frame_map = frames.classify(snapshot, image, allocator)
+    if timings is not None:
+        timings.update(read=_since(started, read), classify=_since(read))
+    return frame_map
+
+
+def _since(start: float, end: float | None = None) -> float:
+    """Milliseconds from `start` to `end` (now), rounded to a tenth."""
+    return round(((time.perf_counter() if end is None else end) - start) * 1000, 1)
