@@ -182,6 +182,33 @@ def test_reset_boots_again_and_pause_stops_time(image: Image) -> None:
         assert machine.console.text.count(BANNER) == 2
 
 
+def test_a_snapshot_stops_the_guest_unseen_and_a_pause_is_seen(image: Image) -> None:
+    """A read at one instant (snapshot, cpus, a hold) stops QEMU and resumes it without telling
+    the listeners, which the views are: one view's read must not make every other view refresh."""
+    with Machine(image) as machine:
+        machine.wait_for(BANNER)
+        seen: list[MachineState] = []
+        machine.add_state_listener(seen.append)
+        with machine.held():
+            assert machine.qmp("query-status")["running"] is False  # QEMU is stopped meanwhile
+            with machine.held():  # nested: the outer hold resumes it
+                machine.snapshot()
+            assert machine.qmp("query-status")["running"] is False
+        machine.snapshot()
+        machine.cpus()
+        time.sleep(0.2)  # QEMU's STOP and RESUME events of the holds arrive meanwhile
+        assert machine.qmp("query-status")["running"] is True
+        assert (machine.state, seen) == (MachineState.RUNNING, [])
+        machine.pause()
+        time.sleep(0.2)
+        with machine.held():  # a paused guest stays paused
+            pass
+        assert machine.qmp("query-status")["running"] is False
+        machine.resume()
+        time.sleep(0.2)
+        assert (machine.state, seen) == (MachineState.RUNNING, [MachineState.PAUSED, MachineState.RUNNING])
+
+
 def test_qemu_that_will_not_start_reports_its_own_words(image: Image, tmp_path: Path) -> None:
     with pytest.raises(QemuStartError, match="QEMU said"):
         Machine(image, extra_args=("-no-such-option",)).start()

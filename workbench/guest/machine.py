@@ -31,10 +31,11 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,9 @@ class Machine:
         self.memory_note = ""  # why guest RAM is not shared, when it is not
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
+        self._hold_lock = threading.Lock()
+        self._holds = 0  # held()'s depth
+        self._quiet_events: Counter[str] = Counter()  # QEMU events of holds, not to be announced
         self._add_parts()
         self._loop: LoopThread | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -602,10 +606,20 @@ class Machine:
                 # `quit` lets QEMU exit as the guest asked, with the code it recorded.
                 with contextlib.suppress(QMPError, OSError, EOFError):
                     await qmp.execute("quit")
+            elif name in ("STOP", "RESUME") and self._quiet_event(name):
+                pass
             elif name == "STOP" and self.state is MachineState.RUNNING:
                 self._set_state(MachineState.PAUSED)
             elif name == "RESUME" and self.state is MachineState.PAUSED:
                 self._set_state(MachineState.RUNNING)
+
+    def _quiet_event(self, name: str) -> bool:
+        """A STOP or RESUME of a hold (held()): taken here, not announced."""
+        with self._hold_lock:
+            if self._quiet_events[name] <= 0:
+                return False
+            self._quiet_events[name] -= 1
+            return True
 
     async def _watch_connection(self, qmp: QMPClient) -> None:
         """A QMP connection that breaks while QEMU lives leaves a machine nobody can pause,
@@ -666,6 +680,35 @@ class Machine:
         if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.cpu_count:
             raise BadMachineSetting(f"cpu must be a CPU of this machine, 0 to {self.cpu_count - 1}, not {cpu!r}")
         return cpu
+
+    @contextlib.contextmanager
+    def held(self, timeout: float = 5.0) -> Iterator[None]:
+        """A running guest stopped for the moment of a read, unseen by the state's listeners (the
+        views): for them it runs on, so one view's snapshot does not make every other view
+        refresh. Nested holds stop and resume it once. A guest not running stays as it is."""
+        timeout = check_timeout(timeout)
+        with self._hold_lock:
+            counted = self._holds > 0 or self.state is MachineState.RUNNING
+            outermost = counted and self._holds == 0
+            self._holds += counted
+            if outermost:
+                self._quiet_events.update(("STOP", "RESUME"))  # QEMU's events for the stop and cont
+        try:
+            if outermost:
+                self.qmp("stop", timeout)
+            yield
+        finally:
+            with self._hold_lock:
+                self._holds -= counted
+            if outermost:
+                self._end_hold(timeout)
+
+    def _end_hold(self, timeout: float) -> None:
+        if self.state is MachineState.RUNNING:  # not faulted, ended or paused by someone meanwhile
+            self.qmp("cont", timeout)
+        else:
+            with self._hold_lock:
+                self._quiet_events["RESUME"] -= 1
 
     def pause(self, timeout: float = 5.0) -> None:
         timeout = check_timeout(timeout)
@@ -730,14 +773,8 @@ class Machine:
         """Every CPU at one instant (a running guest is paused meanwhile): its registers, whether
         it is halted, where it is; from QMP's `query-cpus-fast` and `info registers -a`."""
         timeout = check_timeout(timeout)
-        was_running = self.state is MachineState.RUNNING
-        if was_running:
-            self.pause(timeout)
-        try:
+        with self.held(timeout):
             return self._inspector.cpus(timeout)
-        finally:
-            if was_running:
-                self.resume(timeout)
 
     def maxphyaddr(self, timeout: float = 5.0) -> int:
         """The CPU's physical-address width (40 for QEMU's qemu64): walks need it."""
@@ -779,18 +816,12 @@ class Machine:
         """
         timeout = check_timeout(timeout)
         cpu = self._checked_cpu(cpu)
-        was_running = self.state is MachineState.RUNNING
-        if was_running:
-            self.pause(timeout)
-        try:
+        with self.held(timeout):
             inspector = self._inspector
             every_cpu = inspector.all_registers(timeout)
             return Snapshot.take(inspector.memory, every_cpu[cpu], maxphyaddr=inspector.maxphyaddr(timeout),
                                  seconds=time.monotonic() - self._started_at, label=label,
                                  cpu_cr3=tuple(registers.cr3 for registers in every_cpu), cpu=cpu)
-        finally:
-            if was_running:
-                self.resume(timeout)
 
     # Talking with the guest: the Keyboard's and the Conversation's work.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from workbench.errors import InvalidInput, WorkbenchError
-from workbench.guest.machine import Machine, MachineState
+from workbench.guest.machine import Machine
 from workbench.models.stale_tlb import CpuRead, StaleTlb, compare
 
 
@@ -34,16 +34,10 @@ def read(machine: Machine, vaddr: int, frames: Sequence[int] = ()) -> StaleTlb:
 
     The frames compared are the one mapped now and `frames` (where the page was mapped before).
     """
-    was_running = machine.state is MachineState.RUNNING
-    if was_running:
-        machine.pause()
-    try:
+    with machine.held():
         reads = _reads(machine)
         walk = machine.snapshot("stale TLB", cpu=reads[0].cpu if reads else 0).walk(vaddr)
         return compare(vaddr, walk, machine.memory, reads, frames)
-    finally:
-        if was_running:
-            machine.resume()
 
 
 def _reads(machine: Machine) -> tuple[CpuRead, ...]:

@@ -24,7 +24,7 @@ import numpy as np
 import traitlets
 
 from workbench.errors import WorkbenchError
-from workbench.guest.machine import Machine, MachineState
+from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models import frames
 from workbench.models.frames import Owner
@@ -225,15 +225,9 @@ def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] |
     again for the classifying, which needs only what was read). `timings` gets the milliseconds
     of each."""
     started = time.perf_counter()
-    was_running = machine.state is MachineState.RUNNING
-    if was_running:
-        machine.pause()
-    try:
+    with machine.held():
         snapshot = take(machine)
         allocator = frames.read_allocator(machine.memory, image) if image is not None else None
-    finally:
-        if was_running:
-            machine.resume()
     read = time.perf_counter()
     frame_map = frames.classify(snapshot, image, allocator)
     if timings is not None:
