@@ -106,6 +106,7 @@ MAX_MEMORY_MIB = 2048  # stays below the PCI hole on every machine type: memfd o
 # qemu.qmp's default of 10 MB is less than the 31 MB `info tlb` of some student page tables,
 # and a reply over the limit drops the connection for good.
 QMP_REPLY_LIMIT = 128 << 20
+HOLD_EVENT_SECONDS = 1.0  # how long the end of a hold waits for QEMU's RESUME event (it comes within ms)
 # Machines one process may run at once ($WORKBENCH_MAX_MACHINES): a runaway loop, or a graded
 # submission, cannot start QEMUs without end. 32 machines answer within 2.3 s here.
 DEFAULT_MAX_MACHINES = 16
@@ -269,6 +270,7 @@ class Machine:
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
         self._hold_lock = threading.Lock()
+        self._hold_done = threading.Condition(self._hold_lock)  # a hold's RESUME event has come
         self._holds = 0  # held()'s depth
         self._quiet_events: Counter[str] = Counter()  # QEMU events of holds, not to be announced
         self._add_parts()
@@ -619,6 +621,7 @@ class Machine:
             if self._quiet_events[name] <= 0:
                 return False
             self._quiet_events[name] -= 1
+            self._hold_done.notify_all()
             return True
 
     async def _watch_connection(self, qmp: QMPClient) -> None:
@@ -704,11 +707,15 @@ class Machine:
                 self._end_hold(timeout)
 
     def _end_hold(self, timeout: float) -> None:
-        if self.state is MachineState.RUNNING:  # not faulted, ended or paused by someone meanwhile
+        """Resume, unless the guest faulted, ended or was paused meanwhile. Once the RESUME has
+        come, so has the STOP before it, if the stop made one (a guest the debugger had just
+        stopped makes none): no later event is taken for the hold's."""
+        if self.state is MachineState.RUNNING:
             self.qmp("cont", timeout)
-        else:
-            with self._hold_lock:
-                self._quiet_events["RESUME"] -= 1
+            with self._hold_done:
+                self._hold_done.wait_for(lambda: self._quiet_events["RESUME"] <= 0, timeout=HOLD_EVENT_SECONDS)
+        with self._hold_lock:
+            self._quiet_events.clear()
 
     def pause(self, timeout: float = 5.0) -> None:
         timeout = check_timeout(timeout)
