@@ -46,7 +46,7 @@ from workbench.errors import InvalidInput, WorkbenchError
 from workbench.guest.gdbstub import SIGTRAP, GdbClient, GdbError, StopReply
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image, SymbolNotFound
-from workbench.models.cpu import Registers
+from workbench.models.cpu import Registers, parse_info_registers
 from workbench.models.snapshot import Snapshot
 
 __all__ = ["Breakpoint", "Debugger", "DebuggerError", "Stop", "Watchpoint"]
@@ -482,10 +482,11 @@ class Debugger:
 
     def _registers_of(self, cpu: int | None) -> Registers | None:
         """The stopped CPU's registers with its segments, which gdb's lack: another CPU may still
-        be in real mode while CPU 0 is in long mode."""
+        be in real mode while CPU 0 is in long mode. Read without a pause: one would resume the
+        guest after, and QEMU's STOP event for this stop may not have reached the machine yet."""
         try:
-            return self.machine.registers() if cpu is None else self.machine.cpus()[cpu].registers
-        except (WorkbenchError, IndexError):
+            return parse_info_registers(self.machine.hmp("info registers", cpu=cpu or 0))
+        except WorkbenchError:
             return None
 
     def _stopped_cpu(self) -> int | None:
