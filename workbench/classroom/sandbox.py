@@ -20,6 +20,9 @@ process (runner.py), with no network at all. Either way the submission
 - can write only its own directory (workspaces, builds and temporary files: TMPDIR,
   XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp and
   /dev/shm of TMPFS_BYTES each;
+- reads the grader's builds of the skeleton (builds.py, made before any submission runs, from
+  the skeleton alone) read-only at PREBUILT_PATH: a workspace's first build copies the objects
+  its own bytes would make (workbench/kernel/prebuilt.py), and no submission can change them;
 - has no network when the kernel talks to nbgrader over Unix sockets (the course's
   configuration asks for that), and reaches no host socket under /run;
 - is held by the limits of sandbox_limits.py (tasks, memory, file sizes) and killed after
@@ -45,9 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import grader_facts, resources
-from workbench.classroom import sandbox_limits
+from workbench.classroom import builds, sandbox_limits
 from workbench.errors import WorkbenchError
 from workbench.kernel import skeleton
+from workbench.kernel.prebuilt import PREBUILT_PATH
 
 DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
 GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
@@ -135,6 +139,12 @@ class Solutions:
                    released=released, cache=resources.cache_dir().resolve())
 
 
+def prepare_builds(course: Path | None) -> Path | None:
+    """The grader's builds of the students' skeleton (builds.py), made now if this machine has
+    none yet: autograde and verify-grades ask before their first submission, each launcher after."""
+    return builds.prebuilt_tree(Solutions.find(course).skeleton)
+
+
 def _hidden(course: Path | None, solutions: Solutions, hidden: Sequence[str]) -> list[Path]:
     paths = [Path(path) for path in hidden] + [solutions.cache]
     paths += [path for path in (course, solutions.checkout) if path is not None]
@@ -164,27 +174,30 @@ def _solution_mounts(solutions: Solutions, course: Path | None) -> list[str]:
 
 
 def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int, facts: int,
-                 python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
+                 python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS,
+                 prebuilt: Path | None = None) -> list[str]:
     """The command line that runs an IPython kernel for `submission` inside the sandbox; `facts`
     is a descriptor of the grader's facts (facts_descriptor), put read-only where grader_facts
-    reads them."""
+    reads them; `prebuilt`, the grader's builds of the skeleton (builds.py), read-only where
+    a workspace's first build finds them."""
     sockets = _unix_socket_directory(connection_file, submission)
     argv = _sandbox(submission, course=course, seconds=seconds, facts=facts, python=python, hidden=hidden,
-                    readable=[connection_file], sockets=sockets, network=sockets is None)
+                    readable=[connection_file], sockets=sockets, network=sockets is None, prebuilt=prebuilt)
     return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
 
 
 def checks_argv(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str = sys.executable,
-                hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
+                hidden: Sequence[str] = HIDDEN_ALWAYS, prebuilt: Path | None = None) -> list[str]:
     """The command line that runs verify-grades' cells (runner.py, cells on its standard input)
     for `submission` in the same sandbox as a kernel's, without any network."""
     argv = _sandbox(submission, course=course, seconds=seconds, facts=facts, python=python, hidden=hidden,
-                    readable=[], sockets=None, network=False)
+                    readable=[], sockets=None, network=False, prebuilt=prebuilt)
     return [*argv, python, "-m", "workbench.classroom.runner"]
 
 
 def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str,
-             hidden: Sequence[str], readable: Sequence[Path], sockets: Path | None, network: bool) -> list[str]:
+             hidden: Sequence[str], readable: Sequence[Path], sockets: Path | None, network: bool,
+             prebuilt: Path | None) -> list[str]:
     """bubblewrap's command line up to the command it runs; `readable` is bound read-only again
     where a hiding mount covers it, `sockets` (a kernel's Unix sockets) read-write. `network`
     only for a kernel that talks to nbgrader over TCP."""
@@ -204,6 +217,8 @@ def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int,
             argv += ["--ro-bind", str(path), str(path)]
     argv += _solution_mounts(solutions, course)
     argv += ["--ro-bind-data", str(facts), FACTS_INSIDE]
+    if prebuilt is not None:
+        argv += ["--ro-bind", str(prebuilt), str(PREBUILT_PATH)]
     if sockets is not None:  # the kernel's sockets are files: their directory
         argv += ["--bind", str(sockets), str(sockets)]
     if not network:
@@ -280,11 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_sandbox()
         facts = facts_descriptor(student_of(submission) or grader_facts.DEFAULT_STUDENT)
         where = Path(course).resolve() if course else None
+        prebuilt = prepare_builds(where)
         if arguments[0] == "--checks":
-            command = checks_argv(submission, facts=facts, course=where, seconds=seconds)
+            command = checks_argv(submission, facts=facts, course=where, seconds=seconds, prebuilt=prebuilt)
         else:
             command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts, course=where,
-                                   seconds=seconds)
+                                   seconds=seconds, prebuilt=prebuilt)
         for directory in ("tmp", "cache", "home", "ipython"):
             (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
         return run_sandboxed(command, pass_fds=(facts,))

@@ -36,7 +36,7 @@ from nbgrader.utils import determine_grade
 from traitlets.config.loader import PyFileConfigLoader
 
 from workbench.classroom import answers
-from workbench.classroom.sandbox import check_sandbox
+from workbench.classroom.sandbox import check_sandbox, prepare_builds
 from workbench.errors import InvalidInput
 
 CELL_SECONDS = 120  # the course's budget per cell (course/nbgrader_config.py)
@@ -228,6 +228,7 @@ def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, stu
         raise InvalidInput(f"there is no autograded submission of {assignment!r} in {course.root / 'autograded'}")
     recorded = course.recorded(assignment, notebook_name)
     check_sandbox()  # a machine that refuses the sandbox says so once, not as zero points for everyone
+    prepare_builds(course.root)  # once, before the first submission's sandbox would wait for it
 
     def one(student: str) -> list[Disagreement]:
         verified = run_checks(verification_notebook(source), student, submissions[student], course)
