@@ -81,7 +81,7 @@ def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path)
                     "/home", "/root", "/tmp", "/srv", "/opt", "/var/tmp", "/run",  # noqa: S108 - looked into
                     str(resources.cache_dir()), str(PREBUILT_PATH),
                     str(course)})
-    prebuilt = sandbox.prepare_builds(course)  # the grader's builds of the skeleton: no solution either
+    prebuilt = sandbox.prepare_grading(course)  # the grader's builds of the skeleton: no solution either
     assert prebuilt is not None
     done = sandboxed(course, f"""
         import os, json

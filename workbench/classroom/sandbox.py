@@ -36,6 +36,7 @@ in a fresh sandbox without the student's code.
 
 from __future__ import annotations
 
+import compileall
 import ctypes
 import json
 import os
@@ -139,9 +140,13 @@ class Solutions:
                    released=released, cache=resources.cache_dir().resolve())
 
 
-def prepare_builds(course: Path | None) -> Path | None:
-    """The grader's builds of the students' skeleton (builds.py), made now if this machine has
-    none yet: autograde and verify-grades ask before their first submission, each launcher after."""
+def prepare_grading(course: Path | None) -> Path | None:
+    """What every sandbox reads and none can write, made now if missing; returns the grader's
+    builds of the students' skeleton (builds.py). Also the workbench's own bytecode: a checkout
+    run without it (or with PYTHONDONTWRITEBYTECODE) would compile every module again in every
+    submission's kernel. Autograde and verify-grades ask before their first submission, and each
+    launcher again (it finds both made)."""
+    compileall.compile_dir(resources.PACKAGE, quiet=2)  # a package this user cannot write stays as it is
     return builds.prebuilt_tree(Solutions.find(course).skeleton)
 
 
@@ -295,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_sandbox()
         facts = facts_descriptor(student_of(submission) or grader_facts.DEFAULT_STUDENT)
         where = Path(course).resolve() if course else None
-        prebuilt = prepare_builds(where)
+        prebuilt = prepare_grading(where)
         if arguments[0] == "--checks":
             command = checks_argv(submission, facts=facts, course=where, seconds=seconds, prebuilt=prebuilt)
         else:

@@ -36,7 +36,7 @@ from nbgrader.utils import determine_grade
 from traitlets.config.loader import PyFileConfigLoader
 
 from workbench.classroom import answers
-from workbench.classroom.sandbox import check_sandbox, prepare_builds
+from workbench.classroom.sandbox import check_sandbox, prepare_grading
 from workbench.errors import InvalidInput
 
 CELL_SECONDS = 120  # the course's budget per cell (course/nbgrader_config.py)
@@ -168,13 +168,20 @@ def _execute(notebook: nbformat.NotebookNode, directory: Path, course: Course) -
             writer.start()
             assert process.stdout is not None
             for line in _lines(process.stdout, CELL_SECONDS + SILENCE_SECONDS):
-                reply = json.loads(line)
-                notebook.cells[int(reply["index"])].outputs = [
-                    nbformat.from_dict(output) for output in reply["outputs"]]  # type: ignore[no-untyped-call]
-        except (ValueError, KeyError, IndexError, TypeError):
-            pass  # a runner that died mid-line: the cells it finished keep their outputs
+                _record(notebook, line)
         finally:
             _stop(process)
+
+
+def _record(notebook: nbformat.NotebookNode, line: bytes) -> None:
+    """One cell's outputs, as the runner writes them, into `notebook`; anything else (a line cut
+    short by a runner that died) is left out: that cell then earns nothing."""
+    try:
+        reply = json.loads(line)
+        outputs = [nbformat.from_dict(output) for output in reply["outputs"]]  # type: ignore[no-untyped-call]
+        notebook.cells[int(reply["index"])].outputs = outputs
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        pass
 
 
 def _send(process: subprocess.Popen[bytes], request: bytes) -> None:
@@ -228,7 +235,7 @@ def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, stu
         raise InvalidInput(f"there is no autograded submission of {assignment!r} in {course.root / 'autograded'}")
     recorded = course.recorded(assignment, notebook_name)
     check_sandbox()  # a machine that refuses the sandbox says so once, not as zero points for everyone
-    prepare_builds(course.root)  # once, before the first submission's sandbox would wait for it
+    prepare_grading(course.root)  # once, before the first submission's sandbox would wait for it
 
     def one(student: str) -> list[Disagreement]:
         verified = run_checks(verification_notebook(source), student, submissions[student], course)
