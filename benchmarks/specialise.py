@@ -29,8 +29,8 @@ from workbench.compare.linux_guest import LinuxGuest, build_initramfs
 from workbench.compare.specialise import memory_in_use, stopped_at
 from workbench.compare.stock_linux import stock_kernel
 from workbench.guest.machine import Machine
-from workbench.kernel.build import DEFAULT_TOOLCHAIN
 from workbench.kernel.image import Image
+from workbench.kernel.toolchains import DEFAULT_TOOLCHAIN
 from workbench.kernel.workspace import Workspace
 
 SELECTIONS: dict[str, list[str] | None] = {

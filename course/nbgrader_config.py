@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workbench.classroom.sandbox import SandboxError, check_sandbox
+from workbench.classroom.sandbox import SandboxError, check_sandbox, prepare_grading
 
 c = get_config()  # noqa: F821 - nbgrader provides it
 course = Path(__file__).resolve().parent
@@ -36,6 +36,7 @@ if "autograde" in sys.argv[1:2]:  # before any submission: a sandbox this machin
         check_sandbox()
     except SandboxError as error:
         sys.exit(f"nbgrader autograde: {error}")
+    prepare_grading(course)  # once, what every sandbox reads: the builds of the skeleton, the bytecode
 
 c.CourseDirectory.root = str(course)
 c.CourseDirectory.course_id = "unikernel-workbench"

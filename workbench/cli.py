@@ -34,7 +34,7 @@ from workbench.errors import InvalidInput, WorkbenchError
 from workbench.guest import qemu
 from workbench.guest.machine import ACCELERATORS, MACHINE_TYPES, Machine
 from workbench.kernel import toolchains
-from workbench.kernel.build import DEFAULT_TOOLCHAIN, SCENARIOS, BuildError, build_image
+from workbench.kernel.build import SCENARIOS, BuildError, build_image
 from workbench.kernel.image import Image, image_file
 from workbench.kernel.skeleton import skeleton_source
 from workbench.models import paging
@@ -263,7 +263,7 @@ def command_student_edition(args: argparse.Namespace) -> int:
 def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
     sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
     sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
-    sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
+    sub.add_argument("--toolchain", default=toolchains.DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
     sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
                                            "(default: the application's config.mk; '' for the base alone)")
     sub.add_argument("--app", default="app", help="the application's directory: app (default) or apps/NAME")
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "PVH note, or a Linux bzImage (use --machine-type pc)")
         sub.add_argument("--append", help="the kernel command line, for a Linux image (e.g. 'console=ttyS0')")
         sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
-        sub.add_argument("--toolchain", default=DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
+        sub.add_argument("--toolchain", default=toolchains.DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
         sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
         sub.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
         sub.add_argument("--wait-for", help="console text that means the guest is ready")

@@ -33,6 +33,7 @@ from tests.support.grading_course import (
     solution_cells,
 )
 from workbench.classroom import variant
+from workbench.kernel.prebuilt import PREBUILT_PATH
 from workbench.kernel.skeleton import solutions
 from workbench.kernel.workspace import Workspace
 
@@ -201,6 +202,8 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,  # no
                     ("grader's network", lambda: socket.create_connection(("127.0.0.1", {listener_port}), 2)),
                     ("all the memory", lambda: bytearray(8 << 30)),
                     ("a host socket", lambda: socket.socket(socket.AF_UNIX).connect({str(host_socket)!r})),
+                    ("the grader builds", lambda: open({str(PREBUILT_PATH / "build" / "gcc" / "kernel" / "main.c.o")!r},
+                                                         "ab").write(b"poisoned")),
                     ("2000 processes", processes), ("10 GiB in /tmp", big_file)]:
                 try:
                     attempt()
@@ -347,6 +350,7 @@ def hank_was_stopped(course: Course) -> None:
     assert "'all the memory': 'MemoryError'" in printed
     assert "'a host socket': 'FileNotFoundError'" in printed and "'2000 processes': 'BlockingIOError'" in printed
     assert "'10 GiB in /tmp': 'OSError'" in printed
+    assert "'the grader builds': 'OSError'" in printed  # there to read (not FileNotFoundError), read-only
 
 
 def sandbox_held(course: Course, scores: dict[str, dict[str, float]], full: dict[str, float]) -> None:

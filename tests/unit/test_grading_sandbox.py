@@ -17,6 +17,7 @@ import pytest
 from tests.support.grading_course import REPOSITORY, host_socket_path, secrets_of_the_course
 from workbench import resources
 from workbench.classroom import sandbox
+from workbench.kernel.prebuilt import PREBUILT_PATH
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def course(tmp_path: Path) -> Path:
 
 
 def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = None,
-              student: str = "alice") -> subprocess.CompletedProcess[str]:
+              student: str = "alice", prebuilt: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run `probe` (Python) as alice's graded kernel would run."""
     submission = course / "autograded" / student / "02-single-address-space"
     submission.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,8 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
     (submission / "probe.py").write_text(textwrap.dedent(probe))
     facts = sandbox.facts_descriptor(student)
     try:
-        argv = sandbox.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts)
+        argv = sandbox.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts,
+                                    prebuilt=prebuilt)
         command = [*argv[:argv.index(sys.executable)], sys.executable, "probe.py"]
         launcher = ("import sys; from workbench.classroom import sandbox; "
                     "sys.exit(sandbox.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
@@ -77,8 +79,10 @@ def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path)
     assert len(secrets) > 20
     roots = sorted({str(REPOSITORY), str(resources.lessons()), str(resources.kernel_source()), sys.prefix,
                     "/home", "/root", "/tmp", "/srv", "/opt", "/var/tmp", "/run",  # noqa: S108 - looked into
-                    str(resources.cache_dir()),
+                    str(resources.cache_dir()), str(PREBUILT_PATH),
                     str(course)})
+    prebuilt = sandbox.prepare_grading(course)  # the grader's builds of the skeleton: no solution either
+    assert prebuilt is not None
     done = sandboxed(course, f"""
         import os, json
         from workbench import Workspace
@@ -103,13 +107,15 @@ def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path)
         except Exception as error:
             solved = str(error)
         print(json.dumps({{"seen": seen, "leaks": leaks, "solved": solved,
-                          "lessons": sorted(os.listdir({str(resources.lessons())!r}))}}))
-        """)
+                          "lessons": sorted(os.listdir({str(resources.lessons())!r})),
+                          "prebuilt": sorted(os.listdir({str(PREBUILT_PATH / "build")!r}))}}))
+        """, prebuilt=prebuilt)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["seen"] > 100 and not result["leaks"], result["leaks"][:5]
     assert result["lessons"] == ["02-single-address-space.ipynb"]  # the released edition only
     assert "not available while a submission is graded" in result["solved"]
+    assert "gcc" in result["prebuilt"]  # walked, and nothing in it leaked
 
 
 def test_who_the_student_is_and_the_machine_cap_come_from_outside(course: Path) -> None:
@@ -127,6 +133,33 @@ def test_who_the_student_is_and_the_machine_cap_come_from_outside(course: Path) 
         print(variant.seed(), max_machines(), wrote)
         """)
     assert done.stdout.split() == ["alice", str(sandbox.GRADER_MACHINES), "OSError"]
+
+
+def test_the_graders_builds_are_there_to_read_and_no_submission_can_change_them(course: Path,
+                                                                                tmp_path: Path) -> None:
+    tree = tmp_path / "prebuilt"
+    (tree / "build" / "gcc").mkdir(parents=True)
+    (tree / "build" / "gcc" / "main.c.o").write_bytes(b"the skeleton's object")
+    done = sandboxed(course, """
+        import os
+        from workbench.kernel.prebuilt import PREBUILT_PATH
+        built = PREBUILT_PATH / "build" / "gcc"
+        print(repr((built / "main.c.o").read_bytes()))
+        for name, attempt in [("overwrite", lambda: (built / "main.c.o").write_bytes(b"poisoned")),
+                              ("add", lambda: (built / "other.c.o").write_bytes(b"poisoned")),
+                              ("remove", lambda: (built / "main.c.o").unlink()),
+                              ("rename", lambda: os.rename(built, built.with_name("moved"))),
+                              ("chmod", lambda: os.chmod(built / "main.c.o", 0o666))]:
+            try:
+                attempt()
+                print(name, "done")
+            except OSError as error:
+                print(name, type(error).__name__)
+        """, prebuilt=tree)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "b\"the skeleton's object\"" and len(lines) == 6 and "done" not in done.stdout, done.stdout
+    assert sorted(path.name for path in (tree / "build" / "gcc").iterdir()) == ["main.c.o"]
+    assert (tree / "build" / "gcc" / "main.c.o").read_bytes() == b"the skeleton's object"
 
 
 def test_no_host_socket_and_no_network_when_the_kernel_is_on_unix_sockets(course: Path,

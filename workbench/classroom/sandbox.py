@@ -7,7 +7,9 @@ configuration (course/nbgrader_config.py) names `workbench-grader`. That kernel 
 
 started by nbgrader in the submission's own directory (autograded/STUDENT/ASSIGNMENT/). It runs
 the real IPython kernel inside `bwrap` (Debian's bubblewrap), in its own user, PID, IPC and UTS
-namespaces without capabilities, so that the submission
+namespaces without capabilities. `workbench verify-grades` starts the same sandbox with
+`--checks` instead of a connection file: the instructor's cells then run in a plain Python
+process (runner.py), with no network at all. Either way the submission
 
 - sees no solution: the unikernel source is the students' skeleton, the lessons are the course's
   released (student) versions, and the course directory, a source checkout (its .git, tests and
@@ -18,6 +20,9 @@ namespaces without capabilities, so that the submission
 - can write only its own directory (workspaces, builds and temporary files: TMPDIR,
   XDG_CACHE_HOME, HOME and IPYTHONDIR point into `.grader/` in it) and a private /tmp and
   /dev/shm of TMPFS_BYTES each;
+- reads the grader's builds of the skeleton (builds.py, made before any submission runs, from
+  the skeleton alone) read-only at PREBUILT_PATH: a workspace's first build copies the objects
+  its own bytes would make (workbench/kernel/prebuilt.py), and no submission can change them;
 - has no network when the kernel talks to nbgrader over Unix sockets (the course's
   configuration asks for that), and reaches no host socket under /run;
 - is held by the limits of sandbox_limits.py (tasks, memory, file sizes) and killed after
@@ -31,6 +36,7 @@ in a fresh sandbox without the student's code.
 
 from __future__ import annotations
 
+import compileall
 import ctypes
 import json
 import os
@@ -43,9 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import grader_facts, resources
-from workbench.classroom import sandbox_limits
+from workbench.classroom import builds, sandbox_limits
 from workbench.errors import WorkbenchError
 from workbench.kernel import skeleton
+from workbench.kernel.prebuilt import PREBUILT_PATH
 
 DEFAULT_SECONDS = 600  # one notebook, top to bottom; each lesson takes well under a minute
 GRADER_MACHINES = 4  # machines one submission may run at once (lessons use one at a time)
@@ -133,6 +140,16 @@ class Solutions:
                    released=released, cache=resources.cache_dir().resolve())
 
 
+def prepare_grading(course: Path | None) -> Path | None:
+    """What every sandbox reads and none can write, made now if missing; returns the grader's
+    builds of the students' skeleton (builds.py). Also the workbench's own bytecode: a checkout
+    run without it (or with PYTHONDONTWRITEBYTECODE) would compile every module again in every
+    submission's kernel. Autograde and verify-grades ask before their first submission, and each
+    launcher again (it finds both made)."""
+    compileall.compile_dir(resources.PACKAGE, quiet=2)  # a package this user cannot write stays as it is
+    return builds.prebuilt_tree(Solutions.find(course).skeleton)
+
+
 def _hidden(course: Path | None, solutions: Solutions, hidden: Sequence[str]) -> list[Path]:
     paths = [Path(path) for path in hidden] + [solutions.cache]
     paths += [path for path in (course, solutions.checkout) if path is not None]
@@ -162,11 +179,33 @@ def _solution_mounts(solutions: Solutions, course: Path | None) -> list[str]:
 
 
 def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None, seconds: int, facts: int,
-                 python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS) -> list[str]:
+                 python: str = sys.executable, hidden: Sequence[str] = HIDDEN_ALWAYS,
+                 prebuilt: Path | None = None) -> list[str]:
     """The command line that runs an IPython kernel for `submission` inside the sandbox; `facts`
     is a descriptor of the grader's facts (facts_descriptor), put read-only where grader_facts
-    reads them."""
+    reads them; `prebuilt`, the grader's builds of the skeleton (builds.py), read-only where
+    a workspace's first build finds them."""
     sockets = _unix_socket_directory(connection_file, submission)
+    argv = _sandbox(submission, course=course, seconds=seconds, facts=facts, python=python, hidden=hidden,
+                    readable=[connection_file], sockets=sockets, network=sockets is None, prebuilt=prebuilt)
+    return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+
+
+def checks_argv(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str = sys.executable,
+                hidden: Sequence[str] = HIDDEN_ALWAYS, prebuilt: Path | None = None) -> list[str]:
+    """The command line that runs verify-grades' cells (runner.py, cells on its standard input)
+    for `submission` in the same sandbox as a kernel's, without any network."""
+    argv = _sandbox(submission, course=course, seconds=seconds, facts=facts, python=python, hidden=hidden,
+                    readable=[], sockets=None, network=False, prebuilt=prebuilt)
+    return [*argv, python, "-m", "workbench.classroom.runner"]
+
+
+def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str,
+             hidden: Sequence[str], readable: Sequence[Path], sockets: Path | None, network: bool,
+             prebuilt: Path | None) -> list[str]:
+    """bubblewrap's command line up to the command it runs; `readable` is bound read-only again
+    where a hiding mount covers it, `sockets` (a kernel's Unix sockets) read-write. `network`
+    only for a kernel that talks to nbgrader over TCP."""
     solutions = Solutions.find(course)
     hide = _hidden(course, solutions, hidden)
     argv = ["timeout", "--signal=KILL", str(seconds), _bwrap(),
@@ -178,13 +217,17 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
     for path in hide:
         argv += ["--tmpfs", str(path)]
     covered = [*hide, *map(Path, PRIVATE)]
-    for path in (*_needed(python, solutions), connection_file):
+    for path in (*_needed(python, solutions), *readable):
         if _inside(path, covered) and path.exists():
             argv += ["--ro-bind", str(path), str(path)]
     argv += _solution_mounts(solutions, course)
     argv += ["--ro-bind-data", str(facts), FACTS_INSIDE]
-    if sockets is not None:  # the kernel's sockets are files: their directory, and no network
-        argv += ["--bind", str(sockets), str(sockets), "--unshare-net"]
+    if prebuilt is not None:
+        argv += ["--ro-bind", str(prebuilt), str(PREBUILT_PATH)]
+    if sockets is not None:  # the kernel's sockets are files: their directory
+        argv += ["--bind", str(sockets), str(sockets)]
+    if not network:
+        argv += ["--unshare-net"]
     argv += ["--bind", str(submission), str(submission), "--chdir", str(submission)]
     # Workspaces beside the notebook; ipykernel would take init (its parent in the PID namespace)
     # for a dead Jupyter and quit, so --die-with-parent ties its life to nbgrader's instead.
@@ -195,7 +238,7 @@ def sandbox_argv(connection_file: Path, submission: Path, *, course: Path | None
     for name, directory in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("HOME", "home"),
                             ("IPYTHONDIR", "ipython")):
         argv += ["--setenv", name, str(scratch / directory)]
-    return [*argv, python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    return argv
 
 
 def facts_descriptor(student: str, max_machines: int = GRADER_MACHINES) -> int:
@@ -240,11 +283,15 @@ def _wait(child: subprocess.Popen[bytes], parent: int) -> int:
                 child.terminate()
 
 
+USAGE = "usage: python -m workbench.classroom.sandbox CONNECTION_FILE | --checks"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the sandboxed kernel; nbgrader runs this in the submission's directory."""
+    """Start the sandboxed kernel (nbgrader runs this in the submission's directory), or with
+    `--checks` the sandboxed runner of verify-grades' cells (verify.py)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if len(arguments) != 1:
-        print("usage: python -m workbench.classroom.sandbox CONNECTION_FILE", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     submission = Path.cwd().resolve()
     course = os.environ.get("WORKBENCH_COURSE")
@@ -252,8 +299,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_sandbox()
         facts = facts_descriptor(student_of(submission) or grader_facts.DEFAULT_STUDENT)
-        command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts,
-                               course=Path(course).resolve() if course else None, seconds=seconds)
+        where = Path(course).resolve() if course else None
+        prebuilt = prepare_grading(where)
+        if arguments[0] == "--checks":
+            command = checks_argv(submission, facts=facts, course=where, seconds=seconds, prebuilt=prebuilt)
+        else:
+            command = sandbox_argv(Path(arguments[0]).resolve(), submission, facts=facts, course=where,
+                                   seconds=seconds, prebuilt=prebuilt)
         for directory in ("tmp", "cache", "home", "ipython"):
             (submission / ".grader" / directory).mkdir(parents=True, exist_ok=True)
         return run_sandboxed(command, pass_fds=(facts,))

@@ -3,9 +3,10 @@ student's code.
 
 nbgrader computes a submission's points in the student's own Jupyter kernel, so an earlier cell
 can forge them (replace `Grade.points`, say). After `nbgrader autograde`, this runs the
-instructor's source notebook once more for each submission, in a fresh sandboxed kernel of its
-own (sandbox.py), with every exercise cell replaced by `restore(...)` of the answer the
-submission handed in as plain data (answers.py): only the instructor's cells run. Each check
+instructor's source notebook once more for each submission, in a fresh sandbox of its own
+(sandbox.py), with every exercise cell replaced by `restore(...)` of the answer the submission
+handed in as plain data (answers.py): only the instructor's cells run, in a plain Python process
+(runner.py) rather than a Jupyter kernel, which they do not need. Each check
 cell's points, read as nbgrader reads them, are compared with the gradebook's automatic score,
 and every difference is listed per student and cell.
 """
@@ -13,31 +14,34 @@ and every difference is listed per student and cell.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
+import json
 import os
+import selectors
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import nbformat
-import zmq
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.utils import determine_grade
 from traitlets.config.loader import PyFileConfigLoader
 
 from workbench.classroom import answers
-from workbench.classroom.sandbox import check_sandbox
+from workbench.classroom.sandbox import check_sandbox, prepare_grading
 from workbench.errors import InvalidInput
 
 CELL_SECONDS = 120  # the course's budget per cell (course/nbgrader_config.py)
-KERNEL = "workbench-grader"
+SILENCE_SECONDS = 30  # past a cell's budget, for an interrupted cell to end, before the sandbox is stopped
+STOP_SECONDS = 10  # for the sandbox's launcher to end when asked
 
 
 @dataclass(frozen=True)
@@ -135,48 +139,82 @@ def _points(notebook: nbformat.NotebookNode) -> dict[str, float]:
 
 
 def run_checks(notebook: nbformat.NotebookNode, student: str, submission: Path, course: Course) -> dict[str, float]:
-    """Execute the verification notebook for `student` in a sandboxed kernel, in a scratch copy
-    of what the submission handed in; the points of each check cell."""
+    """Execute the verification notebook for `student` in a fresh sandbox (runner.py), in a
+    scratch copy of what the submission handed in; the points of each check cell."""
     with tempfile.TemporaryDirectory(prefix="workbench-verify-") as scratch:
         directory = Path(scratch) / "autograded" / student / submission.name  # where the sandbox reads the id
         directory.mkdir(parents=True)
         handed_in = answers.answers_path(submission)
         if handed_in.is_file():
             shutil.copyfile(handed_in, answers.answers_path(directory))
-        runtime = Path(scratch) / "runtime"
-        runtime.mkdir()
-        manager = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(runtime / "kernel"),
-                                connection_file=str(runtime / "kernel.json"))
-        client = NotebookClient(notebook, km=manager, timeout=CELL_SECONDS, allow_errors=True,
-                                interrupt_on_timeout=True, resources={"metadata": {"path": str(directory)}})
-        try:
-            # The kernel's own banner would mix with the report; its errors reach the notebook.
-            client.execute(cwd=str(directory), stdout=subprocess.DEVNULL)
-        except (CellTimeoutError, DeadKernelError):
-            pass  # the cells that ran have their outputs; the others earn nothing, as in autograde
-        finally:
-            _shut_down(manager)
+        _execute(notebook, directory, course)
         return _points(notebook)
 
 
-def _shut_down(manager: KernelManager) -> None:
-    """nbclient leaves running a kernel it did not make; one that died needs its files removed."""
-    if not manager.has_kernel:
-        return
+def _execute(notebook: nbformat.NotebookNode, directory: Path, course: Course) -> None:
+    """Run the code cells of `notebook` in the sandbox for `directory`, putting each cell's
+    outputs into it. A cell still running after CELL_SECONDS is interrupted; a sandbox that says
+    nothing for a while longer, or dies, leaves the cells it did not finish without outputs (no
+    points, as in autograde)."""
+    cells = [(index, cell.source) for index, cell in enumerate(notebook.cells)
+             if cell.cell_type == "code" and cell.source.strip()]  # what nbclient runs
+    request = json.dumps({"cells": cells, "seconds": CELL_SECONDS}).encode()
+    environment = {**os.environ, "WORKBENCH_COURSE": str(course.root)}
+    with subprocess.Popen([sys.executable, "-m", "workbench.classroom.sandbox", "--checks"], cwd=directory,
+                          env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as process:
+        try:
+            writer = threading.Thread(target=_send, args=(process, request), daemon=True)
+            writer.start()
+            assert process.stdout is not None
+            for line in _lines(process.stdout, CELL_SECONDS + SILENCE_SECONDS):
+                _record(notebook, line)
+        finally:
+            _stop(process)
+
+
+def _record(notebook: nbformat.NotebookNode, line: bytes) -> None:
+    """One cell's outputs, as the runner writes them, into `notebook`; anything else (a line cut
+    short by a runner that died) is left out: that cell then earns nothing."""
     try:
-        manager.shutdown_kernel()  # asked, so that the sandbox's launcher cleans up after it
-    except (zmq.ZMQError, RuntimeError):  # the kernel's sockets are gone with it
-        process = getattr(manager.provisioner, "process", None)
-        if process is not None and process.poll() is None:
-            process.kill()  # the sandbox's launcher; everything in the sandbox dies with it
-        manager.cleanup_resources()
+        reply = json.loads(line)
+        outputs = [nbformat.from_dict(output) for output in reply["outputs"]]  # type: ignore[no-untyped-call]
+        notebook.cells[int(reply["index"])].outputs = outputs
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        pass
 
 
-def _environment(course: Course) -> None:
-    """What the course's configuration sets for its grader kernel, for this process's kernels."""
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(course.root / "jupyter"),
-                                                               os.environ.get("JUPYTER_PATH")]))
-    os.environ["WORKBENCH_COURSE"] = str(course.root)
+def _send(process: subprocess.Popen[bytes], request: bytes) -> None:
+    """The cells, to the runner's standard input (a thread: a pipe holds less than a notebook)."""
+    with contextlib.suppress(OSError):  # a sandbox that could not start reads nothing
+        assert process.stdin is not None
+        process.stdin.write(request)
+        process.stdin.close()
+
+
+def _lines(stream: IO[bytes], seconds: float) -> Iterator[bytes]:
+    """Each line of `stream` until its end, or until it says nothing for `seconds`."""
+    buffered = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while selector.select(seconds):
+            chunk = os.read(stream.fileno(), 1 << 16)
+            if not chunk:
+                return
+            *lines, buffered = (buffered + chunk).split(b"\n")
+            yield from lines
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """The sandbox's launcher has ended, or ends now: asked first, so that it removes its
+    cgroup; everything in the sandbox dies with it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, students: Sequence[str] | None = None,
@@ -197,7 +235,7 @@ def verify_grades(course_dir: str | Path, assignment: str, *, jobs: int = 1, stu
         raise InvalidInput(f"there is no autograded submission of {assignment!r} in {course.root / 'autograded'}")
     recorded = course.recorded(assignment, notebook_name)
     check_sandbox()  # a machine that refuses the sandbox says so once, not as zero points for everyone
-    _environment(course)
+    prepare_grading(course.root)  # once, before the first submission's sandbox would wait for it
 
     def one(student: str) -> list[Disagreement]:
         verified = run_checks(verification_notebook(source), student, submissions[student], course)

@@ -118,6 +118,8 @@ def frame(data: str) -> bytes:
 
 def unescape(data: bytes) -> bytes:
     """Undo run-length encoding (`X*n`) and `}` escapes in a packet's data."""
+    if b"}" not in data and b"*" not in data:  # most packets (hex memory and registers): as they are
+        return bytes(data)
     out = bytearray()
     index = 0
     while index < len(data):

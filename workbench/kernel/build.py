@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench import resources
+from workbench import grader_facts, resources
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.kernel.display import SourceView, excerpt
 from workbench.kernel.image import Image
-from workbench.kernel.toolchains import TOOLCHAIN_PACKAGES, TOOLCHAINS, toolchain_missing
+from workbench.kernel.prebuilt import seed
+from workbench.kernel.toolchains import DEFAULT_TOOLCHAIN, TOOLCHAIN_PACKAGES, TOOLCHAINS, toolchain_missing
 
 IMAGE_NAME = "unikernel.elf"
-DEFAULT_TOOLCHAIN = os.environ.get("WORKBENCH_TOOLCHAIN", "gcc")
 # The scenarios kernel-src ships with; a workspace's Makefile may add more, and checks the name.
 SCENARIOS = ("none", "null-write", "text-write", "general-protection", "invalid-opcode",
              "divide-error", "stack-overflow")
@@ -280,6 +280,8 @@ def build_image(
     variables = {"BUILD_DIR": build_dir, "SCENARIO": scenario, "APP": app}
     if selection is not None:
         variables["COMPONENTS"] = " ".join(selection)
+    if grader_facts.FACTS is not None:  # under the grader: start from its build of the skeleton
+        seed(source_dir, build_dir)
     seconds = _make(source_dir, toolchain, variables, ["all"], timeout)
     return Image.load(source_dir / build_dir / IMAGE_NAME, build_seconds=seconds, toolchain=toolchain,
                       scenario=scenario, app=app, components=_selected_components(source_dir / build_dir),

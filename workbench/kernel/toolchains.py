@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+
+DEFAULT_TOOLCHAIN = os.environ.get("WORKBENCH_TOOLCHAIN", "gcc")
 
 # The toolchains the unikernel's Makefile supports, as make variables.
 TOOLCHAINS: dict[str, dict[str, str]] = {

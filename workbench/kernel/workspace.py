@@ -22,9 +22,10 @@ from pathlib import Path
 from workbench import grader_facts
 from workbench.errors import InvalidInput, WorkbenchError
 from workbench.kernel import skeleton
-from workbench.kernel.build import DEFAULT_TOOLCHAIN, build_image, build_linux_program
+from workbench.kernel.build import build_image, build_linux_program
 from workbench.kernel.display import SourceView, excerpt
 from workbench.kernel.image import Image
+from workbench.kernel.toolchains import DEFAULT_TOOLCHAIN
 
 BUILD_OUTPUT = "build"  # inside a workspace; never compared, copied or diffed
 SOURCE_SUFFIXES = (".c", ".h", ".S", ".s", ".ld", ".md", ".awk", ".sh", ".mk")

@@ -19,9 +19,10 @@ from pygments.styles import get_style_by_name
 from pygments.token import _TokenType
 from pygments.util import ClassNotFound
 
-from workbench.kernel.build import DEFAULT_TOOLCHAIN, BuildError
+from workbench.kernel.build import BuildError
 from workbench.kernel.display import STYLE
 from workbench.kernel.image import Image
+from workbench.kernel.toolchains import DEFAULT_TOOLCHAIN
 from workbench.kernel.workspace import Workspace
 from workbench.views._base import View, ViewError, box, chip, esc, module
 
