@@ -36,7 +36,7 @@ from workbench.guest.machine import ACCELERATORS, MACHINE_TYPES, Machine
 from workbench.kernel import toolchains
 from workbench.kernel.build import SCENARIOS, BuildError, build_image
 from workbench.kernel.image import Image, image_file
-from workbench.kernel.skeleton import skeleton_source
+from workbench.kernel.workspace import Workspace
 from workbench.models import paging
 from workbench.models.snapshot import Snapshot
 
@@ -60,14 +60,16 @@ def _seconds(text: str) -> float:
 
 
 def _source_dir(given: str | None) -> Path:
-    """--source, else the current directory when it is a workspace, else the students' kernel-src
-    (without the exercises' solutions: workbench/kernel/skeleton.py)."""
+    """--source, else the current directory when it is a workspace, else the workspace
+    `command-line`, made from the students' kernel-src (workbench/kernel/skeleton.py) on first
+    use: a build writes beside its source, and the pristine skeleton every workspace and the
+    grader's builds are copied from must stay as it is."""
     if given:
         return Path(given).resolve()
     here = Path.cwd()
     if (here / "Makefile").is_file() and (here / "app").is_dir():
         return here
-    return skeleton_source()
+    return Workspace.open("command-line").root
 
 
 # The server runs in place of this process (exec), so that whoever stops it (a terminal, a
@@ -261,7 +263,7 @@ def command_student_edition(args: argparse.Namespace) -> int:
 
 
 def _add_build_arguments(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
+    sub.add_argument("--source", help="unikernel source (default: the workspace here, else workspace command-line)")
     sub.add_argument("--scenario", default="none", help=f"a fault to provoke at boot: {', '.join(SCENARIOS)}")
     sub.add_argument("--toolchain", default=toolchains.DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
     sub.add_argument("--components", help="the kernel components to link, e.g. 'console-input timer' "
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--image", help="a kernel to boot instead of building the unikernel: an ELF with a "
                                          "PVH note, or a Linux bzImage (use --machine-type pc)")
         sub.add_argument("--append", help="the kernel command line, for a Linux image (e.g. 'console=ttyS0')")
-        sub.add_argument("--source", help="unikernel source directory (default: a workspace here, else kernel-src)")
+        sub.add_argument("--source", help="unikernel source (default: the workspace here, else workspace command-line)")
         sub.add_argument("--toolchain", default=toolchains.DEFAULT_TOOLCHAIN, choices=sorted(toolchains.TOOLCHAINS))
         sub.add_argument("--machine-type", default="microvm", choices=MACHINE_TYPES)
         sub.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")

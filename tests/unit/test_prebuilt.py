@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from workbench.kernel.build import BuildError, build_image
-from workbench.kernel.prebuilt import seed
+from workbench.kernel.prebuilt import BUILD_OUTPUT, seed
 from workbench.kernel.skeleton import skeleton_source
 
 BUILD_DIR = "build/gcc"
@@ -22,14 +22,14 @@ BUILD_DIR = "build/gcc"
 def prebuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tree as the grader makes it (one combination): the skeleton, built as a workspace is."""
     tree = tmp_path_factory.mktemp("prebuilt") / "tree"
-    shutil.copytree(skeleton_source(), tree)
+    shutil.copytree(skeleton_source(), tree, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
     build_image(tree)
     return tree
 
 
 def copy_of_the_skeleton(directory: Path) -> Path:
     workspace = directory / "workspace"
-    shutil.copytree(skeleton_source(), workspace)
+    shutil.copytree(skeleton_source(), workspace, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
     return workspace
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from workbench import resources
 from workbench.errors import WorkbenchError
+from workbench.kernel.prebuilt import BUILD_OUTPUT
 from workbench.kernel.toolchains import DEFAULT_TOOLCHAIN, TOOLCHAINS
 
 FORMAT = b"prebuilt-1"  # part of the key: a new layout of the tree makes a new tree
@@ -54,7 +55,7 @@ def _make(skeleton: Path, tree: Path, toolchain: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".making-", dir=tree.parent))
     try:
         staging.chmod(0o755)
-        shutil.copytree(skeleton, staging, dirs_exist_ok=True)
+        shutil.copytree(skeleton, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(BUILD_OUTPUT))
         for scenario, app in _combinations(skeleton):
             build_image(staging, scenario=scenario, app=app, toolchain=toolchain)
         staging.rename(tree)

@@ -68,11 +68,14 @@ class _Fit:
         self._sources: dict[str, bool] = {}
 
     def source(self, relative: str) -> bool:
+        """The file `relative` names (as the compiler wrote it: `kernel/x/../internal.h` too) is
+        in the workspace itself, reached through no symbolic link, and the same as the tree's."""
         if relative not in self._sources:
-            ours = self.workspace / relative
-            self._sources[relative] = (not Path(relative).is_absolute() and ".." not in Path(relative).parts
-                                       and ours.is_file() and not ours.is_symlink()
-                                       and _same(ours, self.prebuilt / relative))
+            normal = Path(os.path.normpath(relative))
+            ours = self.workspace / normal
+            self._sources[relative] = (not normal.is_absolute() and normal.parts[0] != ".."
+                                       and ours.is_file() and ours.resolve() == self.workspace.resolve() / normal
+                                       and _same(ours, self.prebuilt / normal))
         return self._sources[relative]
 
     def made_from(self, dependency_file: Path) -> bool:
