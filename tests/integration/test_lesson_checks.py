@@ -9,6 +9,7 @@ from the workspace the submission hands in (workbench/classroom/answers.py), and
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -16,11 +17,14 @@ import nbformat
 import pytest
 
 from tests.support.grading_course import Course, fill, points, solution_cells
+from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
 
 DEBUGGING = "07-debugging-and-time-travel"
 ATTACK_SURFACE = "06-attack-surface"
+SEVERAL_CPUS = "10-several-cpus"
+SOLVE = re.compile(r'^\w+\.solve\("[a-z0-9-]+"\)$', re.MULTILINE)  # refused while grading
 
 
 def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
@@ -83,3 +87,37 @@ def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_
     assert scores["alice"] == full
     assert scores["carol"] == {**full, "exercise-check": 0.0}
     assert "Exercise: hook the system call table: 0 of 2 points" in course.feedback("carol", ATTACK_SURFACE)
+
+
+@pytest.mark.slow(60)
+def test_lesson_10_pays_for_the_lock_not_for_a_reply_that_says_nothing_was_lost(tmp_path: Path) -> None:
+    """Lesson 10's first check once trusted the counts the student's C prints: C that takes no
+    lock and prints the expected count passed. The check now reads `counter` in guest memory."""
+    course = Course(tmp_path, [SEVERAL_CPUS])
+    course.release()
+    cells = {grade_id: SOLVE.sub("pass  # written in the workspace's files", source)
+             for grade_id, source in solution_cells(SEVERAL_CPUS).items()}
+
+    def exercise_workspace(directory: Path) -> Workspace:
+        return Workspace.open("10-several-cpus-exercises", parent=directory / "workspaces")
+
+    def correct(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, cells)
+        exercise = exercise_workspace(directory)
+        exercise.solve("counter-lock")
+        exercise.solve("tlb-shootdown")
+
+    def prints_no_loss(notebook: nbformat.NotebookNode, directory: Path) -> None:
+        fill(notebook, cells)
+        exercise = exercise_workspace(directory)
+        exercise.solve("tlb-shootdown")  # exercise 2b done right; exercise 1 not done, its reply made up
+        exercise.replace("apps/smp/main.c", "    uint64_t count = counter;\n",
+                         "    uint64_t count = run.locked ? expected : counter;\n")
+
+    scores = course.grade_class(SEVERAL_CPUS, {"alice": correct, "mallory": prints_no_loss})
+    full = points(SEVERAL_CPUS)
+    assert scores["alice"] == full
+    assert scores["mallory"] == {**full, "exercise-1-check": 0.0}
+    feedback = course.feedback("mallory", SEVERAL_CPUS)
+    assert "the counter&#39;s lock: 0 of 2 points" in feedback or "the counter's lock: 0 of 2 points" in feedback
+    assert "in the guest&#39;s memory" in feedback or "in the guest's memory" in feedback
