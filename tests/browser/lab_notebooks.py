@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+
+from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -65,3 +69,16 @@ def views_notebook(cells: list[str] = VIEW_CELLS) -> str:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return str(nbformat.writes(notebook))
+
+
+@contextlib.contextmanager
+def notebook_run(lab: LabServer, browser: Browser, name: str, cells: list[str]) -> Iterator[NotebookPage]:
+    """`cells` as the notebook `name` in the lab, opened and run top to bottom without an error;
+    closed after (its kernel shut down with it), no script having failed meanwhile."""
+    (lab.root / name).write_text(views_notebook(cells))
+    page = NotebookPage(lab, browser, name).open()
+    page.run_all()
+    assert page.errors() == [], page.errors()
+    yield page
+    page.assert_no_script_errors()
+    page.close()

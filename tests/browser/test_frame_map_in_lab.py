@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.lab_notebooks import views_notebook
+from tests.browser.lab_notebooks import notebook_run
 from tests.support import linux_kernel
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 from workbench.models.frames import Owner
@@ -75,25 +75,15 @@ TABLE_COLOURS = {COLOURS[owner] for owner in (Owner.PML4, Owner.PDPT, Owner.PD, 
 
 @pytest.fixture(scope="module")
 def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
-    (lab.root / NOTEBOOK).write_text(views_notebook(CELLS))
-    page = NotebookPage(lab, browser, NOTEBOOK).open()
-    page.run_all()
-    assert page.errors() == [], page.errors()
-    yield page
-    page.assert_no_script_errors()
-    page.close()
+    with notebook_run(lab, browser, NOTEBOOK, CELLS) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
 def linux_notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
     (lab.root / "linux_kernel.py").write_text(Path(linux_kernel.__file__).read_text())
-    (lab.root / LINUX_NOTEBOOK).write_text(views_notebook(LINUX_CELLS))
-    page = NotebookPage(lab, browser, LINUX_NOTEBOOK).open()
-    page.run_all()
-    assert page.errors() == [], page.errors()
-    yield page
-    page.assert_no_script_errors()
-    page.close()  # shuts the kernel down, and with it the Linux guest
+    with notebook_run(lab, browser, LINUX_NOTEBOOK, LINUX_CELLS) as page:  # its close ends the Linux guest
+        yield page
 
 
 def pixel(view: Any, x: float, y: float) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.lab_notebooks import views_notebook
+from tests.browser.lab_notebooks import notebook_run
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
@@ -56,13 +56,8 @@ PageTableExplorer(linux.machine, live=False)''',
 
 @pytest.fixture(scope="module")
 def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
-    (lab.root / NOTEBOOK).write_text(views_notebook(CELLS))
-    page = NotebookPage(lab, browser, NOTEBOOK).open()
-    page.run_all()
-    assert page.errors() == [], page.errors()
-    yield page
-    page.assert_no_script_errors()
-    page.close()
+    with notebook_run(lab, browser, NOTEBOOK, CELLS) as page:
+        yield page
 
 
 def ask_kernel(notebook: NotebookPage, code: str) -> str:

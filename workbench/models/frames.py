@@ -24,8 +24,10 @@ The errors, each in the lesson's words with the walks that show it:
     FREE_AND_MAPPED  the allocator holds the frame as free, yet a page maps it (needs symbols)
     MAPPED_TWICE     two pages outside the direct map reach the frame (the unikernel maps a
                      frame once; checked only with the unikernel's image: Linux shares frames)
-    TABLE_REACHABLE  a page-table page is writable through a mapping outside the direct map,
-                     or reachable from ring 3 at all: whoever writes there rewrites the tables
+    TABLE_REACHABLE  a page-table page is reachable from ring 3 at all, or (with the unikernel's
+                     image, which writes its tables through the direct map only) writable through
+                     a mapping outside the direct map: whoever writes there rewrites the tables.
+                     Linux also writes its first tables through its image's own mapping.
     WX_ALIAS         one mapping may execute the frame and another may write it: W^X broken by
                      aliasing (outside the direct map)
 """
@@ -440,7 +442,10 @@ def _find_errors(frame_map: FrameMap, counts: _Rights) -> tuple[FrameError, ...]
     """Every error the map shows, in paddr order."""
     owners = frame_map.owners
     tables = (owners >= Owner.PML4) & (owners <= Owner.PT)
-    table_reachable = tables & ((frame_map.writable > 0) | (frame_map.user > 0))
+    reachable = frame_map.user > 0
+    if frame_map.with_symbols:
+        reachable |= frame_map.writable > 0
+    table_reachable = tables & reachable
     wx = (frame_map.writable > 0) & (frame_map.executable > 0) & (counts.writes_or_executes >= 2)
     found: list[tuple[int, ErrorKind]] = []
     if frame_map.allocator is not None:
