@@ -248,3 +248,21 @@ def test_each_submission_gets_a_cgroup_that_is_removed_afterwards(course: Path) 
 
 def _workbench_cgroups() -> list[Path]:
     return sorted(Path("/sys/fs/cgroup").glob(f"**/{sandbox.sandbox_limits.PREFIX}*"))
+
+
+
+def test_no_file_handed_in_stands_in_for_a_module_of_the_grader(course: Path) -> None:
+    """nbgrader starts the grader's kernel (course/jupyter/kernels/workbench-grader) in the
+    submission's directory, outside any sandbox, and the sandbox's runner starts there too: a
+    `json.py` handed in must not stand in for the standard library's, or it would run as the
+    grader. (`python -m` puts the directory it starts in first on sys.path; `-P` does not.)"""
+    submission = course / "autograded" / "alice" / "02-single-address-space"
+    (submission / "json.py").write_text("raise SystemExit('the json.py of the submission ran')\n")
+    argv = json.loads((REPOSITORY / "course/jupyter/kernels/workbench-grader/kernel.json").read_text())["argv"]
+    command = [sys.executable if word == "python" else word for word in argv[:-1]]  # as nbgrader, but:
+    done = subprocess.run([*command, "--checks"], input=json.dumps({"cells": [[0, "print(6 * 7)"]], "seconds": 30}),
+                          capture_output=True, text=True, timeout=120, check=False, cwd=submission,
+                          env={**os.environ, "WORKBENCH_COURSE": str(course)})
+    replies = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"index"')]
+    assert replies == [{"index": 0, "outputs": [{"output_type": "stream", "name": "stdout", "text": "42\n"}]}], \
+        done.stdout + done.stderr

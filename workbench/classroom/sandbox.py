@@ -197,7 +197,8 @@ def checks_argv(submission: Path, *, course: Path | None, seconds: int, facts: i
     for `submission` in the same sandbox as a kernel's, without any network."""
     argv = _sandbox(submission, course=course, seconds=seconds, facts=facts, python=python, hidden=hidden,
                     readable=[], sockets=None, network=False, prebuilt=prebuilt)
-    return [*argv, python, "-m", "workbench.classroom.runner"]
+    # -P: the directory it starts in is not on sys.path, so no file there can stand in for a module
+    return [*argv, python, "-P", "-m", "workbench.classroom.runner"]
 
 
 def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str,

@@ -160,7 +160,7 @@ def _execute(notebook: nbformat.NotebookNode, directory: Path, course: Course) -
              if cell.cell_type == "code" and cell.source.strip()]  # what nbclient runs
     request = json.dumps({"cells": cells, "seconds": CELL_SECONDS}).encode()
     environment = {**os.environ, "WORKBENCH_COURSE": str(course.root)}
-    with subprocess.Popen([sys.executable, "-m", "workbench.classroom.sandbox", "--checks"], cwd=directory,
+    with subprocess.Popen([sys.executable, "-P", "-m", "workbench.classroom.sandbox", "--checks"], cwd=directory,
                           env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL) as process:
         try:
