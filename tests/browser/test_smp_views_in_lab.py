@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 
 from tests.browser.lab_notebooks import notebook_run
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
+from tests.support.qemu_registers import blocks, field
 
 pytestmark = pytest.mark.browser
 NOTEBOOK = "smp-views.ipynb"
@@ -85,16 +86,7 @@ def reply(notebook: NotebookPage, request: str) -> dict[str, str]:
 
 def qemus_cpus(notebook: NotebookPage, machine: str) -> dict[int, str]:
     """QEMU's monitor's `info registers -a`, asked now, as one block per CPU."""
-    text = ask_kernel(notebook, f'print({machine}.hmp("info registers -a"))')
-    parts = re.split(r"^CPU#(\d+)\s*$", text, flags=re.MULTILINE)[1:]
-    assert parts, f"no CPU# blocks in what the kernel printed: {text[:500]}"
-    return {int(number): block for number, block in zip(parts[::2], parts[1::2], strict=True)}
-
-
-def field(name: str, block: str) -> int:
-    found = re.search(rf"\b{name}=([0-9a-f]+)", block)
-    assert found is not None, f"no {name}= in {block!r}"
-    return int(found[1], 16)
+    return blocks(ask_kernel(notebook, f'print({machine}.hmp("info registers -a"))'))
 
 
 def source_line(image: str, rip: int) -> str:

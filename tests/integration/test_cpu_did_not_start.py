@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from tests.support.qemu_registers import blocks
 from workbench.guest.cpus import CpuDidNotStart, cpus_that_did_not_start
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image
@@ -34,8 +35,7 @@ def test_a_cpu_held_back_is_named_with_where_it_is(image: Image) -> None:
         with pytest.raises(CpuDidNotStart) as raised:
             machine.wait_for("> ", timeout=60)
         message = str(raised.value)
-        parts = re.split(r"^CPU#(\d+)\s*$", machine.hmp("info registers -a"), flags=re.MULTILINE)[1:]
-        block = dict(zip(parts[::2], parts[1::2], strict=True))[str(HELD_BACK)]
+        block = blocks(machine.hmp("info registers -a"))[HELD_BACK]
         # In real mode, waiting for its SIPI, QEMU prints EIP= rather than RIP=.
         rip, halted = re.search(r"\b[RE]IP=([0-9a-f]+)", block), re.search(r"\bHLT=(\d)", block)
         assert rip is not None and halted is not None

@@ -7,11 +7,11 @@ moves that CPU alone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.qemu_registers import blocks, field
 from workbench.debug.debugger import Debugger
 from workbench.errors import InvalidInput
 from workbench.guest.machine import Machine
@@ -35,9 +35,7 @@ def debugger(image: Image) -> Iterator[Debugger]:
 
 
 def qemus_rips(machine: Machine) -> dict[int, int]:
-    parts = re.split(r"^CPU#(\d+)\s*$", machine.hmp("info registers -a"), flags=re.MULTILINE)[1:]
-    found = {int(n): re.search(r"\bRIP=([0-9a-f]+)", block) for n, block in zip(parts[::2], parts[1::2], strict=True)}
-    return {n: int(match[1], 16) for n, match in found.items() if match is not None}
+    return {n: field("RIP", block) for n, block in blocks(machine.hmp("info registers -a")).items()}
 
 
 def hit_the_reader(debugger: Debugger) -> None:

@@ -6,13 +6,13 @@ be in the view's `cpu_tables`, and the top table shown carries the CPUs whose CR
 
 from __future__ import annotations
 
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.qemu_registers import blocks, field
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.resources import kernel_source
@@ -33,10 +33,7 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
 
 
 def qemus_cr3s(machine: Machine) -> dict[int, int]:
-    text = machine.hmp("info registers -a")
-    parts = re.split(r"^CPU#(\d+)\s*$", text, flags=re.MULTILINE)[1:]
-    found = {int(n): re.search(r"\bCR3=([0-9a-f]+)", block) for n, block in zip(parts[::2], parts[1::2], strict=True)}
-    return {n: int(match[1], 16) for n, match in found.items() if match is not None}
+    return {n: field("CR3", block) for n, block in blocks(machine.hmp("info registers -a")).items()}
 
 
 def test_the_explorer_marks_each_cpus_top_table(machine: Machine) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.qemu_registers import blocks, field
 from workbench.errors import InvalidInput
 from workbench.guest.machine import GuestTimeout, Machine, MachineState
 from workbench.kernel.image import Image
@@ -69,18 +70,6 @@ def test_several_cpus_cannot_record(image: Image, tmp_path: Path) -> None:
 def test_one_cpu_keeps_the_command_line_it_always_had(image: Image) -> None:
     assert "-smp" not in Machine(image).command_line(None, 3)
     assert Machine(image, cpus=3).command_line(None, 3)[5:12].count("-smp") == 1
-
-
-def blocks(text: str) -> dict[int, str]:
-    """QEMU's own `info registers -a`, split by its `CPU#N` headers."""
-    parts = re.split(r"^CPU#(\d+)\s*$", text, flags=re.MULTILINE)[1:]
-    return {int(number): block for number, block in zip(parts[::2], parts[1::2], strict=True)}
-
-
-def field(name: str, block: str) -> int:
-    found = re.search(rf"\b{name}=([0-9a-f]+)", block)
-    assert found is not None, f"no {name}= in {block!r}"
-    return int(found[1], 16)
 
 
 def test_every_cpus_registers_halted_and_place_are_qemus(four: Machine, image: Image) -> None:
