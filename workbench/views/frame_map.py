@@ -24,13 +24,14 @@ import numpy as np
 import traitlets
 
 from workbench.errors import WorkbenchError
+from workbench.guest import frames as guest_frames
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models import frames
 from workbench.models.frames import Owner
 from workbench.models.snapshot import Snapshot
 from workbench.views._base import ViewError, box, esc, module
-from workbench.views._snapshots import HELD_STILL, FollowingView, source_parts, take
+from workbench.views._snapshots import HELD_STILL, FollowingView, source_parts
 
 COLOURS = {
     Owner.HOLE: "#ffffff", Owner.DEVICE: "#6b7280", Owner.ROM: "#a78bfa", Owner.FIRMWARE: "#c4b5fd",
@@ -225,9 +226,7 @@ def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] |
     again for the classifying, which needs only what was read). `timings` gets the milliseconds
     of each."""
     started = time.perf_counter()
-    with machine.held():
-        snapshot = take(machine)
-        allocator = frames.read_allocator(machine.memory, image) if image is not None else None
+    snapshot, allocator = guest_frames.read(machine, image)
     read = time.perf_counter()
     frame_map = frames.classify(snapshot, image, allocator)
     if timings is not None:
