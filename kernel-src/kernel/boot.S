@@ -61,25 +61,10 @@ ENTRY(pvh_start32)
 	orl	$APIC_SOFTWARE_ENABLE, APIC_SPURIOUS(%eax)
 	movl	$APIC_DELIVER_EXTINT, APIC_LVT_LINT0(%eax)
 
-	/* 6. Enable PAE: long mode requires it (SDM Vol. 3A 10.8.5, "Initializing IA-32e Mode"). */
-	mov	%cr4, %eax
-	or	$CR4_PAE, %eax
-	mov	%eax, %cr4
-
-	/* 7. Point CR3 at the boot PML4. */
-	mov	$PHYSICAL(boot_pml4), %eax
-	mov	%eax, %cr3
-
-	/* 8. EFER: long mode enable, and no-execute enable so PTE_NO_EXEC is legal later. */
-	mov	$MSR_EFER, %ecx
-	rdmsr
-	or	$(EFER_LME | EFER_NXE), %eax
-	wrmsr
-
-	/* 9. Paging on, with write protection: now in long mode's 32-bit compatibility mode. */
-	mov	%cr0, %eax
-	or	$(CR0_PAGING | CR0_WRITE_PROTECT), %eax
-	mov	%eax, %cr0
+	/* 6 to 9. PAE, CR3 := the boot PML4, EFER.LME and NXE, paging: the other CPUs take the same
+	 *    steps (kernel/smp/entry.S), so they are written once, in enter_long_mode.h. */
+#define LONG_MODE_TABLES PHYSICAL(boot_pml4)
+#include "enter_long_mode.h"
 
 	/* 10. Load a GDT with a 64-bit code segment and far-jump into it: 64-bit mode. */
 	lgdt	PHYSICAL(boot_gdt_pointer)

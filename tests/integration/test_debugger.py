@@ -18,6 +18,7 @@ from workbench.kernel.image import Image
 from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
+LONG_MODE = "kernel/enter_long_mode.h"  # boot.S's steps 6 to 9, included by boot.S (and smp/entry.S)
 
 
 @pytest.fixture(params=["gcc", "clang"])
@@ -44,6 +45,12 @@ def test_the_dwarf_maps_lines_and_addresses_both_ways(any_image: Image) -> None:
     row = info.location(entry)
     assert row is not None and row.path == "kernel/boot.S" and row.line == line_of(any_image, "kernel/boot.S",
                                                                                   "mov	%ebx, %esi")
+    cr4 = line_of(any_image, LONG_MODE, "mov	%eax, %cr4")  # an included file keeps its own lines
+    line, vaddrs = info.addresses("enter_long_mode.h", cr4)
+    boot = any_image.symbol("pvh_start32")
+    assert line == cr4 and len(vaddrs) == 1 and boot.vaddr < vaddrs[0] < boot.vaddr + boot.size
+    found = info.location(vaddrs[0])
+    assert found is not None and (found.path, found.line) == (LONG_MODE, cr4)
     call = line_of(any_image, "kernel/main.c", "paging_init(ram_ranges")
     with pytest.raises(NoSuchLine, match=r"ambiguous: app/main\.c, kernel/main\.c"):
         info.addresses("main.c", call)
@@ -89,8 +96,8 @@ def test_boot_stops_at_the_first_instruction_in_32_bit_mode(debugger: Debugger) 
 
 def test_breakpoints_by_line_in_32_bit_code_by_function_by_line_and_by_vaddr(debugger: Debugger) -> None:
     image = debugger.image
-    cr3_line = line_of(image, "kernel/boot.S", "mov	%eax, %cr3")
-    spots = [debugger.break_at(f"kernel/boot.S:{cr3_line}"), debugger.break_at("kernel_main"),
+    cr3_line = line_of(image, LONG_MODE, "mov	%eax, %cr3")  # step 7, included by boot.S
+    spots = [debugger.break_at(f"{LONG_MODE}:{cr3_line}"), debugger.break_at("kernel_main"),
              debugger.break_at(f"kernel/main.c:{line_of(image, 'kernel/main.c', 'paging_init(ram_ranges')}"),
              debugger.break_at(image.symbol("app_main").vaddr)]
     seen = []
@@ -100,6 +107,7 @@ def test_breakpoints_by_line_in_32_bit_code_by_function_by_line_and_by_vaddr(deb
         seen.append((stop.number, stop.function, stop.line))
     assert [number for number, _, _ in seen] == [s.number for s in spots]
     assert seen[0][1:] == ("pvh_start32", cr3_line)  # hit in 32-bit code, through the load address
+    assert len(spots[0].vaddrs) == 1  # this image has no smp: boot.S is the fragment's one includer
     assert seen[1][1] == "kernel_main" and seen[3][1] == "app_main"
     assert seen[2][2] == line_of(image, "kernel/main.c", "paging_init(ram_ranges")
     with pytest.raises(NoSuchLine):
@@ -109,14 +117,22 @@ def test_breakpoints_by_line_in_32_bit_code_by_function_by_line_and_by_vaddr(deb
 def test_stepping_through_the_switch_into_long_mode(debugger: Debugger) -> None:
     # Past step 4, whose loop fills 512 directory entries a line at a time.
     debugger.run_to(f"kernel/boot.S:{line_of(debugger.image, 'kernel/boot.S', 'mov	$MSR_APIC_BASE, %ecx')}")
-    modes, registers = [], []
+    modes, registers, lines = [], [], []
+    stop = debugger.stop
     for _ in range(60):
+        assert stop is not None
+        lines.append((stop.path, stop.line))  # the line about to run
         stop = debugger.step()
         if not modes or modes[-1] != stop.mode:
             modes.append(stop.mode)
         registers.append(debugger.registers())
         if stop.mode == "64-bit long mode" and stop.vaddr >= 1 << 63:
             break
+    # Each change is made by its line of the included steps 6 to 9, as QEMU's registers show it.
+    for register, bit, instruction in (("cr4", 5, "mov	%eax, %cr4"), ("efer", 8, "wrmsr"),
+                                       ("cr0", 31, "mov	%eax, %cr0")):
+        first = next(index for index, after in enumerate(registers) if after[register] >> bit & 1)
+        assert lines[first] == (LONG_MODE, line_of(debugger.image, LONG_MODE, instruction)), instruction
     assert modes[0] == "32-bit protected mode" and modes[-1] == "64-bit long mode", modes
     assert any(r["cr4"] >> 5 & 1 for r in registers), "CR4.PAE was never set"
     assert any(r["efer"] >> 8 & 1 for r in registers), "EFER.LME was never set"

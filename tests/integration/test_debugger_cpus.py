@@ -16,10 +16,12 @@ from workbench.debug.debugger import Debugger
 from workbench.errors import InvalidInput
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
+from workbench.resources import kernel_source
 
 pytestmark = pytest.mark.qemu
 
 READER_CPU = 2
+LONG_MODE = "kernel/enter_long_mode.h"  # boot.S's steps 6 to 9, which entry.S includes too
 
 
 @pytest.fixture(scope="module")
@@ -83,23 +85,47 @@ def qemus_view_of(machine: Machine, cpu: int) -> tuple[str, int]:
 def test_a_woken_cpu_is_followed_from_real_mode_into_long_mode(image: Image) -> None:
     """Lesson 10's bring-up: a breakpoint on the start-up code stops the first CPU to run its
     copy at 0x8000, in real mode, at its line of entry.S; stepping that CPU alone goes through
-    each mode, every stop agreeing with the monitor on the mode and the address."""
+    each mode, and through the steps into long mode that entry.S includes from the file boot.S
+    includes them from, every stop agreeing with the monitor on the mode and the address."""
     debugger = Debugger.boot(image, cpus=2)
     try:
         debugger.break_at("smp_trampoline")
         stop = debugger.cont(timeout=60)
         assert (stop.reason, stop.cpu, stop.pc, stop.mode) == ("breakpoint", 1, 0x8000, "real mode")
         assert (stop.function, stop.path) == ("smp_trampoline", "kernel/smp/entry.S")
-        modes = [stop.mode]
+        modes, paths = [stop.mode], [stop.path]
         while stop.function != "smp_cpu_entry":
             stop = debugger.stepi(cpu=1)
-            assert (stop.cpu, stop.path) == (1, "kernel/smp/entry.S")
+            assert stop.cpu == 1 and stop.path in ("kernel/smp/entry.S", LONG_MODE)
             assert (stop.mode, stop.pc) == qemus_view_of(debugger.machine, 1)
             if stop.mode != modes[-1]:
                 modes.append(stop.mode)
+            if stop.path != paths[-1]:
+                paths.append(stop.path)
         assert modes == ["real mode", "16-bit protected mode", "32-bit protected mode",
                          "compatibility mode (long mode, 32-bit code)", "64-bit long mode"]
+        assert paths == ["kernel/smp/entry.S", LONG_MODE, "kernel/smp/entry.S"]  # in once, out once
         assert stop.pc == image.symbol("smp_cpu_entry").vaddr
+    finally:
+        debugger.close()
+
+
+def test_a_line_of_the_shared_steps_stops_the_booting_cpu_and_then_a_woken_one(image: Image) -> None:
+    """boot.S and entry.S include the same steps into long mode: a breakpoint on one of its lines
+    goes to both places the line runs, CPU 0's at the load address and the copy at 0x8000, and
+    each stop loads CR3 as QEMU says, with the page tables its includer names."""
+    debugger = Debugger.boot(image, cpus=2)
+    try:
+        steps = (kernel_source() / LONG_MODE).read_text().splitlines()  # the image was built from it
+        cr3 = next(number for number, line in enumerate(steps, 1) if "%eax, %cr3" in line)
+        spot = debugger.break_at(f"{LONG_MODE}:{cr3}")
+        assert len(spot.vaddrs) == 2 and min(spot.vaddrs) < 0x9000  # one in the copy at 0x8000
+        for cpu, tables in ((0, "boot_pml4"), (1, "smp_start_tables")):
+            stop = debugger.cont(timeout=60)
+            assert (stop.reason, stop.cpu, stop.path, stop.line) == ("breakpoint", cpu, LONG_MODE, cr3)
+            assert (stop.mode, stop.pc) == qemus_view_of(debugger.machine, cpu)
+            debugger.stepi(cpu=cpu)
+            assert debugger.machine.cpus()[cpu].registers.cr3 == image.paddr_of(image.symbol(tables).vaddr)
     finally:
         debugger.close()
 

@@ -106,3 +106,17 @@ def test_an_absolute_build_directory_or_a_missing_combination_is_left_alone(preb
     assert seed(workspace, str(tmp_path / "elsewhere"), prebuilt) == 0
     assert seed(workspace, "build/gcc-null-write", prebuilt) == 0  # this tree has only the default
     assert not (workspace / "build").exists() or not list((workspace / "build").rglob("*.o"))
+
+
+def test_the_steps_into_long_mode_changed_keep_both_objects_that_include_them_out(tmp_path: Path) -> None:
+    """kernel/enter_long_mode.h is included by kernel/boot.S and by kernel/smp/entry.S (as
+    `../enter_long_mode.h`): a change to it must compile both again, and nothing else."""
+    tree = copy_of_the_skeleton(tmp_path / "prebuilt")
+    build_dir = str(build_image(tree, app="apps/smp").path.parent.relative_to(tree))
+    workspace = copy_of_the_skeleton(tmp_path)
+    steps = workspace / "kernel" / "enter_long_mode.h"
+    steps.write_text(steps.read_text() + "\n/* a change both includers must see */\n")
+    objects = len(list((tree / build_dir).rglob("*.o")))
+    assert seed(workspace, build_dir, tree) == objects - 2
+    for including in ("kernel/boot.S.o", "kernel/smp/entry.S.o"):
+        assert (tree / build_dir / including).exists() and not (workspace / build_dir / including).exists()

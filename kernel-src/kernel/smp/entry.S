@@ -36,24 +36,15 @@ smp_trampoline:
 
 	.code32
 trampoline_32:
-	/* 3. As boot.S steps 6 to 10: PAE; the start-up page tables (cpus.c: the kernel's upper
-	 *    half, and the first 2 MiB at 0 where this runs); EFER.LME and NXE; paging; 64-bit. */
+	/* 3. Flat data segments; then boot.S's steps 6 to 9, the very same instructions (included
+	 *    from enter_long_mode.h), on the start-up page tables (cpus.c: the kernel's upper half,
+	 *    and the first 2 MiB at 0 where this runs); then 64-bit, as boot.S step 10. */
 	mov	$SELECTOR(GDT_KERNEL_DATA), %eax
 	mov	%eax, %ds
 	mov	%eax, %es
 	mov	%eax, %ss
-	mov	%cr4, %eax
-	or	$CR4_PAE, %eax
-	mov	%eax, %cr4
-	mov	$PHYSICAL(smp_start_tables), %eax
-	mov	%eax, %cr3
-	mov	$MSR_EFER, %ecx
-	rdmsr
-	or	$(EFER_LME | EFER_NXE), %eax
-	wrmsr
-	mov	%cr0, %eax
-	or	$(CR0_PAGING | CR0_WRITE_PROTECT), %eax
-	mov	%eax, %cr0
+#define LONG_MODE_TABLES PHYSICAL(smp_start_tables)
+#include "../enter_long_mode.h"
 	ljmp	$SELECTOR(GDT_KERNEL_CODE), $LOW(trampoline_64)
 
 	.code64
