@@ -293,7 +293,7 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     assert before
     hostname = Path("/etc/hostname").read_bytes()
 
-    os.environ["WORKBENCH_GRADER_SECONDS"] = "90"  # erin's kernel is killed after this
+    os.environ["WORKBENCH_GRADER_SECONDS"] = "45"  # erin's kernel is killed after this (alice needs a few)
     try:
         graded = course.nbgrader("autograde", lesson, "--force", "--Execute.timeout=20", check=False)
         course.nbgrader("generate_feedback", lesson, "--force", check=False)
