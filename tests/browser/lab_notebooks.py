@@ -73,9 +73,16 @@ def views_notebook(cells: list[str] = VIEW_CELLS) -> str:
 
 @contextlib.contextmanager
 def notebook_run(lab: LabServer, browser: Browser, name: str, cells: list[str]) -> Iterator[NotebookPage]:
-    """`cells` as the notebook `name` in the lab, opened and run top to bottom without an error;
-    closed after (its kernel shut down with it), no script having failed meanwhile."""
+    """`cells` as the notebook `name` in the lab, run as `notebook_opened` runs it."""
     (lab.root / name).write_text(views_notebook(cells))
+    with notebook_opened(lab, browser, name) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def notebook_opened(lab: LabServer, browser: Browser, name: str) -> Iterator[NotebookPage]:
+    """The lab's notebook `name`, opened and run top to bottom without an error; closed after
+    (its kernel shut down with it), no script having failed meanwhile."""
     page = NotebookPage(lab, browser, name).open()
     page.run_all()
     assert page.errors() == [], page.errors()

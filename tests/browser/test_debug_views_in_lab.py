@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.lab_notebooks import DEBUG_NOTEBOOK
+from tests.browser.lab_notebooks import DEBUG_NOTEBOOK, notebook_opened
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
@@ -21,11 +21,8 @@ ANSWER_MS = 15_000  # the longest a view may take to answer a click (QEMU under 
 
 @pytest.fixture(scope="module")
 def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
-    page = NotebookPage(lab, browser, DEBUG_NOTEBOOK).open()
-    page.run_all()
-    yield page
-    page.assert_no_script_errors()
-    page.close()
+    with notebook_opened(lab, browser, DEBUG_NOTEBOOK) as page:
+        yield page
 
 
 def test_the_debugger_view_steps_and_takes_a_breakpoint(notebook: NotebookPage, artifacts: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.lab_notebooks import LESSONS, VIEWS_NOTEBOOK
+from tests.browser.lab_notebooks import LESSONS, VIEWS_NOTEBOOK, notebook_opened
 from tests.support.jupyterlab_session import Browser, LabServer, NotebookPage
 
 pytestmark = pytest.mark.browser
@@ -23,10 +23,8 @@ ANSWER_MS = 15_000  # the longest any view may take to answer a click (QEMU unde
 
 @pytest.fixture(scope="module")
 def notebook(lab: LabServer, browser: Browser) -> Iterator[NotebookPage]:
-    page = NotebookPage(lab, browser, VIEWS_NOTEBOOK).open()
-    page.run_all()
-    yield page
-    page.close()
+    with notebook_opened(lab, browser, VIEWS_NOTEBOOK) as page:
+        yield page
 
 
 @pytest.fixture(autouse=True)

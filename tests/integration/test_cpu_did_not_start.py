@@ -22,14 +22,9 @@ pytestmark = pytest.mark.qemu
 HELD_BACK = 2
 
 
-@pytest.fixture(scope="module")
-def image(smp_image: Image) -> Image:
-    return smp_image
-
-
 @pytest.mark.usefixtures("cpu_held_back")
-def test_a_cpu_held_back_is_named_with_where_it_is(image: Image) -> None:
-    machine = Machine(image, name="test-did-not-start", cpus=4, gdb=True).start(paused=True)
+def test_a_cpu_held_back_is_named_with_where_it_is(smp_image: Image) -> None:
+    machine = Machine(smp_image, name="test-did-not-start", cpus=4, gdb=True).start(paused=True)
     try:
         machine.gdb.resume_threads(tuple(cpu + 1 for cpu in range(4) if cpu != HELD_BACK))
         with pytest.raises(CpuDidNotStart) as raised:

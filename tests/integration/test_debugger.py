@@ -14,7 +14,7 @@ from workbench.debug.debugger import Debugger, DebuggerError
 from workbench.debug.debuginfo import DebugInfo, DebugInfoError, NoSuchLine
 from workbench.debug.dwarf.expressions import Context, evaluate
 from workbench.guest.machine import Machine
-from workbench.kernel.image import Image
+from workbench.kernel.image import Image, SymbolNotFound
 from workbench.kernel.workspace import Workspace
 
 pytestmark = pytest.mark.qemu
@@ -82,6 +82,20 @@ def test_a_debug_file_that_does_not_belong_to_the_image_is_refused(image: Image,
     (tmp_path / "unikernel.debug").unlink()
     with pytest.raises(DebugInfoError, match="cannot be read"):
         DebugInfo.load(Image.load(copy))
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("PAGING_INI", " Did you mean: paging_init?"),  # case aside
+    ("command_", " Did you mean: command_alloc, command_bench, command_call, command_exit, command_fault?"),
+    ("zzz", ""),
+])
+def test_a_missing_function_or_symbol_names_up_to_five_close_ones(image: Image, name: str, hint: str) -> None:
+    with pytest.raises(DebugInfoError) as missing_function:
+        DebugInfo.load(image).function(name)
+    assert str(missing_function.value) == f"the debug information has no function {name!r}.{hint}"
+    with pytest.raises(SymbolNotFound) as missing_symbol:
+        image.symbol(name)
+    assert str(missing_symbol.value) == f"the image has no symbol {name!r}.{hint}"
 
 
 def test_boot_stops_at_the_first_instruction_in_32_bit_mode(debugger: Debugger) -> None:

@@ -24,14 +24,9 @@ READER_CPU = 2
 LONG_MODE = "kernel/enter_long_mode.h"  # boot.S's steps 6 to 9, which entry.S includes too
 
 
-@pytest.fixture(scope="module")
-def image(smp_image: Image) -> Image:
-    return smp_image
-
-
 @pytest.fixture
-def debugger(image: Image) -> Iterator[Debugger]:
-    with Machine(image, name="test-debug-cpus", cpus=3, gdb=True) as machine:
+def debugger(smp_image: Image) -> Iterator[Debugger]:
+    with Machine(smp_image, name="test-debug-cpus", cpus=3, gdb=True) as machine:
         machine.wait_for("> ", timeout=30)
         yield Debugger.attach(machine)
 
@@ -82,12 +77,12 @@ def qemus_view_of(machine: Machine, cpu: int) -> tuple[str, int]:
     return registers.mode.value, registers.cs.base + registers.rip
 
 
-def test_a_woken_cpu_is_followed_from_real_mode_into_long_mode(image: Image) -> None:
+def test_a_woken_cpu_is_followed_from_real_mode_into_long_mode(smp_image: Image) -> None:
     """Lesson 10's bring-up: a breakpoint on the start-up code stops the first CPU to run its
     copy at 0x8000, in real mode, at its line of entry.S; stepping that CPU alone goes through
     each mode, and through the steps into long mode that entry.S includes from the file boot.S
     includes them from, every stop agreeing with the monitor on the mode and the address."""
-    debugger = Debugger.boot(image, cpus=2)
+    debugger = Debugger.boot(smp_image, cpus=2)
     try:
         debugger.break_at("smp_trampoline")
         stop = debugger.cont(timeout=60)
@@ -105,16 +100,16 @@ def test_a_woken_cpu_is_followed_from_real_mode_into_long_mode(image: Image) -> 
         assert modes == ["real mode", "16-bit protected mode", "32-bit protected mode",
                          "compatibility mode (long mode, 32-bit code)", "64-bit long mode"]
         assert paths == ["kernel/smp/entry.S", LONG_MODE, "kernel/smp/entry.S"]  # in once, out once
-        assert stop.pc == image.symbol("smp_cpu_entry").vaddr
+        assert stop.pc == smp_image.symbol("smp_cpu_entry").vaddr
     finally:
         debugger.close()
 
 
-def test_a_line_of_the_shared_steps_stops_the_booting_cpu_and_then_a_woken_one(image: Image) -> None:
+def test_a_line_of_the_shared_steps_stops_the_booting_cpu_and_then_a_woken_one(smp_image: Image) -> None:
     """boot.S and entry.S include the same steps into long mode: a breakpoint on one of its lines
     goes to both places the line runs, CPU 0's at the load address and the copy at 0x8000, and
     each stop loads CR3 as QEMU says, with the page tables its includer names."""
-    debugger = Debugger.boot(image, cpus=2)
+    debugger = Debugger.boot(smp_image, cpus=2)
     try:
         steps = (kernel_source() / LONG_MODE).read_text().splitlines()  # the image was built from it
         cr3 = next(number for number, line in enumerate(steps, 1) if "%eax, %cr3" in line)
@@ -125,16 +120,16 @@ def test_a_line_of_the_shared_steps_stops_the_booting_cpu_and_then_a_woken_one(i
             assert (stop.reason, stop.cpu, stop.path, stop.line) == ("breakpoint", cpu, LONG_MODE, cr3)
             assert (stop.mode, stop.pc) == qemus_view_of(debugger.machine, cpu)
             debugger.stepi(cpu=cpu)
-            assert debugger.machine.cpus()[cpu].registers.cr3 == image.paddr_of(image.symbol(tables).vaddr)
+            assert debugger.machine.cpus()[cpu].registers.cr3 == smp_image.paddr_of(smp_image.symbol(tables).vaddr)
     finally:
         debugger.close()
 
 
-def test_code_the_linker_dropped_is_not_found_at_address_0(image: Image) -> None:
+def test_code_the_linker_dropped_is_not_found_at_address_0(smp_image: Image) -> None:
     """apps/smp links no timer: the DWARF of timer.c says address 0, which is no code."""
-    debugger = Debugger.boot(image, cpus=1)
+    debugger = Debugger.boot(smp_image, cpus=1)
     try:
-        assert "timer_init" not in image.symbols and "timer_init" not in debugger.info.functions
+        assert "timer_init" not in smp_image.symbols and "timer_init" not in debugger.info.functions
         assert debugger.info.location(0) is None and debugger.info.function_at(0x10) is None
     finally:
         debugger.close()

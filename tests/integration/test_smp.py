@@ -27,14 +27,9 @@ pytestmark = pytest.mark.qemu
 BOOT_TIMEOUT = 30.0
 
 
-@pytest.fixture(scope="module")
-def image(smp_image: Image) -> Image:
-    return smp_image
-
-
 @pytest.fixture
-def four(image: Image) -> Iterator[Machine]:
-    with Machine(image, name="test-smp-4", cpus=4) as machine:
+def four(smp_image: Image) -> Iterator[Machine]:
+    with Machine(smp_image, name="test-smp-4", cpus=4) as machine:
         machine.wait_for("> ", timeout=BOOT_TIMEOUT)
         yield machine
 
@@ -47,32 +42,32 @@ def four(image: Image) -> Iterator[Machine]:
     (True, "cpus must be a whole number of 1 or more, not True"),
     (289, "cpus must be at most 288, what QEMU allows the machine type microvm, not 289"),
 ])
-def test_a_bad_number_of_cpus_is_one_line_before_qemu_starts(image: Image, cpus: object, says: str) -> None:
+def test_a_bad_number_of_cpus_is_one_line_before_qemu_starts(smp_image: Image, cpus: object, says: str) -> None:
     with pytest.raises(InvalidInput) as raised:
-        Machine(image, cpus=cpus)  # type: ignore[arg-type]
+        Machine(smp_image, cpus=cpus)  # type: ignore[arg-type]
     assert str(raised.value) == says and "\n" not in says
 
 
-def test_the_limit_is_the_machine_types_as_qemu_says(image: Image) -> None:
+def test_the_limit_is_the_machine_types_as_qemu_says(smp_image: Image) -> None:
     listed = subprocess.run(["qemu-system-x86_64", "-machine", "pc", "-smp", "1000", "-display", "none",
                              "-nodefaults", "-S", "-no-user-config"], check=False,
                             capture_output=True, text=True, timeout=30)
     most = int(re.search(r"max CPUs supported by machine '.*' is (\d+)", listed.stderr)[1])  # type: ignore[index]
     with pytest.raises(InvalidInput, match=f"at most {most}, what QEMU allows the machine type pc"):
-        Machine(image, machine_type="pc", cpus=most + 1)
+        Machine(smp_image, machine_type="pc", cpus=most + 1)
 
 
-def test_several_cpus_cannot_record(image: Image, tmp_path: Path) -> None:
+def test_several_cpus_cannot_record(smp_image: Image, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="records and replays a machine of one CPU only, not 2"):
-        Machine(image, cpus=2, record=tmp_path / "run.rr")
+        Machine(smp_image, cpus=2, record=tmp_path / "run.rr")
 
 
-def test_one_cpu_keeps_the_command_line_it_always_had(image: Image) -> None:
-    assert "-smp" not in Machine(image).command_line(None, 3)
-    assert Machine(image, cpus=3).command_line(None, 3)[5:12].count("-smp") == 1
+def test_one_cpu_keeps_the_command_line_it_always_had(smp_image: Image) -> None:
+    assert "-smp" not in Machine(smp_image).command_line(None, 3)
+    assert Machine(smp_image, cpus=3).command_line(None, 3)[5:12].count("-smp") == 1
 
 
-def test_every_cpus_registers_halted_and_place_are_qemus(four: Machine, image: Image) -> None:
+def test_every_cpus_registers_halted_and_place_are_qemus(four: Machine, smp_image: Image) -> None:
     four.pause()
     cpus = four.cpus()
     said = blocks(four.hmp("info registers -a"))
@@ -83,15 +78,15 @@ def test_every_cpus_registers_halted_and_place_are_qemus(four: Machine, image: I
         block = said[cpu.index]
         assert (cpu.rip, cpu.cr3, cpu.registers.rsp) == (field("RIP", block), field("CR3", block), field("RSP", block))
         assert cpu.halted == bool(field("HLT", block))
-        assert cpu.where == image.format_vaddr(cpu.rip)
+        assert cpu.where == smp_image.format_vaddr(cpu.rip)
         gs_base = re.search(r"^GS =\w+ ([0-9a-f]+)", block, re.MULTILINE)
         assert gs_base is not None and cpu.registers.gs.base == int(gs_base[1], 16)
-    cpus_array = image.symbol("cpus").vaddr
+    cpus_array = smp_image.symbol("cpus").vaddr
     offsets = [cpu.registers.gs.base - cpus_array for cpu in cpus]  # each its own block of cpus[]
     assert offsets == [index * offsets[1] for index in range(4)] and offsets[1] % 64 == 0
 
 
-def test_idle_cpus_halt_and_the_reader_runs(four: Machine, image: Image) -> None:
+def test_idle_cpus_halt_and_the_reader_runs(four: Machine, smp_image: Image) -> None:
     four.request("reader 2")
     cpus = {cpu.index: cpu for cpu in four.cpus()}
     assert four.state is MachineState.RUNNING  # cpus() paused it for one instant only
@@ -129,8 +124,8 @@ def test_a_cpu_the_machine_does_not_have_is_one_line(four: Machine, cpu: object)
         assert str(raised.value) == f"cpu must be a CPU of this machine, 0 to 3, not {cpu!r}"
 
 
-def test_one_cpu_snapshot_has_its_cr3(image: Image) -> None:
-    with Machine(image, name="test-smp-1") as machine:
+def test_one_cpu_snapshot_has_its_cr3(smp_image: Image) -> None:
+    with Machine(smp_image, name="test-smp-1") as machine:
         machine.wait_for("> ", timeout=BOOT_TIMEOUT)
         snapshot = machine.snapshot()
         assert snapshot.cpu_cr3 == (snapshot.registers.cr3,)

@@ -18,14 +18,9 @@ pytestmark = pytest.mark.qemu
 READER_CPU = 2
 
 
-@pytest.fixture(scope="module")
-def image(smp_image: Image) -> Image:
-    return smp_image
-
-
 @pytest.fixture
-def machine(image: Image) -> Iterator[Machine]:
-    with Machine(image, name="test-stale-tlb", cpus=3) as running:
+def machine(smp_image: Image) -> Iterator[Machine]:
+    with Machine(smp_image, name="test-stale-tlb", cpus=3) as running:
         running.wait_for("> ", timeout=30)
         yield running
 

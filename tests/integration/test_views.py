@@ -8,12 +8,14 @@ the machine view needs QEMU and says so with its marker. What the page would sen
 
 from __future__ import annotations
 
+import contextlib
 import html as html_module
 import itertools
 import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,14 @@ class Page:
 
     def messages(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m.get("kind") == kind]
+
+    def waits_for_console(self, arrived: Callable[[str], bool], seconds: float = 5) -> None:
+        """Wait until the console text the view sent (it sends new output on its own, throttled)
+        is `arrived`; fail after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not arrived("".join(m["text"] for m in self.messages("console"))):
+            assert time.monotonic() < deadline, "the view did not send the console output in time"
+            time.sleep(0.02)
 
 
 def wide_integers(value: Any, where: str = "state") -> list[str]:
@@ -561,12 +571,18 @@ def test_build_view_builds_a_workspace_and_rebuilds_on_request(workspace: Any) -
 # Machine view (QEMU)
 
 
-@pytest.mark.qemu
-def test_machine_view_follows_the_machine_and_its_buttons(image: Image) -> None:
-    with Machine(image, name="test-views") as machine:
+@contextlib.contextmanager
+def machine_view(image: Image, name: str) -> Iterator[tuple[Machine, MachineView, Page]]:
+    """A machine `name` at its prompt, a MachineView of it, and the stand-in page the view talks to."""
+    with Machine(image, name=name) as machine:
         machine.wait_for("> ")
         view = MachineView(machine)
-        page = Page(view)
+        yield machine, view, Page(view)
+
+
+@pytest.mark.qemu
+def test_machine_view_follows_the_machine_and_its_buttons(image: Image) -> None:
+    with machine_view(image, "test-views") as (machine, view, page):
         assert (view.state, view.status) == ("running", "running")
         assert "app: Hello" in view.console_text
         page.says(kind="hello")
@@ -581,9 +597,7 @@ def test_machine_view_follows_the_machine_and_its_buttons(image: Image) -> None:
 
         page.says(kind="input", line="ticks")
         machine.wait_for("ok ticks")
-        deadline = time.monotonic() + 5
-        while "ok ticks" not in "".join(m["text"] for m in page.messages("console")) and time.monotonic() < deadline:
-            time.sleep(0.02)  # the view sends new output on its own, throttled
+        page.waits_for_console(lambda text: "ok ticks" in text)
         appended = [m for m in page.messages("console") if not m["reset"]]
         assert appended and all("seq" in m for m in appended)
         assert "ok ticks" in "".join(m["text"] for m in appended)
@@ -604,17 +618,11 @@ def test_machine_view_follows_the_machine_and_its_buttons(image: Image) -> None:
 
 @pytest.mark.qemu
 def test_machine_view_coalesces_a_flood_of_output(image: Image) -> None:
-    with Machine(image, name="test-views-flood") as machine:
-        machine.wait_for("> ")
-        view = MachineView(machine)
-        page = Page(view)
+    with machine_view(image, "test-views-flood") as (machine, _, page):
         started = time.monotonic()
         for _ in range(150):  # as fast as the guest answers: hundreds of small pieces of output
             machine.request("help")
-        deadline = time.monotonic() + 5
-        while "".join(m["text"] for m in page.messages("console")).count("ok help") < 150:
-            assert time.monotonic() < deadline, "the view did not send all the output"
-            time.sleep(0.05)
+        page.waits_for_console(lambda text: text.count("ok help") >= 150)
         seconds = time.monotonic() - started
         messages = [m for m in page.messages("console") if not m["reset"]]
         assert len(messages) <= 10 * seconds + 2, (len(messages), seconds)  # ten a second, not one per line

@@ -811,13 +811,20 @@ def test_info_mem_quirks_hole_merge_top_of_memory_and_sign_extended_sizes() -> N
     assert parse_info_mem(whole) == (MappedRange(0xFFFF_8000_0000_0000, 1 << 47, False, True),)
 
 
-def test_info_mem_with_5_level_paging_reproduces_qemus_inverted_present_test() -> None:
+def five_level_user_pdpt() -> tuple[Tables, int]:
+    """5-level tables whose first PML5 and PML4 entries lead (user, writable) to one empty PDPT:
+    the tables and that PDPT's paddr."""
     t = Tables(size=4 << 20, la57=True, first_table=0x10_0000)
-    # A non-present PDPTE with PS and U/S, R/W: QEMU 7.2 counts it as a 1 GiB user page.
     pml4 = t.alloc()
     pdpt = t.alloc()
     t.set(t.root, 0, pml4 | P | RW | US)
     t.set(pml4, 0, pdpt | P | RW | US)
+    return t, pdpt
+
+
+def test_info_mem_with_5_level_paging_reproduces_qemus_inverted_present_test() -> None:
+    t, pdpt = five_level_user_pdpt()
+    # A non-present PDPTE with PS and U/S, R/W: QEMU 7.2 counts it as a 1 GiB user page.
     t.set(pdpt, 3, PS | RW | US)
     # A present PDPTE (a real 1 GiB page): QEMU prints nothing for it.
     t.set(pdpt, 4, PS | P | RW | US)
@@ -828,11 +835,7 @@ def test_info_mem_with_5_level_paging_reproduces_qemus_inverted_present_test() -
 
 
 def test_info_mem_5_level_bug_follows_non_present_entries_to_the_table_at_paddr_0() -> None:
-    t = Tables(size=4 << 20, la57=True, first_table=0x10_0000)
-    pml4 = t.alloc()
-    pdpt = t.alloc()
-    t.set(t.root, 0, pml4 | P | RW | US)
-    t.set(pml4, 0, pdpt | P | RW | US)
+    t, pdpt = five_level_user_pdpt()
     # Non-present PDPTEs with U/S and R/W and address 0: QEMU follows them to a "PD" at paddr 0,
     # whose entry 0 is a non-present 2 MiB page with R/W, and ANDs the bits along the way.
     for index in range(4):

@@ -40,7 +40,7 @@ from workbench.debug.dwarf.model import (
     Variable,
     iter_variables,
 )
-from workbench.errors import InvalidInput, WorkbenchError
+from workbench.errors import InvalidInput, WorkbenchError, did_you_mean
 from workbench.kernel.image import Image
 
 __all__ = ["VOID", "CfaRule", "DebugInfo", "DebugInfoError", "Function", "LineRow", "Location", "NoSuchLine",
@@ -284,9 +284,8 @@ class DebugInfo:
         try:
             return self.functions[name]
         except KeyError:
-            close = sorted(n for n in self.functions if name.lower() in n.lower())[:5]
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise DebugInfoError(f"the debug information has no function {name!r}.{hint}") from None
+            raise DebugInfoError(f"the debug information has no function {name!r}.{did_you_mean(name, self.functions)}"
+                                 ) from None
 
     def scopes_at(self, vaddr: int) -> list[Scope]:
         """The scopes around `vaddr`, outermost (the function) first, innermost last."""

@@ -16,9 +16,11 @@ a time. (Which instructions, and how many, depends on the compiler that built th
 from __future__ import annotations
 
 import html
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from workbench.debug import disassembly
 from workbench.debug.disassembly import DisassemblyError
@@ -27,6 +29,7 @@ from workbench.guest.gdbstub import GdbClient
 from workbench.guest.machine import Machine, MachineState
 from workbench.kernel.image import Image, SymbolNotFound
 
+_Value = TypeVar("_Value")
 MAX_STEPS = 5000  # per trace: the paths here take tens of instructions; this bounds a runaway
 SERVICES = {"noop": "kernel_noop", "ticks": "kernel_get_ticks"}  # request name -> kernel function
 USER_CODE_BASE_SYMBOL = "__user_code_base"  # kernel.ld.S: USER_CODE_BASE as an absolute symbol
@@ -56,6 +59,11 @@ class Step:
                 "stack": self.stack}
 
 
+def _each_change_once(values: Iterable[_Value]) -> tuple[_Value, ...]:
+    """`values` with each run of equal ones kept once: 3, 3, 0, 0, 3 gives (3, 0, 3)."""
+    return tuple(value for value, _ in itertools.groupby(values))
+
+
 @dataclass(frozen=True)
 class Trace:
     """The instructions of one round trip into the kernel, and the state after the last one."""
@@ -72,29 +80,17 @@ class Trace:
     @property
     def privilege_levels(self) -> tuple[int, ...]:
         """The CPL along the path, each change once: (0,) for a call, (3, 0, 3) for a syscall."""
-        levels: list[int] = []
-        for step in (*self.steps, self.end):
-            if not levels or levels[-1] != step.cpl:
-                levels.append(step.cpl)
-        return tuple(levels)
+        return _each_change_once(step.cpl for step in (*self.steps, self.end))
 
     @property
     def cr3_values(self) -> tuple[int, ...]:
         """CR3 along the path, each change once."""
-        values: list[int] = []
-        for step in (*self.steps, self.end):
-            if not values or values[-1] != step.cr3:
-                values.append(step.cr3)
-        return tuple(values)
+        return _each_change_once(step.cr3 for step in (*self.steps, self.end))
 
     @property
     def stacks(self) -> tuple[str, ...]:
         """The stacks RSP moved through, each change once."""
-        names: list[str] = []
-        for step in (*self.steps, self.end):
-            if not names or names[-1] != step.stack:
-                names.append(step.stack)
-        return tuple(names)
+        return _each_change_once(step.stack for step in (*self.steps, self.end))
 
     def summary(self) -> str:
         levels = " → ".join(f"CPL {level}" for level in self.privilege_levels)

@@ -17,7 +17,7 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from workbench.errors import InvalidInput, WorkbenchError
+from workbench.errors import InvalidInput, WorkbenchError, did_you_mean
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -193,9 +193,7 @@ class Image:
         try:
             return self.symbols[name]
         except KeyError:
-            close = sorted(s for s in self.symbols if name.lower() in s.lower())[:5]
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise SymbolNotFound(f"the image has no symbol {name!r}.{hint}") from None
+            raise SymbolNotFound(f"the image has no symbol {name!r}.{did_you_mean(name, self.symbols)}") from None
 
     def initial_bytes(self, vaddr: int, size: int) -> bytes:
         """The `size` bytes at `vaddr` as the image loads them (the value a `const` has before
