@@ -64,14 +64,21 @@ def static_views(notebook: Path) -> list[str]:
     return found
 
 
-def check_offline_html(notebook: Path, browser: Browser, out_dir: Path) -> None:
-    """Convert `notebook` to HTML, open it offline, and check every view's static form shows."""
+@pytest.fixture(scope="module")
+def offline_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nbconvert's HTML of every lesson with views, made by one nbconvert (it takes seconds to start)."""
+    out_dir = tmp_path_factory.mktemp("offline-html")
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir",
+                           str(out_dir), *map(str, VIEW_LESSONS)], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return out_dir
+
+
+def check_offline_html(notebook: Path, browser: Browser, page_file: Path) -> None:
+    """Open nbconvert's HTML of `notebook` offline, and check every view's static form shows."""
     views = static_views(notebook)
     assert views, f"{notebook.name} imports workbench.views but has no view output"
-    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir",
-                           str(out_dir), str(notebook)], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    page_file = out_dir / f"{notebook.stem}.html"
     context = browser.browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
     refused: list[str] = []
 
@@ -105,8 +112,8 @@ def check_offline_html(notebook: Path, browser: Browser, out_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("lesson", VIEW_LESSONS, ids=[p.name for p in VIEW_LESSONS])
-def test_views_show_their_static_form_offline(browser: Browser, tmp_path: Path, lesson: Path) -> None:
-    check_offline_html(lesson, browser, tmp_path)
+def test_views_show_their_static_form_offline(browser: Browser, offline_html: Path, lesson: Path) -> None:
+    check_offline_html(lesson, browser, offline_html / f"{lesson.stem}.html")
 
 
 def test_the_text_of_a_static_view_is_what_a_reader_sees() -> None:
