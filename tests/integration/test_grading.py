@@ -286,8 +286,7 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     listener.setblocking(False)
     host_socket = host_socket_path(tmp_path.name)  # another, on a Unix socket
     unix = unix_listener(host_socket)
-    for student, edit in hostile_submissions(course, outside, listener.getsockname()[1], host_socket).items():
-        course.submit(student, lesson, edit)
+    course.submit(lesson, hostile_submissions(course, outside, listener.getsockname()[1], host_socket))
     course.nbgrader("collect", lesson)
     before = {path: path.read_bytes() for path in (course.root / "submitted").rglob("*") if path.is_file()}
     assert before

@@ -2,11 +2,13 @@
 
 Everything goes through nbgrader's own commands, as an instructor and students would run them:
 generate_assignment, release_assignment, fetch_assignment and submit (as each student, through a
-private exchange), collect, autograde (in the course's sandboxed kernel) and generate_feedback.
+private exchange; every student's in one Python), collect, autograde (in the course's sandboxed
+kernel) and generate_feedback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +26,28 @@ COURSE = REPOSITORY / "course"
 NBGRADER_TIMEOUT = 1800.0
 
 Edit = Callable[[nbformat.NotebookNode, Path], None]  # (the student's notebook, their assignment directory)
+
+# Runs nbgrader commands as students: argv[1] is JSON, a list of [student, home, nbgrader arguments].
+# Each runs in the student's home with the student's JUPYTERHUB_USER (nbgrader's own name for who
+# submits), as a fresh instance of nbgrader's application; a command that fails ends them all.
+AS_STUDENTS = """
+import json, os, sys
+from jupyter_core.application import NoStart
+from nbgrader.apps.nbgraderapp import NbGraderApp
+for student, home, arguments in json.loads(sys.argv[1]):
+    os.chdir(home)
+    os.environ["JUPYTERHUB_USER"] = student
+    app = NbGraderApp.instance()
+    try:
+        app.initialize(arguments)
+        app.start()
+    except NoStart:  # what a subcommand's application raises once it has run
+        pass
+    finally:
+        if app.subapp is not None:
+            type(app.subapp).clear_instance()
+        NbGraderApp.clear_instance()
+"""
 
 
 class Course:
@@ -69,18 +93,32 @@ class Course:
             self.nbgrader("generate_assignment", lesson, "--force")
             self.nbgrader("release_assignment", lesson, "--force")
 
-    def submit(self, student: str, lesson: str, edit: Edit) -> Path:
-        """Fetch `lesson` as `student`, let `edit` change it as that student would, and submit it."""
-        home = self.homes / student
-        home.mkdir(parents=True, exist_ok=True)
-        self.nbgrader("fetch_assignment", lesson, cwd=home, student=student)
-        directory = home / lesson
-        path = directory / f"{lesson}.ipynb"
-        notebook = nbformat.read(path, as_version=4)
-        edit(notebook, directory)
-        nbformat.write(notebook, path)
-        self.nbgrader("submit", lesson, f"--student={student}", cwd=home, student=student)
-        return directory
+    def submit(self, lesson: str, submissions: dict[str, Edit]) -> None:
+        """Each student fetches `lesson`, changes it with its edit as that student would, and submits it."""
+        homes = {student: self.homes / student for student in submissions}
+        for home in homes.values():
+            home.mkdir(parents=True, exist_ok=True)
+        self.as_students({student: ["fetch_assignment", lesson] for student in submissions}, homes)
+        for student, edit in submissions.items():
+            directory = homes[student] / lesson
+            path = directory / f"{lesson}.ipynb"
+            notebook = nbformat.read(path, as_version=4)
+            edit(notebook, directory)
+            nbformat.write(notebook, path)
+        self.as_students({student: ["submit", lesson, f"--student={student}"] for student in submissions}, homes)
+
+    def as_students(self, commands: dict[str, list[str]], homes: dict[str, Path]) -> None:
+        """One nbgrader command per student, each in its home, as that user, with this course's exchange.
+
+        nbgrader's own apps, all in one Python (AS_STUDENTS), since each start of nbgrader costs a
+        second or more of CPU."""
+        jobs = [[student, str(homes[student]), [*arguments, f"--Exchange.root={self.exchange}",
+                                                "--CourseDirectory.course_id=unikernel-workbench"]]
+                for student, arguments in commands.items()]
+        done = subprocess.run([sys.executable, "-c", AS_STUDENTS, json.dumps(jobs)], env=self.environment(),
+                              text=True, capture_output=True, timeout=NBGRADER_TIMEOUT, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"nbgrader as the students failed ({done.returncode}):\n{done.stderr[-6000:]}")
 
     def grade(self, lesson: str) -> subprocess.CompletedProcess[str]:
         self.nbgrader("collect", lesson)
@@ -90,8 +128,7 @@ class Course:
 
     def grade_class(self, lesson: str, submissions: dict[str, Edit]) -> dict[str, dict[str, float]]:
         """Each student's submission made by its edit, autograded: the points per check cell."""
-        for student, edit in submissions.items():
-            self.submit(student, lesson, edit)
+        self.submit(lesson, submissions)
         graded = self.grade(lesson)
         if graded.returncode != 0:
             raise AssertionError(f"nbgrader autograde failed:\n{graded.stderr[-4000:]}")
