@@ -29,14 +29,16 @@ Prints, measured in the page (performance.now(), so browser time, not Python tim
 Each update is numbered and acknowledged by the page once drawn (View.flow): a backlog would show
 as a growing sent->drawn time, and as updates the page never acknowledged.
 
-What the first frame map of a page does not pay more for (measured Dec 2026, anywidget 0.11): its
-module. anywidget loads every model's `_esm` afresh (a blob URL and a dynamic import per widget, no
-cache by content), so the second map's module is fetched and evaluated just as the first's was;
-evaluating it takes under a millisecond, and the import takes about 5 ms in an idle page, 15-60 ms
-in this one, whose live views keep it busy, first or not. Part of what the first one does pay is
-the sequence, not the view: its cell comes right after the busy cell, whose aftermath (the kernel
-and the page still handling the live views' traffic) lengthens "to kernel" and "to page"; a map
-shown after a second busy cell, its module loaded long before, is slower than one in a calm page.
+What made the first frame map of a page slower than the second (measured Dec 2026, anywidget 0.11):
+not its module. anywidget loads every model's `_esm` afresh (a blob URL and a dynamic import per
+widget, no cache by content), so the second map's module is fetched and evaluated as the first's
+was; evaluating it takes under a millisecond, the import about 5 ms in an idle page, 15-60 ms in
+this one, first or not. It was the busy cell just before: the page acknowledged each drawn update
+of the live views with a message (20 a second), each made the kernel report busy then idle and
+JupyterLab redraw its status, and those sent during the busy cell queued in the kernel, so the
+first map's cell ran in their aftermath (a map after a second busy cell, its module long loaded,
+was slow too). Acknowledgements are now coalesced (widgets/dom.js sendAck): 255 ms median first
+against 156 again before, 134 against 125 after, in one sitting.
 
     .venv/bin/python -m benchmarks.views [--seconds 5] [--skip-linux] [--pages N]
 """
@@ -364,7 +366,7 @@ def unikernel(browser: Browser, seconds: float) -> tuple[dict[str, float], dict[
             flows = json.loads(output_text(page, 3))
             for name, flow in flows.items():
                 print(f"  python side, {name}: {flow['sent']} updates sent, the last one drawn: "
-                      f"{flow['acked']} (acknowledgements queue while a cell runs)")
+                      f"{flow['acked']} (acknowledged at most twice a second; they queue while a cell runs)")
             first = frame_map(page, 4, "unikernel", 150)
             again = frame_map(page, 6, "unikernel, again (the second in this page)", 150)
             run_cell(page, 8)
