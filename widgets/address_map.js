@@ -356,7 +356,7 @@ class AddressMap {
       this.scale = 1; this.offset = 0; this.computeLayout(); this.drawBars(); this.drawTable(); this.schedule();
     };
     const onOther = () => { this.drawBars(); this.schedule(); };
-    const onSeq = () => requestAnimationFrame(() => model.send({ kind: "ack", seq: model.get("seq") }));
+    const onSeq = () => requestAnimationFrame(() => sendAck(model, model.get("seq")));
     const handlers = [["change:segments", onSegments],
       ...["summary", "crumbs", "selected", "linked", "source", "error"].map((name) => [`change:${name}`, onOther]),
       ["change:seq", onSeq]];

@@ -87,7 +87,7 @@ function render({ model, el }) {
   function drawAll() { drawStatus(); drawSource(); drawSide(); }
   function onSeq() {
     drawAll();
-    requestAnimationFrame(() => model.send({ kind: "ack", seq: model.get("seq") }));
+    requestAnimationFrame(() => sendAck(model, model.get("seq")));
   }
   const traits = ["stop", "error", "busy"];
   for (const name of traits) model.on(`change:${name}`, drawStatus);

@@ -17,7 +17,7 @@ const STATE_TRAITS = ["state", "status", "name", "image_name", "busy", "explanat
 function acknowledge(model, seq, entry) {
   requestAnimationFrame(() => {
     if (entry) entry.drawn = Date.now();
-    model.send({ kind: "ack", seq });
+    sendAck(model, seq);
   });
 }
 

@@ -389,13 +389,13 @@ class Explorer {
     this.schedule();
     requestAnimationFrame(() => {
       if (entry) entry.drawn = Date.now();
-      this.model.send({ kind: "ack", seq: message.seq });
+      sendAck(this.model, message.seq);
     });
   }
 
   onSeq = () => {
     const seq = this.model.get("seq");
-    requestAnimationFrame(() => this.model.send({ kind: "ack", seq }));
+    requestAnimationFrame(() => sendAck(this.model, seq));
   };
 
   onRoot = () => { this.dirty.add(""); this.schedule(); };

@@ -78,7 +78,7 @@ function render({ model, el }) {
   function onSeq() {
     going = false;
     drawPosition();
-    requestAnimationFrame(() => model.send({ kind: "ack", seq: model.get("seq") }));
+    requestAnimationFrame(() => sendAck(model, model.get("seq")));
   }
   model.on("change:marks", drawMarks);
   model.on("change:seq", onSeq);

@@ -13,7 +13,11 @@ everything that changed since then in one message. The page stores what arrives 
 most once per animation frame, so a page that falls behind skips frames instead of queueing
 work. Each update is numbered and the page acknowledges it once drawn; `View.flow` counts both,
 for the benchmarks. (Acknowledgements do not gate sending: the kernel reads no message from the
-page while a cell runs, which is exactly when a live view matters.)
+page while a cell runs, which is exactly when a live view matters.) The page sends at most two
+acknowledgements a second for each view, each with the last number drawn (widgets/dom.js
+sendAck): every message makes the kernel report busy then idle, which JupyterLab redraws, and
+those sent while a cell ran queue until it ends; one a drawn update, ten a second from each live
+view, kept the kernel and the page busy well after a busy cell, the next cell's output late.
 
 Every view also has a deterministic `__repr__` (text/plain) and a static HTML form (text/html)
 in the same output bundle, for GitHub, nbviewer, untrusted notebooks and nbval.

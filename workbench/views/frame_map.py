@@ -83,8 +83,9 @@ class FrameMap(FollowingView):
         self.image: Image | None = None
         self._pending: frames.FrameMap | None = None
         self.before: frames.FrameMap | None = None
-        # Milliseconds in this process, for benchmarks/views.py: reading the guest (paused),
-        # classifying its frames, and making the widget (its state, and the message to the page).
+        # Milliseconds in this process, for benchmarks/views.py: reading the guest (paused; of
+        # which stopping it, reading it, and letting it run again), classifying its frames, and
+        # making the widget (its state, and the message to the page).
         self.timings: dict[str, float] = {}
         started = time.perf_counter()
         if isinstance(source, frames.FrameMap):
@@ -226,7 +227,7 @@ def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] |
     again for the classifying, which needs only what was read). `timings` gets the milliseconds
     of each."""
     started = time.perf_counter()
-    snapshot, allocator = guest_frames.read(machine, image)
+    snapshot, allocator = guest_frames.read(machine, image, timings)
     read = time.perf_counter()
     frame_map = frames.classify(snapshot, image, allocator)
     if timings is not None:
