@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_and_exit_status_2(case: str, files: dict[str, str
     assert len(lines) == 1 and lines[0].startswith("workbench"), f"{case}: {result.stderr!r}"
 
 
-@pytest.mark.slow(75)
+@pytest.mark.slow(10)
 def test_a_refused_directory_keeps_every_file(files: dict[str, str], tmp_path: Path) -> None:
     """The lessons, the package and a teacher's notebooks are never overwritten or added to."""
     before = {path: path.read_bytes() for path in LESSONS.iterdir() if path.is_file()}

@@ -73,7 +73,7 @@ def qemus_under(path: Path) -> list[str]:
     return [command for command in qemu_processes().values() if str(path) in command]
 
 
-@pytest.mark.slow(175)
+@pytest.mark.slow(26)
 def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
     lesson = "04-page-faults"
     course = Course(tmp_path, [lesson])
@@ -275,7 +275,7 @@ def hostile_submissions(course: Course, outside: Path, listener_port: int,  # no
             "nina": reads_the_solutions}
 
 
-@pytest.mark.slow(400)
+@pytest.mark.slow(125)
 def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tmp_path: Path) -> None:
     lesson = HOSTILE_LESSON
     course = Course(tmp_path, [lesson])
@@ -428,7 +428,7 @@ def verify_grades_flags_only(course: Course, forgers: set[str]) -> None:
     assert not qemus and not leftovers, (qemus, leftovers)
 
 
-@pytest.mark.slow(64)
+@pytest.mark.slow(61)
 def test_every_lesson_passes_nbgrader_validate(tmp_path: Path) -> None:
     """nbgrader's own check of a source notebook: it runs, and every test cell passes."""
     lessons = sorted(str(path) for path in (REPOSITORY / "lessons").glob("[0-9][0-9]-*.ipynb"))

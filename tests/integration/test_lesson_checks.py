@@ -31,7 +31,7 @@ def answer(notebook: nbformat.NotebookNode, grade_id: str, source: str) -> None:
     fill(notebook, {grade_id: textwrap.dedent(source).strip()})
 
 
-@pytest.mark.slow(53)
+@pytest.mark.slow(39)
 def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> None:
     course = Course(tmp_path, [DEBUGGING])
     course.release()
@@ -63,7 +63,7 @@ def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> 
     assert "still hold the planted line" in feedback
 
 
-@pytest.mark.slow(73)
+@pytest.mark.slow(15)
 def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_path: Path) -> None:
     course = Course(tmp_path, [ATTACK_SURFACE])
     course.release()
@@ -89,7 +89,7 @@ def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_
     assert "Exercise: hook the system call table: 0 of 2 points" in course.feedback("carol", ATTACK_SURFACE)
 
 
-@pytest.mark.slow(60)
+@pytest.mark.slow(23)
 def test_lesson_10_pays_for_the_lock_not_for_a_reply_that_says_nothing_was_lost(tmp_path: Path) -> None:
     """Lesson 10's first check once trusted the counts the student's C prints: C that takes no
     lock and prints the expected count passed. The check now reads `counter` in guest memory."""

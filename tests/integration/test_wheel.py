@@ -29,7 +29,7 @@ def run(*command: str | Path, cwd: Path, env: dict[str, str], timeout: float = 6
     return done.stdout
 
 
-@pytest.mark.slow(57)
+@pytest.mark.slow(35)
 def test_wheel_installs_anywhere_and_runs_lesson_01(tmp_path: Path) -> None:
     # Nothing of the source tree or of this test run may leak into the installed workbench.
     env = {key: value for key, value in os.environ.items()
@@ -61,7 +61,7 @@ def test_wheel_installs_anywhere_and_runs_lesson_01(tmp_path: Path) -> None:
     assert (classroom / "workspaces" / "01-hello-unikernel" / "app" / "main.c").is_file()
 
 
-@pytest.mark.slow(32)
+@pytest.mark.slow(10)
 def test_the_students_wheel_carries_no_solution(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "students"
     made = run(ROOT / ".venv" / "bin" / "workbench", "student-edition", "--wheel", wheel_dir, cwd=tmp_path,

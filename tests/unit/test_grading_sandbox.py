@@ -73,7 +73,7 @@ def test_the_course_is_hidden_and_only_the_submission_is_writable(course: Path) 
     assert (course / "gradebook.db").read_text() == "grades"
 
 
-@pytest.mark.slow(21)
+@pytest.mark.slow(32)
 def test_no_solution_and_no_hidden_test_is_visible_to_a_submission(course: Path) -> None:
     secrets = secrets_of_the_course()
     assert len(secrets) > 20
