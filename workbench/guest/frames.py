@@ -21,9 +21,10 @@ def read(machine: Machine, image: Image | None,
         stopped = time.perf_counter()
         snapshot = machine.snapshot()
         allocator = frames.read_allocator(machine.memory, image) if image is not None else None
-        read = time.perf_counter()
+        walked = time.perf_counter()
     if timings is not None:
-        timings.update(stop=_ms(stopped - started), walk=_ms(read - stopped), resume=_ms(time.perf_counter() - read))
+        timings.update(stop=_ms(stopped - started), walk=_ms(walked - stopped),
+                       resume=_ms(time.perf_counter() - walked))
     return snapshot, allocator
 
 
