@@ -23,10 +23,11 @@ def read(machine: Machine, image: Image | None,
         allocator = frames.read_allocator(machine.memory, image) if image is not None else None
         walked = time.perf_counter()
     if timings is not None:
-        timings.update(stop=_ms(stopped - started), walk=_ms(walked - stopped),
-                       resume=_ms(time.perf_counter() - walked))
+        timings.update(stop=milliseconds_since(started, stopped), walk=milliseconds_since(stopped, walked),
+                       resume=milliseconds_since(walked))
     return snapshot, allocator
 
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
+def milliseconds_since(start: float, end: float | None = None) -> float:
+    """Milliseconds from `start` to `end` (now), on time.perf_counter()'s clock, to a tenth."""
+    return round(((time.perf_counter() if end is None else end) - start) * 1000, 1)
