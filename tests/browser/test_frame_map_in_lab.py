@@ -16,6 +16,7 @@ Screenshots go to test-artifacts/frame-map-*.png.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,7 +197,12 @@ def strip_column(view: Any, frame: int) -> float:
     first, end = int(view.get_attribute("data-first")), int(view.get_attribute("data-end"))
     width: int = view.locator("canvas").evaluate("(c) => c.width")
     per_pixel = (end - first) / width
-    return (frame - first) // per_pixel + 0.5
+    # As frame_map.js draws it: column x holds frames first + floor(x * per_pixel) up to, not
+    # including, first + floor((x + 1) * per_pixel), so a frame near a boundary may be one further.
+    column = int((frame - first) // per_pixel)
+    if math.floor((column + 1) * per_pixel) <= frame - first:
+        column += 1
+    return column + 0.5
 
 
 def zoom_to(view: Any, frame: int) -> None:
