@@ -101,7 +101,7 @@ def test_a_class_is_graded_end_to_end(tmp_path: Path) -> None:
 
     scores = course.grade_class(lesson, {"alice": correct, "carol": two_wrong})
     full = points(lesson)
-    assert scores["alice"] == full
+    assert scores["alice"] == full, course.why("alice", lesson)
     assert scores["carol"] == {**full, "exercise-1a-check": 1.0, "exercise-2-check": 0.0}
 
     feedback = course.feedback("carol", lesson)
@@ -303,7 +303,7 @@ def test_hostile_submissions_get_what_they_deserve_and_change_nothing_outside(tm
     full = points(lesson)
     nothing = dict.fromkeys(full, 0.0)
     scores = course.scores(lesson)
-    assert scores["alice"] == full
+    assert scores["alice"] == full, course.why("alice", lesson)
     assert scores["bob"] == nothing
     assert scores["carol"] == nothing
     assert scores["dave"] == {**nothing, "exercise-2-check": full["exercise-2-check"]}  # interrupted, then graded on

@@ -56,7 +56,7 @@ def test_lesson_07_pays_for_the_fix_not_for_typing_its_reply(tmp_path: Path) -> 
 
     scores = course.grade_class(DEBUGGING, {"alice": correct, "bob": types_the_reply})
     full = points(DEBUGGING)
-    assert scores["alice"] == full
+    assert scores["alice"] == full, course.why("alice", DEBUGGING)
     assert scores["bob"] == {**full, "check-the-fix": 0.0}
     feedback = course.feedback("bob", DEBUGGING)
     assert "Exercise 1: fix the planted bug: 0 of 2 points" in feedback
@@ -84,7 +84,7 @@ def test_lesson_06_grades_the_hook_it_makes_not_replies_a_submission_forged(tmp_
 
     scores = course.grade_class(ATTACK_SURFACE, {"alice": correct, "carol": forges_the_replies})
     full = points(ATTACK_SURFACE)
-    assert scores["alice"] == full
+    assert scores["alice"] == full, course.why("alice", ATTACK_SURFACE)
     assert scores["carol"] == {**full, "exercise-check": 0.0}
     assert "Exercise: hook the system call table: 0 of 2 points" in course.feedback("carol", ATTACK_SURFACE)
 
@@ -116,7 +116,7 @@ def test_lesson_10_pays_for_the_lock_not_for_a_reply_that_says_nothing_was_lost(
 
     scores = course.grade_class(SEVERAL_CPUS, {"alice": correct, "mallory": prints_no_loss})
     full = points(SEVERAL_CPUS)
-    assert scores["alice"] == full
+    assert scores["alice"] == full, course.why("alice", SEVERAL_CPUS)
     assert scores["mallory"] == {**full, "exercise-1-check": 0.0}
     feedback = course.feedback("mallory", SEVERAL_CPUS)
     assert "the counter&#39;s lock: 0 of 2 points" in feedback or "the counter's lock: 0 of 2 points" in feedback

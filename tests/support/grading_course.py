@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,26 @@ class Course:
 
     def feedback(self, student: str, lesson: str) -> str:
         return (self.root / "feedback" / student / lesson / f"{lesson}.html").read_text()
+
+    def why(self, student: str, lesson: str) -> str:
+        """What each graded cell of the student's autograded notebook printed or raised: the
+        message of an assert on scores, so that a lost point says where it went."""
+        path = self.root / "autograded" / student / lesson / f"{lesson}.ipynb"
+        if not path.exists():
+            return f"no autograded notebook for {student}"
+        said = []
+        for cell in nbformat.read(path, as_version=4).cells:
+            grading = cell.metadata.get("nbgrader", {})
+            for output in cell.get("outputs", []):
+                if grading.get("grade") or output.output_type == "error":
+                    said.append(f"[{grading.get('grade_id', '')}] {_text_of(output)}")
+        return "\n".join(said)
+
+
+def _text_of(output: nbformat.NotebookNode) -> str:
+    if output.output_type == "error":  # the traceback's last lines, without its colours
+        return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])[-3:]))
+    return str(output.get("text") or output.get("data", {}).get("text/plain", "")).strip()
 
 
 def solution_cells(lesson: str) -> dict[str, str]:

@@ -4,12 +4,14 @@ the kernel), under the same cgroup and rlimits."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
     try:
         argv = sandbox.sandbox_argv(connection_file, submission, course=course, seconds=60, facts=facts,
                                     prebuilt=prebuilt)
-        command = [*argv[:argv.index(sys.executable)], sys.executable, "probe.py"]
+        command = [*argv[:argv.index("ipykernel_launcher") - 2], sys.executable, "probe.py"]  # the kernel's place
         launcher = ("import sys; from workbench.classroom import sandbox; "
                     "sys.exit(sandbox.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
         return subprocess.run([sys.executable, "-c", launcher, str(facts), *command], capture_output=True,
@@ -224,6 +226,55 @@ def test_processes_and_temporary_files_are_bounded(course: Path) -> None:
     started, tmp, shm = map(int, done.stdout.split())
     assert started < 1000, done.stdout  # 2,000 were asked for
     assert tmp <= sandbox.TMPFS_BYTES >> 20 and shm <= sandbox.TMPFS_BYTES >> 20
+
+
+def test_the_task_budget_is_the_submissions_whatever_else_the_grader_runs(course: Path) -> None:
+    """Tasks the grader's user starts elsewhere while a submission runs (a browser, another
+    grading) do not come out of the submission's budget. CI once lost a correct submission's
+    points so: RLIMIT_NPROC, set outside the sandbox's user namespace, counted every task of the
+    user. (Root has no such limit: its cap is a cgroup's, which counts only the submission.)"""
+    submission = course / "autograded" / "alice" / "02-single-address-space"
+    elsewhere = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, threading
+        sys.stdin.readline()  # go
+        stop = threading.Event()
+        for _ in range(600):
+            threading.Thread(target=stop.wait, daemon=True).start()
+        print("started", flush=True)
+        sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            done = pool.submit(sandboxed, course, """
+                import os, threading, time
+                threading.stack_size(256 << 10)  # 400 threads of 8 MiB would pass RLIMIT_AS first
+                stop = threading.Event()
+                def start(count):
+                    started = 0
+                    for _ in range(count):
+                        try:
+                            threading.Thread(target=stop.wait, daemon=True).start()
+                            started += 1
+                        except RuntimeError:
+                            break
+                    return started
+                first = start(100)
+                open("ready", "w").close()
+                while not os.path.exists("go"):
+                    time.sleep(0.01)
+                print(first, start(300))
+                """)
+            while not (submission / "ready").exists() and not done.done():
+                time.sleep(0.01)
+            elsewhere.stdin.write("go\n")  # type: ignore[union-attr]
+            elsewhere.stdin.flush()  # type: ignore[union-attr]
+            assert elsewhere.stdout.readline() == "started\n"  # type: ignore[union-attr]
+            (submission / "go").touch()
+            result = done.result()
+    finally:
+        elsewhere.kill()
+        elsewhere.wait()
+    assert result.stdout.split() == ["100", "300"], result.stdout + result.stderr
 
 
 def test_a_machine_that_refuses_user_namespaces_stops_the_grader_with_one_line(tmp_path: Path) -> None:

@@ -204,9 +204,9 @@ def checks_argv(submission: Path, *, course: Path | None, seconds: int, facts: i
 def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int, python: str,
              hidden: Sequence[str], readable: Sequence[Path], sockets: Path | None, network: bool,
              prebuilt: Path | None) -> list[str]:
-    """bubblewrap's command line up to the command it runs; `readable` is bound read-only again
-    where a hiding mount covers it, `sockets` (a kernel's Unix sockets) read-write. `network`
-    only for a kernel that talks to nbgrader over TCP."""
+    """bubblewrap's command line, and the task cap inside, up to the command it runs; `readable`
+    is bound read-only again where a hiding mount covers it, `sockets` (a kernel's Unix sockets)
+    read-write. `network` only for a kernel that talks to nbgrader over TCP."""
     solutions = Solutions.find(course)
     hide = _hidden(course, solutions, hidden)
     argv = ["timeout", "--signal=KILL", str(seconds), _bwrap(),
@@ -239,7 +239,7 @@ def _sandbox(submission: Path, *, course: Path | None, seconds: int, facts: int,
     for name, directory in (("TMPDIR", "tmp"), ("XDG_CACHE_HOME", "cache"), ("HOME", "home"),
                             ("IPYTHONDIR", "ipython")):
         argv += ["--setenv", name, str(scratch / directory)]
-    return argv
+    return [*argv, *sandbox_limits.tasks_argv(python)]
 
 
 def facts_descriptor(student: str, max_machines: int = GRADER_MACHINES) -> int:

@@ -1,9 +1,11 @@
 """Limits on one graded submission that hold whatever its Python code does: rlimits, and a cgroup
 where the grading machine lets the grader make one.
 
-- Processes: RLIMIT_NPROC, counted by the kernel per user, so the grader allows the tasks its
-  user already runs plus MAX_TASKS. The kernel does not apply it to root; a grader that runs as
-  root gets the cap from a cgroup's pids.max instead.
+- Processes: RLIMIT_NPROC of MAX_TASKS, set inside the sandbox's own user namespace
+  (`tasks_argv`), where the kernel counts only the sandbox's tasks. Set outside, it would count
+  every task of the grader's user: a browser or another grading started meanwhile would take the
+  submission's budget, and a correct submission could fail for it. The kernel does not apply it
+  to root; a grader that runs as root gets the cap from a cgroup's pids.max instead.
 - Memory: RLIMIT_AS per process, and in total (every process, tmpfs files included) a cgroup's
   memory limit with no swap, where a cgroup can be made (cgroup v2 with a delegated subtree, or
   v1 as root). Where none can, the total is not limited: `cgroup_note()` says so.
@@ -30,27 +32,23 @@ PREFIX = "workbench-grader-"
 REMOVE_SECONDS = 5.0
 
 
-def _tasks_of(uid: int) -> int:
-    """Threads the user `uid` runs now, everywhere on this machine (what RLIMIT_NPROC counts)."""
-    count = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-            if int(fields["Uid"].split()[0]) == uid:
-                count += int(fields["Threads"])
-    return count
+# Runs as the sandbox's first command, inside its user namespace: the limit, then the command.
+_LIMIT_TASKS = ("import os, resource, sys; limit = int(sys.argv[1]); "
+                "resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit)); os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def tasks_argv(python: str) -> list[str]:
+    """The start of the command that runs in the sandbox: it caps the tasks there at MAX_TASKS,
+    then executes the rest of the command line (an absolute path first)."""
+    return [python, "-I", "-S", "-c", _LIMIT_TASKS, str(MAX_TASKS)]
 
 
 def set_rlimits() -> None:
-    """The per-process limits, inherited by everything the submission starts."""
+    """The per-process limits, inherited by everything the submission starts (the task cap is
+    set inside the sandbox: tasks_argv)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_AS, (MAX_ADDRESS_SPACE, MAX_ADDRESS_SPACE))
-    if os.geteuid() != 0:
-        tasks = _tasks_of(os.getuid()) + MAX_TASKS
-        _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-        limit = tasks if hard == resource.RLIM_INFINITY else min(tasks, hard)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
 
 
 def _writable(directory: Path) -> bool:
