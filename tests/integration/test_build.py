@@ -31,6 +31,19 @@ def test_the_image_is_small_and_each_section_has_its_permissions(image: Image) -
     assert image.symbolize(image.symbol("app_main").vaddr + 1) == "app_main+0x1"
 
 
+def test_code_after_an_assembly_label_is_named_after_it(smp_image: Image) -> None:
+    """Assembly labels have no size: an instruction after one is label+offset, as objdump says;
+    past the end of a C function (its size known) nothing is guessed."""
+    trampoline_32 = smp_image.symbols["trampoline_32"]
+    assert (trampoline_32.kind, trampoline_32.size) == ("label", 0)
+    assert smp_image.symbolize(trampoline_32.vaddr + 3) == "trampoline_32+0x3"
+    assert smp_image.format_vaddr(trampoline_32.vaddr) == f"{trampoline_32.vaddr:#x} <trampoline_32>"
+    strlen = smp_image.symbol("strlen")
+    after = strlen.vaddr + strlen.size  # the padding that aligns the next function
+    assert not any(symbol.vaddr == after for symbol in smp_image.symbols.values())
+    assert smp_image.symbolize(after) == f"{after:#x}"
+
+
 # Two build environments that differ in everything a build could leak: the source's absolute
 # path (and its length), time zone, umask, locale, SOURCE_DATE_EPOCH and the wall-clock time.
 ENVIRONMENTS = [

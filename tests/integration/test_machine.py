@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,6 +208,32 @@ def test_a_snapshot_stops_the_guest_unseen_and_a_pause_is_seen(image: Image) -> 
         machine.resume()
         time.sleep(0.2)
         assert (machine.state, seen) == (MachineState.RUNNING, [MachineState.PAUSED, MachineState.RUNNING])
+
+
+def test_a_hold_on_another_thread_keeps_the_guest_stopped_until_it_ends(image: Image) -> None:
+    """Views read on threads of their own: a hold that outlives the one begun before it, on
+    another thread, keeps the guest stopped until it ends, and the last hold resumes it."""
+    with Machine(image) as machine:
+        machine.wait_for(BANNER)
+        seen: list[MachineState] = []
+        machine.add_state_listener(seen.append)
+        inside, leave = threading.Event(), threading.Event()
+
+        def second_hold() -> None:
+            with machine.held():
+                inside.set()
+                leave.wait(10)
+
+        other = threading.Thread(target=second_hold)
+        with machine.held():
+            other.start()
+            assert inside.wait(10)
+        assert machine.qmp("query-status")["running"] is False  # the other thread's hold goes on
+        leave.set()
+        other.join(10)
+        time.sleep(0.2)
+        assert machine.qmp("query-status")["running"] is True
+        assert (machine.state, seen) == (MachineState.RUNNING, [])
 
 
 def test_qemu_that_will_not_start_reports_its_own_words(image: Image, tmp_path: Path) -> None:

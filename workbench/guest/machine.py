@@ -270,6 +270,7 @@ class Machine:
         self.console = Console(console_limit)
         self.events: deque[QmpEvent] = deque(maxlen=1000)
         self._hold_lock = threading.Lock()
+        self._hold_turns = threading.Lock()  # taken around a hold's stop or resume, never by the event loop
         self._hold_done = threading.Condition(self._hold_lock)  # a hold's RESUME event has come
         self._holds = 0  # held()'s depth
         self._quiet_events: Counter[str] = Counter()  # QEMU events of holds, not to be announced
@@ -688,23 +689,35 @@ class Machine:
     def held(self, timeout: float = 5.0) -> Iterator[None]:
         """A running guest stopped for the moment of a read, unseen by the state's listeners (the
         views): for them it runs on, so one view's snapshot does not make every other view
-        refresh. Nested holds stop and resume it once. A guest not running stays as it is."""
+        refresh. Holds nest, on one thread or several: the first stops the guest, a later one
+        waits for that stop, and the last to end resumes it. A guest not running stays as it is."""
         timeout = check_timeout(timeout)
-        with self._hold_lock:
-            counted = self._holds > 0 or self.state is MachineState.RUNNING
-            outermost = counted and self._holds == 0
-            self._holds += counted
-            if outermost:
-                self._quiet_events.update(("STOP", "RESUME"))  # QEMU's events for the stop and cont
+        with self._hold_turns:  # a stop and a resume of holds never interleave
+            with self._hold_lock:
+                counted = self._holds > 0 or self.state is MachineState.RUNNING
+                if counted and self._holds == 0:
+                    self._quiet_events.update(("STOP", "RESUME"))  # QEMU's events for the stop and cont
+                self._holds += counted
+            if counted and self._holds == 1:
+                try:
+                    self.qmp("stop", timeout)
+                except BaseException:
+                    self._release_hold(timeout)
+                    raise
         try:
-            if outermost:
-                self.qmp("stop", timeout)
             yield
         finally:
-            with self._hold_lock:
-                self._holds -= counted
-            if outermost:
-                self._end_hold(timeout)
+            if counted:
+                with self._hold_turns:
+                    self._release_hold(timeout)
+
+    def _release_hold(self, timeout: float) -> None:
+        """One hold fewer; the last resumes the guest (called with the turn held)."""
+        with self._hold_lock:
+            self._holds -= 1
+            last = self._holds == 0
+        if last:
+            self._end_hold(timeout)
 
     def _end_hold(self, timeout: float) -> None:
         """Resume, unless the guest faulted, ended or was paused meanwhile. Once the RESUME has

@@ -221,13 +221,39 @@ class Image:
 
     def symbolize(self, vaddr: int) -> str:
         """`function+0xoffset` for a code or data address, a label's name at its exact address,
-        or the hex address if nothing is known there."""
-        found = self._containing_symbol(vaddr)
+        `label+0xoffset` in code after an assembly label, or the hex address if nothing is known
+        there."""
+        found = self._containing_symbol(vaddr) or self._code_label_before(vaddr)
         if found is None:
             labels = sorted(s.name for s in self.symbols.values() if s.vaddr == vaddr and s.kind == "label")
             return labels[0] if labels else f"{vaddr:#x}"
         offset = vaddr - found.vaddr
         return found.name if offset == 0 else f"{found.name}+{offset:#x}"
+
+    def _code_label_before(self, vaddr: int) -> Symbol | None:
+        """In an executable section, the last symbol at or before `vaddr` if it is a label: an
+        assembly label has no size, and the instructions after it are its own (objdump names
+        them so). None when the last symbol there is a function that ends before `vaddr`."""
+        section = self.section_at(vaddr)
+        if section is None or not section.executable:
+            return None
+        ordered, starts = self._code_symbols
+        index = bisect.bisect_right(starts, vaddr) - 1
+        if index < 0 or ordered[index].vaddr < section.vaddr or ordered[index].kind != "label":
+            return None
+        return ordered[index]
+
+    @functools.cached_property
+    def _code_symbols(self) -> tuple[list[Symbol], list[int]]:
+        """One symbol per address in executable sections, in address order: a function there
+        if there is one, else the first label by name."""
+        chosen: dict[int, Symbol] = {}
+        for symbol in sorted(self.symbols.values(), key=lambda s: (s.kind == "label", s.name)):
+            section = self.section_at(symbol.vaddr)
+            if section is not None and section.executable:
+                chosen.setdefault(symbol.vaddr, symbol)
+        ordered = sorted(chosen.values(), key=lambda s: s.vaddr)
+        return ordered, [s.vaddr for s in ordered]
 
     def format_vaddr(self, vaddr: int) -> str:
         """`0xffffffff80101234 <app_main+0x1c>`, or just the hex when no symbol covers it."""
