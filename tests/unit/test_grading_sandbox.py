@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -34,9 +35,10 @@ def course(tmp_path: Path) -> Path:
     return course
 
 
-def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = None,
-              student: str = "alice", prebuilt: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `probe` (Python) as alice's graded kernel would run."""
+def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = None, student: str = "alice",
+              prebuilt: Path | None = None, grader_tasks: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `probe` (Python) as alice's graded kernel would run; `grader_tasks`, a hard task limit
+    the grader itself runs under."""
     submission = course / "autograded" / student / "02-single-address-space"
     submission.mkdir(parents=True, exist_ok=True)
     connection_file = course.parent / "kernel.json"
@@ -49,8 +51,13 @@ def sandboxed(course: Path, probe: str, *, connection: dict[str, str] | None = N
         command = [*argv[:argv.index("ipykernel_launcher") - 2], sys.executable, "probe.py"]  # the kernel's place
         launcher = ("import sys; from workbench.classroom import sandbox; "
                     "sys.exit(sandbox.run_sandboxed(sys.argv[2:], pass_fds=(int(sys.argv[1]),)))")
+        def limit() -> None:
+            if grader_tasks is not None:
+                resource.setrlimit(resource.RLIMIT_NPROC, (grader_tasks, grader_tasks))
+
         return subprocess.run([sys.executable, "-c", launcher, str(facts), *command], capture_output=True,
-                              text=True, timeout=120, check=False, cwd=submission, pass_fds=(facts,))
+                              text=True, timeout=120, check=False, cwd=submission, pass_fds=(facts,),
+                              preexec_fn=limit)
     finally:
         os.close(facts)
 
@@ -226,6 +233,13 @@ def test_processes_and_temporary_files_are_bounded(course: Path) -> None:
     started, tmp, shm = map(int, done.stdout.split())
     assert started < 1000, done.stdout  # 2,000 were asked for
     assert tmp <= sandbox.TMPFS_BYTES >> 20 and shm <= sandbox.TMPFS_BYTES >> 20
+
+
+def test_the_task_cap_is_set_inside_and_never_above_the_graders_own(course: Path) -> None:
+    probe = "import resource; print(*resource.getrlimit(resource.RLIMIT_NPROC))"
+    assert sandboxed(course, probe).stdout.split() == [str(sandbox.sandbox_limits.MAX_TASKS)] * 2
+    lower = sandboxed(course, probe, grader_tasks=300)
+    assert lower.stdout.split() == ["300", "300"], lower.stderr
 
 
 def test_the_task_budget_is_the_submissions_whatever_else_the_grader_runs(course: Path) -> None:

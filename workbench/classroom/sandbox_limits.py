@@ -32,9 +32,15 @@ PREFIX = "workbench-grader-"
 REMOVE_SECONDS = 5.0
 
 
-# Runs as the sandbox's first command, inside its user namespace: the limit, then the command.
-_LIMIT_TASKS = ("import os, resource, sys; limit = int(sys.argv[1]); "
-                "resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit)); os.execv(sys.argv[2], sys.argv[2:])")
+# Runs as the sandbox's first command, inside its user namespace: the limit (never above the hard
+# limit the grader has, which it may not raise), then the command.
+_LIMIT_TASKS = """
+import os, resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+limit = int(sys.argv[1]) if hard == resource.RLIM_INFINITY else min(int(sys.argv[1]), hard)
+resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 def tasks_argv(python: str) -> list[str]:
