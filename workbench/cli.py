@@ -233,6 +233,7 @@ def command_doctor(_: argparse.Namespace) -> int:
     try:
         sandbox.check_sandbox()
         report(True, f"grading sandbox (bubblewrap with a user namespace); {sandbox_limits.cgroup_note()}")
+        print(f"info     grading side by side: {sandbox_limits.cpu_note()}")
     except sandbox.SandboxError as error:
         report(False, "grading sandbox: autograding cannot run here", str(error))
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -48,6 +48,8 @@ def test_doctor_finds_qemu_and_both_toolchains() -> None:
     done = workbench("doctor")
     assert done.returncode == 0, done.stdout
     assert "QEMU" in done.stdout and "gcc toolchain" in done.stdout and "clang toolchain" in done.stdout
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    assert ("the kernel's autogroup is on" in done.stdout) is autogroup, done.stdout
 
 
 def test_pagetable_prints_the_labelled_address_space(workspace: Workspace) -> None:

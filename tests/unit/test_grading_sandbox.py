@@ -291,6 +291,42 @@ def test_the_task_budget_is_the_submissions_whatever_else_the_grader_runs(course
     assert result.stdout.split() == ["100", "300"], result.stdout + result.stderr
 
 
+@pytest.mark.slow(14)
+def test_a_submission_graded_beside_a_cpu_hog_keeps_its_share(course: Path) -> None:
+    """verify-grades --jobs N grades submissions side by side: one that spins 100 processes must
+    not starve its neighbour toward the per-cell timeout. Each sandbox is a session of its own
+    (bwrap --new-session), and the kernel's autogroup shares the CPU between sessions, not
+    between processes (without it the neighbour would get about 1 % here)."""
+    work = """
+        import time
+        start, count = time.monotonic(), 0
+        while time.monotonic() - start < 2:
+            for _ in range(10000):
+                count += 1
+        print(count)
+        """
+    hog = """
+        import os, time
+        for _ in range(100):
+            if os.fork() == 0:
+                end = time.monotonic() + 8
+                while time.monotonic() < end:
+                    pass
+                os._exit(0)
+        open("spinning", "w").close()
+        time.sleep(8)
+        """
+    alone = int(sandboxed(course, work).stdout)
+    spinning = course / "autograded" / "mallory" / "02-single-address-space" / "spinning"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        hogging = pool.submit(sandboxed, course, hog, student="mallory")
+        while not spinning.exists() and not hogging.done():
+            time.sleep(0.01)
+        beside = int(sandboxed(course, work).stdout)
+        assert not hogging.result().stderr
+    assert beside > alone / 4, f"{beside:,} steps beside the hog, {alone:,} alone"
+
+
 def test_a_machine_that_refuses_user_namespaces_stops_the_grader_with_one_line(tmp_path: Path) -> None:
     """As on a distribution that turns unprivileged user namespaces off: here, a user namespace of
     the test's own whose limit on further user namespaces is 0."""

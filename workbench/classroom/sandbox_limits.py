@@ -10,6 +10,8 @@ where the grading machine lets the grader make one.
   memory limit with no swap, where a cgroup can be made (cgroup v2 with a delegated subtree, or
   v1 as root). Where none can, the total is not limited: `cgroup_note()` says so.
 - Files: RLIMIT_FSIZE per file; no core dumps.
+- CPU: each sandbox is a session of its own, and the kernel's autogroup shares the CPU between
+  sessions (`cpu_note()` says whether it is on).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MAX_ADDRESS_SPACE = 4 << 30  # bytes of virtual memory per process (RLIMIT_AS; Q
 MAX_MEMORY = 6 << 30  # resident bytes of the whole submission, tmpfs included, where a cgroup allows
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "workbench-grader-"
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 REMOVE_SECONDS = 5.0
 
 
@@ -152,6 +155,20 @@ def cgroup_note() -> str:
         return f"cgroup v1: at most {MAX_TASKS} tasks and {MAX_MEMORY >> 30} GiB of memory per submission"
     return ("no cgroup can be made: memory is limited per process only"
             + ("" if os.geteuid() != 0 else ", and root has no process cap (RLIMIT_NPROC does not apply to root)"))
+
+
+def cpu_note() -> str:
+    """How submissions graded side by side share the CPU here, in one line. Each sandbox is a
+    session of its own; the kernel's autogroup shares the CPU between sessions, so one that
+    spins many processes does not starve its neighbour."""
+    try:
+        enabled = AUTOGROUP.read_text().strip() == "1"
+    except OSError:
+        enabled = False
+    if enabled:
+        return "the CPU is shared per submission (each its own session; the kernel's autogroup is on)"
+    return ("the CPU is shared per process, not per submission (the kernel's autogroup is off): grade with "
+            "--jobs 1, or sysctl kernel.sched_autogroup_enabled=1")
 
 
 @contextlib.contextmanager
