@@ -49,7 +49,13 @@ c.SharedPasswordAuthenticator.admin_password = admin_password or None
 # Where: the hub on port 8000 of every interface; put it behind HTTPS (a reverse proxy, or
 # c.JupyterHub.ssl_cert and ssl_key) before students use it.
 c.JupyterHub.bind_url = "http://:8000"
-c.ConfigurableHTTPProxy.command = [str(bin_dir.parent / "proxy/node_modules/.bin/configurable-http-proxy")]
+# The proxy runs in a session of its own. JupyterHub sends it SIGTERM when it stops and does not
+# wait; a hub that is killed, or that restarts its proxy while stopping, would leave one behind.
+# A parent-death signal (PR_SET_PDEATHSIG, set before the exec) ties the proxy to the hub.
+PROXY_DIES_WITH_HUB = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+                       "os.execv(sys.argv[1], sys.argv[1:])")
+c.ConfigurableHTTPProxy.command = [sys.executable, "-I", "-S", "-c", PROXY_DIES_WITH_HUB,
+                                   str(bin_dir.parent / "proxy/node_modules/.bin/configurable-http-proxy")]
 
 # What each student runs: JupyterLab as a JupyterHub server, on a copy of the lessons that is
 # theirs (a lesson already in ~/lessons is never overwritten).

@@ -69,7 +69,6 @@ c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
 c.JupyterHub.db_url = "sqlite:///{directory}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = {directory!r} + "/cookie_secret"
 c.Spawner.start_timeout = {spawn_timeout}
@@ -131,7 +130,7 @@ class ClassroomHub:
         config = self.directory / "jupyterhub_config.py"
         config.write_text(OVERRIDES.format(
             deploy=str(DEPLOY_CONFIG), homes=str(self.homes), port=self.port, hub_port=free_port(),
-            proxy_api_port=free_port(), proxy=str(PROXY), directory=str(self.directory),
+            proxy_api_port=free_port(), directory=str(self.directory),
             spawn_timeout=int(spawn_timeout), marker=MARKER, run_id=self.run_id, tmp=str(self.tmp),
             runtime=str(self.runtime), login="" if shipped_login else DUMMY_LOGIN,
             idle_timeout=idle_timeout, token=self.token))
@@ -139,6 +138,7 @@ class ClassroomHub:
                               else {"WORKBENCH_HUB_PASSWORD": secrets.token_urlsafe(16)})
         self.log_path = self.directory / "jupyterhub.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.last_words = ""  # the end of the hub's log as it stopped
         self._config = config
 
     def __enter__(self) -> ClassroomHub:
@@ -176,6 +176,7 @@ class ClassroomHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+        self.last_words = self.log_tail(30)  # the directory, its log with it, goes now
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def log_tail(self, lines: int = 60) -> str:

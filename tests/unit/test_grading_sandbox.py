@@ -296,7 +296,7 @@ def test_a_submission_graded_beside_a_cpu_hog_keeps_its_share(course: Path) -> N
     """verify-grades --jobs N grades submissions side by side: one that spins 100 processes must
     not starve its neighbour toward the per-cell timeout. Each sandbox is a session of its own
     (bwrap --new-session), and the kernel's autogroup shares the CPU between sessions, not
-    between processes (without it the neighbour would get about 1 % here)."""
+    between processes (without it the neighbour got about 2 % here)."""
     work = """
         import time
         start, count = time.monotonic(), 0
