@@ -238,6 +238,16 @@ def test_processes_and_temporary_files_are_bounded(course: Path) -> None:
 def test_the_task_cap_is_set_inside_and_never_above_the_graders_own(course: Path) -> None:
     probe = "import resource; print(*resource.getrlimit(resource.RLIMIT_NPROC))"
     assert sandboxed(course, probe).stdout.split() == [str(sandbox.sandbox_limits.MAX_TASKS)] * 2
+    raised = sandboxed(course, """
+        import resource
+        try:
+            resource.setrlimit(resource.RLIMIT_NPROC, (100000, 100000))  # a submission raising its own cap
+            print("raised")
+        except (ValueError, OSError):
+            print("refused")
+        print(*resource.getrlimit(resource.RLIMIT_NPROC))
+        """)
+    assert raised.stdout.split() == ["refused", *[str(sandbox.sandbox_limits.MAX_TASKS)] * 2], raised.stderr
     lower = sandboxed(course, probe, grader_tasks=300)
     assert lower.stdout.split() == ["300", "300"], lower.stderr
 

@@ -25,7 +25,6 @@ import traitlets
 
 from workbench.errors import WorkbenchError
 from workbench.guest import frames as guest_frames
-from workbench.guest.frames import milliseconds_since
 from workbench.guest.machine import Machine
 from workbench.kernel.image import Image
 from workbench.models import frames
@@ -94,7 +93,7 @@ class FrameMap(FollowingView):
                 raise ViewError("a diff shows two frame maps: FrameMap(before, after)")
             self.before = source
             super().__init__(source="diff", **self._state(image))
-            self.timings["widget"] = milliseconds_since(started)
+            self.timings["widget"] = guest_frames.milliseconds_since(started)
             return
         if image is not None and not isinstance(image, Image):
             raise ViewError(f"the image is an Image (ws.build()) or None, not {type(image).__name__}")
@@ -107,10 +106,10 @@ class FrameMap(FollowingView):
         else:
             assert isinstance(source, Snapshot)
             frame_map = frames.classify(source, self.image, None)
-            self.timings["classify"] = milliseconds_since(started)
+            self.timings["classify"] = guest_frames.milliseconds_since(started)
         made = time.perf_counter()
         super().__init__(source="machine" if machine is not None else "snapshot", **self._state(frame_map))
-        self.timings["widget"] = milliseconds_since(made)
+        self.timings["widget"] = guest_frames.milliseconds_since(made)
         self._follow_machine()
 
     def _state(self, frame_map: frames.FrameMap) -> dict[str, Any]:
@@ -232,5 +231,6 @@ def _take_map(machine: Machine, image: Image | None, timings: dict[str, float] |
     read = time.perf_counter()
     frame_map = frames.classify(snapshot, image, allocator)
     if timings is not None:
-        timings.update(read=milliseconds_since(started, read), classify=milliseconds_since(read))
+        timings.update(read=guest_frames.milliseconds_since(started, read),
+                       classify=guest_frames.milliseconds_since(read))
     return frame_map
